@@ -1,0 +1,41 @@
+#include "cpu/cpu-features.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+namespace fastrnn {
+
+#if defined(__x86_64__) || defined(__i386__)
+namespace {
+unsigned long long xgetbv0() {
+  unsigned eax, edx;
+  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+  return (static_cast<unsigned long long>(edx) << 32) | eax;
+}
+bool bit(unsigned reg, int b) { return (reg >> b) & 1u; }
+}  // namespace
+
+CpuFeatures cpu_features_detect() {
+  CpuFeatures f;
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  const bool fma = bit(c, 12), osxsave = bit(c, 27), avx = bit(c, 28);
+  if (!osxsave || !avx) return f;
+  const unsigned long long xcr0 = xgetbv0();
+  const bool ymm_state = (xcr0 & 0x6) == 0x6;            // SSE + AVX state
+  const bool zmm_state = (xcr0 & 0xE6) == 0xE6;          // + opmask, ZMM_Hi256, Hi16_ZMM
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
+  f.avx2 = ymm_state && fma && bit(b, 5);
+  const bool avx512 = bit(b, 16) && bit(b, 17) && bit(b, 30) && bit(b, 31);  // F DQ BW VL
+  f.avx512 = f.avx2 && zmm_state && avx512;
+  f.avx512_vnni = f.avx512 && bit(c, 11);
+  unsigned a1, b1, c1, d1;
+  if (f.avx512 && __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512_bf16 = bit(a1, 5);
+  return f;
+}
+#else
+CpuFeatures cpu_features_detect() { return {}; }
+#endif
+
+}  // namespace fastrnn

@@ -1,0 +1,15 @@
+// CPU feature detection: facts only (CPUID and XGETBV), no policy.
+#pragma once
+
+namespace fastrnn {
+
+struct CpuFeatures {
+  bool avx2 = false;      // AVX2 + FMA + OS support for ymm state
+  bool avx512 = false;    // AVX-512 F/BW/DQ/VL + OS support for zmm and opmask state
+  bool avx512_bf16 = false;
+  bool avx512_vnni = false;
+};
+
+CpuFeatures cpu_features_detect();
+
+}  // namespace fastrnn

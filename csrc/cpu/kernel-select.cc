@@ -1,0 +1,77 @@
+#include "cpu/kernel-select.h"
+
+#include <atomic>
+#include <stdexcept>
+
+#include "cpu/cpu-features.h"
+
+namespace fastrnn {
+namespace {
+
+struct Entry {
+  const char* name;
+  const KernelTable* table;
+  bool (*supported)(const CpuFeatures&);
+};
+
+const Entry kEntries[] = {
+    {"scalar", &kKernelsScalar, [](const CpuFeatures&) { return true; }},
+#if defined(FASTRNN_X86)
+    {"avx2", &kKernelsAvx2, [](const CpuFeatures& f) { return f.avx2; }},
+    {"avx512", &kKernelsAvx512, [](const CpuFeatures& f) { return f.avx512; }},
+#endif
+};
+
+const CpuFeatures& features() {
+  static const CpuFeatures f = cpu_features_detect();
+  return f;
+}
+
+const KernelTable* best() {
+  const KernelTable* t = &kKernelsScalar;
+  for (const Entry& e : kEntries)
+    if (e.supported(features())) t = e.table;
+  return t;
+}
+
+std::atomic<const KernelTable*> g_table{nullptr};
+
+}  // namespace
+
+const KernelTable& kernels() {
+  const KernelTable* t = g_table.load(std::memory_order_acquire);
+  if (!t) {
+    t = best();
+    g_table.store(t, std::memory_order_release);
+  }
+  return *t;
+}
+
+std::vector<std::string> kernels_available() {
+  std::vector<std::string> out;
+  for (const Entry& e : kEntries)
+    if (e.supported(features())) out.push_back(e.name);
+  return out;
+}
+
+std::string kernels_select(const std::string& name) {
+  if (name.empty() || name == "auto") {
+    g_table.store(best(), std::memory_order_release);
+    return {};
+  }
+  bool known = (name == "scalar" || name == "avx2" || name == "avx512");
+  if (!known)
+    throw std::invalid_argument("FASTRNN_ISA must be one of scalar, avx2, avx512, auto; got '" +
+                                name + "'");
+  for (const Entry& e : kEntries) {
+    if (name == e.name && e.supported(features())) {
+      g_table.store(e.table, std::memory_order_release);
+      return {};
+    }
+  }
+  const KernelTable* fallback = best();
+  g_table.store(fallback, std::memory_order_release);
+  return "FASTRNN_ISA=" + name + " is not supported by this CPU; using " + fallback->isa;
+}
+
+}  // namespace fastrnn

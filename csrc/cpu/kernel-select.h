@@ -1,0 +1,18 @@
+// The kernel table in use: chosen once at import from the CPU's features and FASTRNN_ISA.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "kernels/kernel-table.h"
+
+namespace fastrnn {
+
+const KernelTable& kernels();                 // the table in use
+std::vector<std::string> kernels_available(); // ISAs this CPU can run, best last
+// Selects a table by name ("scalar", "avx2", "avx512", or "auto" for the best). A name the
+// CPU cannot run falls back to the best it can and returns a warning text (else empty).
+// An unknown name throws std::invalid_argument.
+std::string kernels_select(const std::string& name);
+
+}  // namespace fastrnn

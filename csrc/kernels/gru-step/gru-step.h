@@ -1,0 +1,30 @@
+// GRU step with the gate math fused into the matmul epilogue.
+// Math:     r = σ(gx_r + W_hr·h), z = σ(gx_z + W_hz·h), n = tanh(gx_n + r ⊙ (W_hn·h + b_hn)),
+//           h' = n + z ⊙ (h − n)  (= (1−z)⊙n + z⊙h, written as PyTorch's CPU kernel does).
+//           PyTorch trap: b_hn stays inside r ⊙ (…), so it cannot be folded into gx_n;
+//           gx holds b_ir+b_hr, b_iz+b_hz and b_in only.
+// Layout:   panel p = 16 hidden units × 3 gates: w (panels, K, 3, 16); gx rows (panels·48);
+//           b_hn (panels·16); h_prev and h rows (panels·16).
+// Accuracy: fp32 dot products, sigmoid/tanh per activations.h.
+// Included inside an ISA's anonymous namespace (no includes here).
+
+void gru_step(const StepArgs& s) {
+  step_panels<3, 16>(
+      s,
+      [&](int p, int b, V(&acc)[3]) {
+        const float* gx = s.gx + b * s.ld_gx + p * 48;
+        acc[0] = vload(gx);
+        acc[1] = vload(gx + 16);
+        acc[2] = s.b_hn ? vload(s.b_hn + p * 16) : vzero();
+      },
+      [&](int p, int b, V(&acc)[3]) {
+        const float* gx = s.gx + b * s.ld_gx + p * 48;
+        const V r = vsigmoid(acc[0]);
+        const V z = vsigmoid(acc[1]);
+        const V n = vtanh(vfma(r, acc[2], vload(gx + 32)));
+        const V h_prev = vload(s.h_prev + b * s.ld_h_prev + p * 16);
+        const V h = vfma(z, vsub(h_prev, n), n);
+        vstore(s.h + b * s.ld_h + p * 16, h);
+        store_output(s, b, p * 16, h);
+      });
+}

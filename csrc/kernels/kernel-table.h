@@ -1,0 +1,71 @@
+// The kernel table: every leaf kernel of one instruction set behind one struct of function
+// pointers. cpu/kernel-select.cc picks one table at import; ops call through it and never
+// see an intrinsic. Kernels never allocate, spawn threads, throw, or see Python.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace fastrnn {
+
+// C[rows, panels p0..p1) = A · Wᵀ + bias, W packed as (panels, K, nv, 16).
+// a: (rows, K) with row stride lda; bias: (panels * nv * 16) or null; c: (rows, ≥ p1*nv*16)
+// with row stride ldc, full panels stored.
+struct GemmArgs {
+  const float* a;
+  ptrdiff_t lda;
+  int rows;
+  const float* w;
+  int K;
+  int nv;  // 3 or 4
+  int p0, p1;
+  const float* bias;
+  float* c;
+  ptrdiff_t ldc;
+};
+
+// One recurrent time step for batch rows [b0, b1) and panels [p0, p1).
+// Rows whose length ≤ t are inactive: their state is carried (h = h_prev, c untouched) and
+// their output row is zero; that is a PackedSequence's meaning.
+struct StepArgs {
+  const float* w;            // packed W_hh (or W_hr): (panels, K, nv, 16), see ops/pack.h
+  int K;                     // reduction length: H_out for W_hh, H for W_hr
+  int p0, p1;                // panel range
+  int b0, b1;                // batch row range
+  const float* h_prev;       // (B, ≥ K) rows, stride ld_h_prev; the previous h (or LSTM's r)
+  ptrdiff_t ld_h_prev;
+  const float* carry;        // (B, ≥ p1*units): state copied for inactive rows (the old h)
+  ptrdiff_t ld_carry;
+  const float* gx;           // (B, panels*nv*16): input projection incl. biases (null: none)
+  ptrdiff_t ld_gx;
+  const float* b_hn;         // GRU only: (panels*16), stays inside r ⊙ (W_hn h + b_hn)
+  float* c;                  // LSTM only: (B, panels*16) cell state, updated in place
+  ptrdiff_t ld_c;
+  float* h;                  // (B, panels*units): the new state (LSTM with projection: r)
+  ptrdiff_t ld_h;
+  float* y;                  // optional (B, y_cols) output rows, stride ld_y; null: none
+  ptrdiff_t ld_y;
+  int y_cols;                // valid units; columns ≥ y_cols are never written
+  const int64_t* lengths;    // (B) sequence lengths or null (all rows active)
+  int64_t t;                 // the time index of this step (for the lengths test)
+};
+
+struct KernelTable {
+  const char* isa;
+  void (*gemm)(const GemmArgs&);
+  void (*lstm_step)(const StepArgs&);      // gates → c, h (or r = o ⊙ tanh(c) with projection)
+  void (*gru_step)(const StepArgs&);
+  void (*rnn_tanh_step)(const StepArgs&);
+  void (*rnn_relu_step)(const StepArgs&);
+  void (*projection_step)(const StepArgs&);  // h = W_hr · r, no bias, no gates
+  void (*sigmoid)(const float* x, float* y, size_t n);
+  void (*tanh)(const float* x, float* y, size_t n);
+};
+
+extern const KernelTable kKernelsScalar;
+#if defined(FASTRNN_X86)
+extern const KernelTable kKernelsAvx2;
+extern const KernelTable kKernelsAvx512;
+#endif
+
+}  // namespace fastrnn

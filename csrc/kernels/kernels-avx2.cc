@@ -1,0 +1,30 @@
+// The avx2 kernel table: the shared kernel bodies compiled for one instruction set.
+// Everything here has internal linkage except the table itself, so no function compiled
+// with this file's ISA flags can be picked by the linker for another ISA's caller.
+#include <cstddef>
+#include <cstdint>
+#include <immintrin.h>
+
+#include "kernels/kernel-table.h"
+
+namespace fastrnn {
+namespace {
+// clang-format off
+#include "kernels/vec/vec-avx2.h"
+#include "kernels/activations/activations.h"
+#include "kernels/panel/panel-dot.h"
+#include "kernels/panel/step-driver.h"
+#include "kernels/gemm/gemm.h"
+#include "kernels/lstm-step/lstm-step.h"
+#include "kernels/gru-step/gru-step.h"
+#include "kernels/rnn-step/rnn-step.h"
+// clang-format on
+}  // namespace
+
+extern const KernelTable kKernelsAvx2 = {
+    "avx2",           gemm,         lstm_step,   gru_step,
+    rnn_step<false>,  rnn_step<true>, projection_step, map_sigmoid,
+    map_tanh,
+};
+
+}  // namespace fastrnn

@@ -1,0 +1,39 @@
+// LSTM step with the gate math fused into the matmul epilogue, and the projection step.
+// Math:     a = G_x[t] + W_hh·h (gates i,f,g,o); c' = σ(f)⊙c + σ(i)⊙tanh(g);
+//           h' = σ(o)⊙tanh(c')  (with proj_size: r = σ(o)⊙tanh(c'), then h' = W_hr·r).
+// Layout:   panel p = 16 hidden units × 4 gates: w (panels, K, 4, 16); gx rows
+//           (panels·64) in the same order; c, h rows (panels·16); projection panels are
+//           64 outputs: w_hr (ceil(P/64), H, 4, 16).
+// Accuracy: fp32 dot products, sigmoid/tanh per activations.h; ≤ 1e-5 abs against
+//           torch fp32 for ordinary scales (tests/test_parity_torch.py).
+// Included inside an ISA's anonymous namespace (no includes here).
+
+void lstm_step(const StepArgs& s) {
+  step_panels<4, 16>(
+      s, [&](int p, int b, V(&acc)[4]) { init_from_gx<4>(s, p, b, acc); },
+      [&](int p, int b, V(&acc)[4]) {
+        const V i = vsigmoid(acc[0]);
+        const V f = vsigmoid(acc[1]);
+        const V g = vtanh(acc[2]);
+        const V o = vsigmoid(acc[3]);
+        float* c = s.c + b * s.ld_c + p * 16;
+        const V c_new = vfma(f, vload(c), vmul(i, g));
+        vstore(c, c_new);
+        const V h = vmul(o, vtanh(c_new));
+        vstore(s.h + b * s.ld_h + p * 16, h);
+        store_output(s, b, p * 16, h);
+      });
+}
+
+void projection_step(const StepArgs& s) {
+  step_panels<4, 64>(
+      s, [&](int, int, V(&acc)[4]) {
+        for (int v = 0; v < 4; ++v) acc[v] = vzero();
+      },
+      [&](int p, int b, V(&acc)[4]) {
+        for (int v = 0; v < 4; ++v) {
+          vstore(s.h + b * s.ld_h + p * 64 + 16 * v, acc[v]);
+          store_output(s, b, p * 64 + 16 * v, acc[v]);
+        }
+      });
+}

@@ -1,0 +1,85 @@
+// The one microkernel every matmul in fastrnn is built on: R rows of A times one packed
+// panel, accumulated in registers.
+// Math:     acc[r][v] += Σ_k a[r·lda + k] · w[k][v][0..15], k ascending; with KS = 2 the even
+//           and odd k run in two chains that are added at the end. The order depends only
+//           on K and the ISA, never on R or on the thread split, so results are
+//           bit-identical for any number of threads.
+// Layout:   w: one panel, (K, NV, 16) floats, contiguous (see ops/pack.h);
+//           a: R rows of K floats, row stride lda.
+// Accuracy: plain fp32 FMA accumulation, as a BLAS dot product.
+// Included inside an ISA's anonymous namespace after its vec-*.h (no includes here).
+
+#define FASTRNN_INLINE inline __attribute__((always_inline))
+
+template <int NV, int R>
+FASTRNN_INLINE void panel_dot_k(const float* w, const float* a, ptrdiff_t lda, int k,
+                                V (&acc)[R][NV]) {
+  const float* wk = w + static_cast<ptrdiff_t>(k) * NV * 16;
+  V wv[NV];
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) wv[v] = vload(wk + 16 * v);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const V x = vset1(a[r * lda + k]);
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[r][v] = vfma(wv[v], x, acc[r][v]);
+  }
+}
+
+template <int NV, int R, int KS>
+FASTRNN_INLINE void panel_dot(const float* w, int K, const float* a, ptrdiff_t lda,
+                              V (&acc)[R][NV]) {
+  int k = 0;
+  if constexpr (KS == 2) {
+    V odd[R][NV];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) odd[r][v] = vzero();
+    for (; k + 1 < K; k += 2) {
+      panel_dot_k<NV, R>(w, a, lda, k, acc);
+      panel_dot_k<NV, R>(w, a, lda, k + 1, odd);
+    }
+    if (k < K) panel_dot_k<NV, R>(w, a, lda, k, acc);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[r][v] = vadd(acc[r][v], odd[r][v]);
+  } else {
+    for (; k < K; ++k) panel_dot_k<NV, R>(w, a, lda, k, acc);
+  }
+}
+
+template <int N>
+struct RowCount {
+  static constexpr int value = N;
+};
+
+// Calls body(RowCount<R>{}, first_row) for row blocks of kMaxR rows, then the tail blocks,
+// so every row block size is a compile-time constant.
+template <int kMaxR, class Body>
+FASTRNN_INLINE void for_row_blocks(int b0, int b1, Body&& body) {
+  int b = b0;
+  for (; b + kMaxR <= b1; b += kMaxR) body(RowCount<kMaxR>{}, b);
+  if constexpr (kMaxR > 1) {
+    const int rest = b1 - b;
+    if (rest > 0) {
+      if constexpr (kMaxR >= 6) {
+        if (rest >= 4) {
+          body(RowCount<4>{}, b);
+          b += 4;
+        }
+      }
+      if constexpr (kMaxR >= 3) {
+        if (b1 - b >= 2) {
+          body(RowCount<2>{}, b);
+          b += 2;
+        }
+      }
+      while (b < b1) {
+        body(RowCount<1>{}, b);
+        ++b;
+      }
+    }
+  }
+}

@@ -1,0 +1,62 @@
+// The shared skeleton of every recurrent step kernel: for each panel and block of batch
+// rows, start the accumulators (init), add h_prev · W_hh (panel_dot), then apply the cell's
+// gate math in registers (epilogue). Inactive rows (length ≤ t) carry their state and get a
+// zero output row instead. Nothing of shape (B, G) is ever written to memory.
+// Included inside an ISA's anonymous namespace (no includes here).
+
+FASTRNN_INLINE bool row_active(const StepArgs& s, int b) {
+  return s.lengths == nullptr || s.t < s.lengths[b];
+}
+
+// Writes one 16-unit vector of an output row, never past y_cols.
+FASTRNN_INLINE void store_output(const StepArgs& s, int b, int unit0, V val) {
+  if (s.y == nullptr) return;
+  const int n = s.y_cols - unit0;
+  float* y = s.y + b * s.ld_y + unit0;
+  if (n >= 16)
+    vstore(y, val);
+  else if (n > 0)
+    vstore_n(y, val, n);
+}
+
+// Inactive row: h = carried state, output zero, c untouched.
+template <int kUnits>
+FASTRNN_INLINE void carry_row(const StepArgs& s, int p, int b) {
+  const int unit0 = p * kUnits;
+  for (int u = 0; u < kUnits; u += 16) {
+    if (s.carry) vstore(s.h + b * s.ld_h + unit0 + u, vload(s.carry + b * s.ld_carry + unit0 + u));
+    store_output(s, b, unit0 + u, vzero());
+  }
+}
+
+template <int NV, int kUnits, class Init, class Epilogue>
+FASTRNN_INLINE void step_panels(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
+  for (int p = s.p0; p < s.p1; ++p) {
+    const float* w = s.w + static_cast<ptrdiff_t>(p) * s.K * NV * 16;
+    for_row_blocks<kStepRows>(s.b0, s.b1, [&](auto rows, int b0) {
+      constexpr int R = decltype(rows)::value;
+      bool any_active = false;
+      for (int r = 0; r < R; ++r) any_active |= row_active(s, b0 + r);
+      if (!any_active) {
+        for (int r = 0; r < R; ++r) carry_row<kUnits>(s, p, b0 + r);
+        return;
+      }
+      V acc[R][NV];
+      for (int r = 0; r < R; ++r) init(p, b0 + r, acc[r]);
+      panel_dot<NV, R, kStepSplitK>(w, s.K, s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev, acc);
+      for (int r = 0; r < R; ++r) {
+        if (row_active(s, b0 + r))
+          epilogue(p, b0 + r, acc[r]);
+        else
+          carry_row<kUnits>(s, p, b0 + r);
+      }
+    });
+  }
+}
+
+// Accumulators start from the input projection row (which already holds the biases).
+template <int NV>
+FASTRNN_INLINE void init_from_gx(const StepArgs& s, int p, int b, V (&acc)[NV]) {
+  const float* gx = s.gx + b * s.ld_gx + p * NV * 16;
+  for (int v = 0; v < NV; ++v) acc[v] = vload(gx + 16 * v);
+}

@@ -1,0 +1,20 @@
+// Elman RNN step, tanh or relu, fused into the matmul epilogue.
+// Math:     h' = tanh(gx + W_hh·h) or relu(gx + W_hh·h); relu(NaN) = NaN as in torch.
+// Layout:   panel p = 64 consecutive hidden units (4 vectors): w (panels, K, 4, 16);
+//           gx and h rows (panels·64).
+// Accuracy: fp32 dot products, tanh per activations.h; relu exact.
+// Included inside an ISA's anonymous namespace (no includes here).
+
+template <bool kRelu>
+void rnn_step(const StepArgs& s) {
+  step_panels<4, 64>(
+      s, [&](int p, int b, V(&acc)[4]) { init_from_gx<4>(s, p, b, acc); },
+      [&](int p, int b, V(&acc)[4]) {
+        for (int v = 0; v < 4; ++v) {
+          // max(0, x) with x second: NaN propagates.
+          const V h = kRelu ? vmax(vzero(), acc[v]) : vtanh(acc[v]);
+          vstore(s.h + b * s.ld_h + p * 64 + 16 * v, h);
+          store_output(s, b, p * 64 + 16 * v, h);
+        }
+      });
+}

@@ -1,0 +1,53 @@
+// 16-lane float vector for AVX-512F: one zmm register.
+// Included inside an anonymous namespace by kernels-avx512.cc only (internal linkage).
+// min/max return their second operand when either is NaN (x86 MINPS/MAXPS semantics);
+// every ISA's vector keeps that rule so NaN handling is the same everywhere.
+
+struct V {
+  __m512 v;
+};
+using VMask = __mmask16;
+
+// Register budget (32 zmm): rows per step block, and whether to split K in two chains.
+constexpr int kStepRows = 3;  // 3 rows × 4 gates × 2 chains = 24 accumulators
+constexpr int kStepSplitK = 2;
+constexpr int kGemmRows = 6;  // 6 rows × 4 vectors = 24 accumulators
+
+inline V vload(const float* p) { return {_mm512_loadu_ps(p)}; }
+inline void vstore(float* p, V a) { _mm512_storeu_ps(p, a.v); }
+inline void vstore_n(float* p, V a, int n) {
+  _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), a.v);
+}
+inline V vset1(float x) { return {_mm512_set1_ps(x)}; }
+inline V vzero() { return {_mm512_setzero_ps()}; }
+inline V vadd(V a, V b) { return {_mm512_add_ps(a.v, b.v)}; }
+inline V vsub(V a, V b) { return {_mm512_sub_ps(a.v, b.v)}; }
+inline V vmul(V a, V b) { return {_mm512_mul_ps(a.v, b.v)}; }
+inline V vdiv(V a, V b) { return {_mm512_div_ps(a.v, b.v)}; }
+inline V vfma(V a, V b, V c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }  // a*b + c
+inline V vmin(V a, V b) { return {_mm512_min_ps(a.v, b.v)}; }
+inline V vmax(V a, V b) { return {_mm512_max_ps(a.v, b.v)}; }
+inline V vabs(V a) { return {_mm512_abs_ps(a.v)}; }
+// Magnitude of a with the sign bit of s.
+inline V vcopysign(V a, V s) {
+  const __m512i sign = _mm512_set1_epi32(static_cast<int>(0x80000000u));
+  return {_mm512_castsi512_ps(_mm512_ternarylogic_epi32(
+      _mm512_castps_si512(a.v), _mm512_castps_si512(s.v), sign, 0xD8))};  // 0xD8: sign ? s : a, bitwise
+}
+inline VMask vlt(V a, V b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_LT_OQ); }
+inline V vselect(VMask m, V if_true, V if_false) {
+  return {_mm512_mask_blend_ps(m, if_false.v, if_true.v)};
+}
+inline V vround(V a) {
+  return {_mm512_roundscale_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)};
+}
+// 2^n for integral n in [-127, 127] (normal range), built in the exponent field.
+inline V vexp2i(V n) {
+  const __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n.v), _mm512_set1_epi32(127));
+  return {_mm512_castsi512_ps(_mm512_slli_epi32(e, 23))};
+}
+// Splits integral n into halves a + b = n with a = floor(n / 2).
+inline V vhalf_floor(V n) {
+  return {_mm512_roundscale_ps(_mm512_mul_ps(n.v, _mm512_set1_ps(0.5f)),
+                               _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)};
+}

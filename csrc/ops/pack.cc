@@ -1,0 +1,71 @@
+#include "ops/pack.h"
+
+#include <stdexcept>
+
+namespace fastrnn {
+namespace {
+
+// out[p][k][v][lane] = w[row][k] for the unit the slot maps to, zero beyond H.
+// w: (geo.gates·H, K) row-major, or a bias vector when K = 1.
+void panels_pack(const float* w, int H, int K, const PanelGeometry& geo, int panels,
+                 float* out) {
+  const int per_gate = geo.vectors / geo.gates;  // vectors of one gate within a panel
+  for (int p = 0; p < panels; ++p) {
+    for (int k = 0; k < K; ++k) {
+      float* dst = out + (static_cast<size_t>(p) * K + k) * geo.cols();
+      for (int v = 0; v < geo.vectors; ++v) {
+        const int gate = v / per_gate;
+        for (int lane = 0; lane < kLanes; ++lane) {
+          const int unit = p * geo.units + (v % per_gate) * kLanes + lane;
+          dst[v * kLanes + lane] =
+              unit < H ? w[static_cast<size_t>(gate * H + unit) * K + k] : 0.0f;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+RnnModel model_pack(const RnnConfig& cfg, const std::vector<RawWeights>& raw) {
+  const int L = cfg.num_layers, D = cfg.num_directions, H = cfg.hidden_size;
+  if (raw.size() != static_cast<size_t>(L * D))
+    throw std::invalid_argument("model_pack: expected one weight set per layer and direction");
+  RnnModel m;
+  m.cfg = cfg;
+  m.geo = panel_geometry(cfg.cell);
+  m.panels = div_up(H, m.geo.units);
+  m.proj_panels = cfg.proj_size > 0 ? div_up(cfg.proj_size, kProjectionGeometry.units) : 0;
+  const int G = m.geo.gates;
+  const size_t cols = static_cast<size_t>(m.panels) * m.geo.cols();
+  std::vector<float> bias(static_cast<size_t>(G) * H);
+  for (int i = 0; i < L * D; ++i) {
+    const RawWeights& r = raw[i];
+    PackedWeights pw;
+    const int I = cfg.layer_input(i / D);
+    pw.w_ih.resize(cols * I);
+    panels_pack(r.w_ih, H, I, m.geo, m.panels, pw.w_ih.data());
+    pw.w_hh.resize(cols * cfg.h_out());
+    panels_pack(r.w_hh, H, cfg.h_out(), m.geo, m.panels, pw.w_hh.data());
+    // LSTM and RNN biases sum; GRU's b_hn must stay inside r ⊙ (W_hn h + b_hn).
+    for (int j = 0; j < G * H; ++j) {
+      const bool gru_n = cfg.cell == CellKind::kGru && j >= 2 * H;
+      bias[j] = (r.b_ih ? r.b_ih[j] : 0.0f) + (r.b_hh && !gru_n ? r.b_hh[j] : 0.0f);
+    }
+    pw.bias.resize(cols);
+    panels_pack(bias.data(), H, 1, m.geo, m.panels, pw.bias.data());
+    if (cfg.cell == CellKind::kGru && r.b_hh) {
+      pw.b_hn.resize(static_cast<size_t>(m.panels) * kLanes);
+      panels_pack(r.b_hh + 2 * H, H, 1, PanelGeometry{1, 1, 16}, m.panels, pw.b_hn.data());
+    }
+    if (m.proj_panels > 0) {
+      pw.w_hr.resize(static_cast<size_t>(m.proj_panels) * kProjectionGeometry.cols() * H);
+      panels_pack(r.w_hr, cfg.proj_size, H, kProjectionGeometry, m.proj_panels,
+                  pw.w_hr.data());
+    }
+    m.weights.push_back(std::move(pw));
+  }
+  return m;
+}
+
+}  // namespace fastrnn

@@ -1,0 +1,61 @@
+// Weight packing: torch's (G·H, K) matrices into the panel layout every kernel reads.
+//
+//   torch W: rows g·H + j (gate g, unit j), K columns.
+//   packed:  (panels, K, NV, 16) — for each panel, K rows of NV·16 floats:
+//
+//     LSTM / GRU panel p, row k:   | i[16p..16p+15] | f[…] | g[…] | o[…] |   (GRU: r z n)
+//     RNN / projection panel p:    | u[64p..+15] | u[64p+16..] | u[64p+32..] | u[64p+48..] |
+//
+//   Units ≥ H are zero padding. One panel holds everything the epilogue of its units needs,
+//   and a thread that owns a panel range owns a contiguous slice of the packed W.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/aligned-buffer.h"
+#include "core/types.h"
+
+namespace fastrnn {
+
+struct RnnConfig {
+  CellKind cell = CellKind::kLstm;
+  int input_size = 0;
+  int hidden_size = 0;
+  int proj_size = 0;  // LSTM only; 0: none
+  int num_layers = 1;
+  int num_directions = 1;
+  bool bias = true;
+  int h_out() const { return proj_size > 0 ? proj_size : hidden_size; }
+  int layer_input(int layer) const { return layer == 0 ? input_size : num_directions * h_out(); }
+};
+
+// One layer and direction in torch's layout: contiguous float32, shapes as torch's.
+struct RawWeights {
+  const float* w_ih = nullptr;  // (G·H, I_k)
+  const float* w_hh = nullptr;  // (G·H, H_out)
+  const float* b_ih = nullptr;  // (G·H) or null
+  const float* b_hh = nullptr;  // (G·H) or null
+  const float* w_hr = nullptr;  // (P, H) or null
+};
+
+struct PackedWeights {
+  AlignedBuffer w_ih;  // (panels, I_k, NV, 16)
+  AlignedBuffer w_hh;  // (panels, H_out, NV, 16)
+  AlignedBuffer bias;  // (panels·NV·16): b_ih + b_hh, except GRU's n gate: b_in only
+  AlignedBuffer b_hn;  // GRU: (panels·16)
+  AlignedBuffer w_hr;  // LSTM projection: (proj_panels, H, 4, 16)
+};
+
+struct RnnModel {
+  RnnConfig cfg;
+  PanelGeometry geo;
+  int panels = 0;        // ceil(H / geo.units)
+  int proj_panels = 0;   // ceil(P / 64), 0 without projection
+  std::vector<PackedWeights> weights;  // index layer·D + direction
+};
+
+// Packs all layers and directions; raw has num_layers·num_directions entries.
+RnnModel model_pack(const RnnConfig& cfg, const std::vector<RawWeights>& raw);
+
+}  // namespace fastrnn

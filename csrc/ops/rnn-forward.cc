@@ -1,0 +1,359 @@
+#include "ops/rnn-forward.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "core/threads.h"
+#include "cpu/kernel-select.h"
+
+namespace fastrnn {
+namespace {
+
+// G_x budget per direction: 256 Ki floats (1 MiB), so a time chunk of input projections
+// stays in L2 between the GEMM that writes it and the steps that read it.
+constexpr size_t kGxChunkFloats = size_t{1} << 18;
+
+// A step below this many multiply-adds per thread is faster on one core than split:
+// the per-step barrier (~0.1–0.3 us) would eat the gain.
+constexpr double kMinMacsPerThread = 64.0 * 1024;
+
+size_t mul_checked(size_t a, size_t b) {
+  if (a != 0 && b > SIZE_MAX / a) throw std::length_error("fastrnn: workspace size overflows");
+  return a * b;
+}
+
+// Reused across calls by each calling thread: no large allocation, no fresh page faults.
+struct Workspace {
+  AlignedBuffer gx[2];      // per direction: (chunk·B, panels·NV·16)
+  AlignedBuffer h[2][2];    // per direction, double-buffered state: (B, ld_h)
+  AlignedBuffer r[2];       // LSTM projection input o ⊙ tanh(c): (B, panels·16)
+  AlignedBuffer c[2];       // LSTM cell state: (B, panels·16)
+  AlignedBuffer layer[2];   // inter-layer outputs, ping-pong: (T, B, D·H_out)
+};
+thread_local Workspace t_workspace;
+
+// The slice of work one thread owns for one direction.
+struct Slice {
+  int p0 = 0, p1 = 0;    // gate panels
+  int q0 = 0, q1 = 0;    // projection panels (or, without projection, = gate panels)
+  int b0 = 0, b1 = 0;    // batch rows
+};
+
+// Splits n items into nt contiguous ranges, direction-major, and returns thread tid's part
+// of direction d.
+void range_of(int n_per_dir, int D, int nt, int tid, int d, int& lo, int& hi) {
+  const int n = n_per_dir * D;
+  const int a = static_cast<int>(static_cast<int64_t>(n) * tid / nt);
+  const int b = static_cast<int>(static_cast<int64_t>(n) * (tid + 1) / nt);
+  lo = std::clamp(a - d * n_per_dir, 0, n_per_dir);
+  hi = std::clamp(b - d * n_per_dir, 0, n_per_dir);
+  if (hi < lo) hi = lo;
+}
+
+class Forward {
+ public:
+  Forward(const RnnModel& m, const ForwardArgs& a, int nt)
+      : m_(m), a_(a), k_(kernels()), nt_(nt) {
+    const RnnConfig& cfg = m.cfg;
+    D_ = cfg.num_directions;
+    H_out_ = cfg.h_out();
+    proj_ = m.proj_panels > 0;
+    gcols_ = m.panels * m.geo.cols();
+    ld_c_ = m.panels * kLanes;
+    // The state row covers whole panels of whichever stage writes h.
+    ld_h_ = proj_ ? m.proj_panels * kProjectionGeometry.units : m.panels * m.geo.units;
+    // Hidden split when every thread gets at least one panel; else batch split.
+    batch_split_ = nt_ > 1 && m.panels * D_ < nt_;
+    const size_t B = static_cast<size_t>(a.B);
+    chunk_ = static_cast<int>(std::clamp<size_t>(
+        kGxChunkFloats / std::max<size_t>(1, mul_checked(B, gcols_)), 1,
+        static_cast<size_t>(a.T)));
+    Workspace& ws = t_workspace;
+    for (int d = 0; d < D_; ++d) {
+      ws.gx[d].resize(mul_checked(mul_checked(chunk_, B), gcols_));
+      ws.h[d][0].resize(mul_checked(B, ld_h_));
+      ws.h[d][1].resize(mul_checked(B, ld_h_));
+      if (cfg.cell == CellKind::kLstm) ws.c[d].resize(mul_checked(B, ld_c_));
+      if (proj_) ws.r[d].resize(mul_checked(B, ld_c_));
+    }
+    if (cfg.num_layers > 1) {
+      const size_t n = mul_checked(mul_checked(a.T, B), static_cast<size_t>(D_) * H_out_);
+      ws.layer[0].resize(n);
+      if (cfg.num_layers > 2) ws.layer[1].resize(n);
+    }
+    ws_ = &ws;
+  }
+
+  void run(int tid, int nt, SpinBarrier& barrier) {
+    bool sense = false;
+    Slice slice[2];
+    for (int d = 0; d < D_; ++d) slice[d] = slice_of(tid, nt, d);
+    const auto sync = [&] {
+      if (!batch_split_) barrier.wait(sense);
+    };
+    const int L = m_.cfg.num_layers;
+    for (int l = 0; l < L; ++l) {
+      const float* in = l == 0 ? a_.x : ws_->layer[(l - 1) % 2].data();
+      float* out = l == L - 1 ? a_.y : ws_->layer[l % 2].data();
+      const int I = m_.cfg.layer_input(l);
+      for (int d = 0; d < D_; ++d) state_init(l, d, slice[d]);
+      sync();
+      for (int64_t s0 = 0; s0 < a_.T; s0 += chunk_) {
+        const int64_t s1 = std::min<int64_t>(a_.T, s0 + chunk_);
+        for (int d = 0; d < D_; ++d) project_inputs(l, d, slice[d], in, I, s0, s1);
+        for (int64_t s = s0; s < s1; ++s) {
+          for (int d = 0; d < D_; ++d) step_gates(l, d, slice[d], out, s, s1);
+          if (proj_) {
+            sync();
+            for (int d = 0; d < D_; ++d) step_projection(l, d, slice[d], out, s);
+          }
+          sync();
+        }
+      }
+      for (int d = 0; d < D_; ++d) state_final(l, d, slice[d]);
+    }
+  }
+
+ private:
+  Slice slice_of(int tid, int nt, int d) const {
+    Slice s;
+    if (batch_split_) {
+      s.p1 = m_.panels;
+      s.q1 = m_.proj_panels;
+      s.b0 = static_cast<int>(a_.B * tid / nt);
+      s.b1 = static_cast<int>(a_.B * (tid + 1) / nt);
+    } else {
+      range_of(m_.panels, D_, nt, tid, d, s.p0, s.p1);
+      if (proj_) range_of(m_.proj_panels, D_, nt, tid, d, s.q0, s.q1);
+      s.b1 = static_cast<int>(a_.B);
+    }
+    if (!proj_) {
+      s.q0 = s.p0;
+      s.q1 = s.p1;
+    }
+    return s;
+  }
+
+  // Units [u0, u1) of the state rows this thread writes: whole panels, clipped to n.
+  static void units_of(int p0, int p1, int per_panel, int n, int& u0, int& u1) {
+    u0 = std::min(n, p0 * per_panel);
+    u1 = std::min(n, p1 * per_panel);
+  }
+
+  int h_units_per_panel() const {
+    return proj_ ? kProjectionGeometry.units : m_.geo.units;
+  }
+
+  // Copies h0 / c0 (or zeros) into the buffer that step 0 reads.
+  void state_init(int l, int d, const Slice& s) {
+    const int ld = l * D_ + d;
+    const int64_t B = a_.B;
+    float* h = ws_->h[d][1].data();
+    int u0, u1;
+    // Padding units are zeroed too: whole panels of this slice.
+    u0 = s.q0 * h_units_per_panel();
+    u1 = s.q1 * h_units_per_panel();
+    const int valid = std::max(0, std::min(u1, H_out_) - u0);
+    for (int64_t b = s.b0; b < s.b1; ++b) {
+      float* row = h + b * ld_h_ + u0;
+      std::memset(row, 0, sizeof(float) * (u1 - u0));
+      if (a_.h0 && valid > 0)
+        std::memcpy(row, a_.h0 + (ld * B + b) * H_out_ + u0, sizeof(float) * valid);
+    }
+    if (m_.cfg.cell != CellKind::kLstm) return;
+    float* c = ws_->c[d].data();
+    const int H = m_.cfg.hidden_size;
+    u0 = s.p0 * kLanes;
+    u1 = s.p1 * kLanes;
+    const int cvalid = std::max(0, std::min(u1, H) - u0);
+    for (int64_t b = s.b0; b < s.b1; ++b) {
+      float* row = c + b * ld_c_ + u0;
+      std::memset(row, 0, sizeof(float) * (u1 - u0));
+      if (a_.c0 && cvalid > 0)
+        std::memcpy(row, a_.c0 + (ld * B + b) * H + u0, sizeof(float) * cvalid);
+    }
+  }
+
+  void state_final(int l, int d, const Slice& s) {
+    const int ld = l * D_ + d;
+    const int64_t B = a_.B;
+    const float* h = ws_->h[d][(a_.T - 1) & 1].data();
+    int u0, u1;
+    units_of(s.q0, s.q1, h_units_per_panel(), H_out_, u0, u1);
+    for (int64_t b = s.b0; b < s.b1 && u1 > u0; ++b)
+      std::memcpy(a_.h_n + (ld * B + b) * H_out_ + u0, h + b * ld_h_ + u0,
+                  sizeof(float) * (u1 - u0));
+    if (m_.cfg.cell != CellKind::kLstm) return;
+    const int H = m_.cfg.hidden_size;
+    units_of(s.p0, s.p1, kLanes, H, u0, u1);
+    for (int64_t b = s.b0; b < s.b1 && u1 > u0; ++b)
+      std::memcpy(a_.c_n + (ld * B + b) * H + u0, ws_->c[d].data() + b * ld_c_ + u0,
+                  sizeof(float) * (u1 - u0));
+  }
+
+  // Time index of step s in direction d.
+  int64_t time_of(int d, int64_t s) const { return d == 0 ? s : a_.T - 1 - s; }
+
+  // Row of G_x holding (time t, batch 0) within the chunk of steps [s0, s1).
+  int64_t gx_row(int d, int64_t t, int64_t s0, int64_t s1) const {
+    const int64_t first_time = d == 0 ? s0 : a_.T - s1;
+    return (t - first_time) * a_.B;
+  }
+
+  // G_x = X · W_ihᵀ + b for the chunk's time steps, this slice's panels and rows.
+  void project_inputs(int l, int d, const Slice& s, const float* in, int I, int64_t s0,
+                      int64_t s1) {
+    if (s.p1 <= s.p0 || s.b1 <= s.b0) return;
+    const PackedWeights& w = m_.weights[l * D_ + d];
+    const int64_t first_time = d == 0 ? s0 : a_.T - s1;
+    const int64_t steps = s1 - s0;
+    const ptrdiff_t lda = I;  // layer 0: x rows (I); above: the layer below's (D·H_out)
+    GemmArgs g;
+    g.lda = lda;
+    g.w = w.w_ih.data();
+    g.K = I;
+    g.nv = m_.geo.vectors;
+    g.p0 = s.p0;
+    g.p1 = s.p1;
+    g.bias = w.bias.data();
+    g.ldc = gcols_;
+    if (s.b0 == 0 && s.b1 == a_.B) {
+      // All rows of the chunk are contiguous: one GEMM over steps·B rows.
+      g.a = in + first_time * a_.B * lda;
+      g.rows = static_cast<int>(steps * a_.B);
+      g.c = ws_->gx[d].data();
+      k_.gemm(g);
+      return;
+    }
+    for (int64_t t = first_time; t < first_time + steps; ++t) {
+      g.a = in + (t * a_.B + s.b0) * lda;
+      g.rows = s.b1 - s.b0;
+      g.c = ws_->gx[d].data() + (gx_row(d, t, s0, s1) + s.b0) * gcols_;
+      k_.gemm(g);
+    }
+  }
+
+  void step_gates(int l, int d, const Slice& s, float* out, int64_t step, int64_t s1) {
+    if (s.p1 <= s.p0 || s.b1 <= s.b0) return;
+    const PackedWeights& w = m_.weights[l * D_ + d];
+    const int cur = step & 1, prev = cur ^ 1;
+    const int64_t t = time_of(d, step);
+    const int64_t s0 = (step / chunk_) * chunk_;
+    StepArgs a{};
+    a.w = w.w_hh.data();
+    a.K = H_out_;
+    a.p0 = s.p0;
+    a.p1 = s.p1;
+    a.b0 = s.b0;
+    a.b1 = s.b1;
+    a.h_prev = ws_->h[d][prev].data();
+    a.ld_h_prev = ld_h_;
+    a.gx = ws_->gx[d].data() + gx_row(d, t, s0, s1) * gcols_;
+    a.ld_gx = gcols_;
+    a.lengths = a_.lengths;
+    a.t = t;
+    if (proj_) {
+      // Gates write r = o ⊙ tanh(c); the projection step then writes h and the output.
+      a.h = ws_->r[d].data();
+      a.ld_h = ld_c_;
+    } else {
+      a.carry = a.h_prev;
+      a.ld_carry = ld_h_;
+      a.h = ws_->h[d][cur].data();
+      a.ld_h = ld_h_;
+      a.y = out + t * a_.B * D_ * H_out_ + d * H_out_;
+      a.ld_y = D_ * H_out_;
+      a.y_cols = H_out_;
+    }
+    switch (m_.cfg.cell) {
+      case CellKind::kLstm:
+        a.c = ws_->c[d].data();
+        a.ld_c = ld_c_;
+        k_.lstm_step(a);
+        break;
+      case CellKind::kGru:
+        a.b_hn = w.b_hn.size() ? w.b_hn.data() : nullptr;
+        k_.gru_step(a);
+        break;
+      case CellKind::kRnnTanh:
+        k_.rnn_tanh_step(a);
+        break;
+      case CellKind::kRnnRelu:
+        k_.rnn_relu_step(a);
+        break;
+    }
+  }
+
+  void step_projection(int l, int d, const Slice& s, float* out, int64_t step) {
+    if (s.q1 <= s.q0 || s.b1 <= s.b0) return;
+    const int cur = step & 1, prev = cur ^ 1;
+    const int64_t t = time_of(d, step);
+    StepArgs a{};
+    a.w = m_.weights[l * D_ + d].w_hr.data();
+    a.K = m_.cfg.hidden_size;
+    a.p0 = s.q0;
+    a.p1 = s.q1;
+    a.b0 = s.b0;
+    a.b1 = s.b1;
+    a.h_prev = ws_->r[d].data();
+    a.ld_h_prev = ld_c_;
+    a.carry = ws_->h[d][prev].data();
+    a.ld_carry = ld_h_;
+    a.h = ws_->h[d][cur].data();
+    a.ld_h = ld_h_;
+    a.y = out + t * a_.B * D_ * H_out_ + d * H_out_;
+    a.ld_y = D_ * H_out_;
+    a.y_cols = H_out_;
+    a.lengths = a_.lengths;
+    a.t = t;
+    k_.projection_step(a);
+  }
+
+  const RnnModel& m_;
+  const ForwardArgs& a_;
+  const KernelTable& k_;
+  Workspace* ws_ = nullptr;
+  int nt_;
+  int D_ = 1, H_out_ = 0, gcols_ = 0, ld_c_ = 0, ld_h_ = 0, chunk_ = 1;
+  bool proj_ = false, batch_split_ = false;
+};
+
+}  // namespace
+
+int rnn_forward_threads(const RnnModel& m, int64_t B, int max_threads) {
+  const RnnConfig& cfg = m.cfg;
+  const double macs = static_cast<double>(B) * cfg.num_directions * m.geo.gates *
+                      cfg.hidden_size * (cfg.h_out() + (cfg.proj_size > 0 ? 1 : 0));
+  int nt = static_cast<int>(std::min<double>(max_threads, macs / kMinMacsPerThread));
+  // Useful split units: panels of both directions, or batch rows.
+  const int64_t units = std::max<int64_t>(static_cast<int64_t>(m.panels) * cfg.num_directions, B);
+  nt = static_cast<int>(std::min<int64_t>(nt, units));
+  return std::max(1, nt);
+}
+
+void rnn_forward(const RnnModel& model, const ForwardArgs& args) {
+  if (args.T <= 0 || args.B <= 0) return;
+  const int nt = rnn_forward_threads(model, args.B, args.num_threads);
+  Forward f(model, args, nt);
+  if (nt == 1) {
+    SpinBarrier none(1);
+    f.run(0, 1, none);
+    return;
+  }
+  SpinBarrier barrier(nt);
+#pragma omp parallel num_threads(nt)
+  {
+    // A nested or limited runtime may give fewer threads: then one thread does it all.
+    if (omp_get_num_threads() == nt) {
+      f.run(omp_get_thread_num(), nt, barrier);
+    } else if (omp_get_thread_num() == 0) {
+      SpinBarrier none(1);
+      f.run(0, 1, none);
+    }
+  }
+}
+
+}  // namespace fastrnn

@@ -1,0 +1,29 @@
+// The layer × direction × time driver: one OpenMP parallel region per call.
+#pragma once
+
+#include <cstdint>
+
+#include "ops/pack.h"
+
+namespace fastrnn {
+
+// All arrays are contiguous float32 in torch's time-major layouts; the bindings check every
+// shape before this is called.
+struct ForwardArgs {
+  const float* x = nullptr;          // (T, B, I)
+  int64_t T = 0, B = 0;
+  const int64_t* lengths = nullptr;  // (B), each in [1, T], any order; null: all T
+  const float* h0 = nullptr;         // (L·D, B, H_out) or null (zeros)
+  const float* c0 = nullptr;         // (L·D, B, H) or null (zeros); LSTM only
+  float* y = nullptr;                // (T, B, D·H_out)
+  float* h_n = nullptr;              // (L·D, B, H_out)
+  float* c_n = nullptr;              // (L·D, B, H); LSTM only
+  int num_threads = 1;               // upper bound; small layers use fewer
+};
+
+void rnn_forward(const RnnModel& model, const ForwardArgs& args);
+
+// Threads rnn_forward would use for this shape (exposed for tests and benchmarks).
+int rnn_forward_threads(const RnnModel& model, int64_t B, int max_threads);
+
+}  // namespace fastrnn

@@ -1,0 +1,28 @@
+"""fastrnn: fast CPU inference of LSTM, GRU and RNN layers with PyTorch's exact semantics.
+
+    import fastrnn
+    lstm = fastrnn.from_torch(torch_lstm)
+    out, (h_n, c_n) = lstm(x)          # numpy in, numpy out, torch's shapes and meaning
+"""
+
+__version__ = "0.1.0"
+
+from ._runtime import cpu_info, get_num_threads, select_isa_from_env, set_num_threads
+from ._modules import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from ._torch import from_torch
+
+select_isa_from_env()
+
+__all__ = [
+    "LSTM",
+    "GRU",
+    "RNN",
+    "LSTMCell",
+    "GRUCell",
+    "RNNCell",
+    "from_torch",
+    "set_num_threads",
+    "get_num_threads",
+    "cpu_info",
+    "__version__",
+]

@@ -1,0 +1,367 @@
+"""The public layer and cell classes: torch.nn's names, arguments, defaults and shapes.
+
+A model holds its weights in torch's layout (for state_dict) and a packed copy in the
+compiled core (for speed). It is immutable between load_state_dict calls, so any number of
+Python threads may call one model at once: the GIL is released during compute.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._checks import as_float32, as_lengths, check_shape, positive_int, shape_text, to_numpy
+
+_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+
+class _RNNBase:
+    """Common machinery of LSTM, GRU and RNN (a multi-layer, maybe bidirectional, stack)."""
+
+    _mode = ""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        *,
+        seed: int | None = None,
+    ) -> None:
+        name = type(self).__name__
+        self.input_size = positive_int(input_size, "input_size")
+        self.hidden_size = positive_int(hidden_size, "hidden_size")
+        self.num_layers = positive_int(num_layers, "num_layers")
+        self.proj_size = positive_int(proj_size, "proj_size", minimum=0)
+        if self.proj_size and self._mode != "LSTM":
+            raise ValueError(f"{name}: proj_size is only supported by LSTM")
+        if self.proj_size >= self.hidden_size:
+            raise ValueError(
+                f"{name}: proj_size must be smaller than hidden_size ({self.hidden_size}), "
+                f"got {self.proj_size}"
+            )
+        if not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
+            raise ValueError(f"{name}: dropout must be a number in [0, 1], got {dropout!r}")
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dropout = float(dropout)  # a training feature: inference ignores it, as torch.eval()
+        self.bidirectional = bool(bidirectional)
+        # torch's default initialisation: U(-1/sqrt(H), 1/sqrt(H)) for every tensor.
+        rng = np.random.default_rng(seed)
+        k = 1.0 / np.sqrt(self.hidden_size)
+        weights = {
+            key: rng.uniform(-k, k, size=shape).astype(np.float32)
+            for key, shape in self._parameter_shapes().items()
+        }
+        self._weights: dict[str, np.ndarray] = {}
+        self._core = None
+        self.load_state_dict(weights)
+
+    # --- configuration -------------------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def _h_out(self) -> int:
+        return self.proj_size or self.hidden_size
+
+    def _parameter_shapes(self) -> dict[str, tuple]:
+        """torch's parameter names and shapes, in torch's order."""
+        G = _GATES[self._mode] * self.hidden_size
+        shapes: dict[str, tuple] = {}
+        for layer in range(self.num_layers):
+            in_size = self.input_size if layer == 0 else self.num_directions * self._h_out
+            for direction in range(self.num_directions):
+                sfx = f"_l{layer}" + ("_reverse" if direction else "")
+                shapes["weight_ih" + sfx] = (G, in_size)
+                shapes["weight_hh" + sfx] = (G, self._h_out)
+                if self.bias:
+                    shapes["bias_ih" + sfx] = (G,)
+                    shapes["bias_hh" + sfx] = (G,)
+                if self.proj_size:
+                    shapes["weight_hr" + sfx] = (self.proj_size, self.hidden_size)
+        return shapes
+
+    def extra_repr(self) -> str:
+        parts = [f"{self.input_size}, {self.hidden_size}"]
+        if self.num_layers != 1:
+            parts.append(f"num_layers={self.num_layers}")
+        if self._mode == "RNN_RELU":
+            parts.append("nonlinearity='relu'")
+        if not self.bias:
+            parts.append("bias=False")
+        if self.batch_first:
+            parts.append("batch_first=True")
+        if self.bidirectional:
+            parts.append("bidirectional=True")
+        if self.proj_size:
+            parts.append(f"proj_size={self.proj_size}")
+        return ", ".join(parts)
+
+    def __repr__(self) -> str:
+        return f"fastrnn.{type(self).__name__}({self.extra_repr()})"
+
+    # --- weights ---------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of the weights under torch's key names, in torch's order."""
+        return {k: v.copy() for k, v in self._weights.items()}
+
+    def load_state_dict(self, state_dict) -> None:
+        """Loads weights under torch's key names (numpy arrays or torch tensors). Strict: a
+        missing, unexpected or mis-shaped key is a ValueError naming it."""
+        name = type(self).__name__
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(
+                f"{name}.load_state_dict: state_dict must be a mapping, got {type(state_dict).__name__}"
+            )
+        shapes = self._parameter_shapes()
+        missing = [k for k in shapes if k not in state_dict]
+        extra = [k for k in state_dict.keys() if k not in shapes]
+        if missing or extra:
+            msg = [f"{name}.load_state_dict:"]
+            if missing:
+                msg.append(f"missing keys {missing}")
+            if extra:
+                msg.append(f"unexpected keys {extra}")
+            raise ValueError(" ".join(msg))
+        weights = {}
+        for key, shape in shapes.items():
+            a = as_float32(state_dict[key], f"{name}.load_state_dict: {key}")
+            check_shape(a, f"{name}.load_state_dict: {key}", shape)
+            weights[key] = a.copy()
+        self._core = _core.Model(
+            self._mode,
+            self.input_size,
+            self.hidden_size,
+            self.num_layers,
+            self.bidirectional,
+            self.proj_size,
+            self.bias,
+            self._core_weights(weights),
+        )
+        self._weights = weights
+
+    def _core_weights(self, w: dict[str, np.ndarray]) -> list:
+        out = []
+        for layer in range(self.num_layers):
+            for direction in range(self.num_directions):
+                sfx = f"_l{layer}" + ("_reverse" if direction else "")
+                out.append(
+                    tuple(w.get(k + sfx) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"))
+                )
+        return out
+
+    # --- inference -------------------------------------------------------------------------
+
+    def __call__(self, x, state=None, lengths=None):
+        return self.forward(x, state, lengths)
+
+    def forward(self, x, state=None, lengths=None):
+        """Runs the whole stack over a sequence.
+
+        x: (T, B, I), or (B, T, I) with batch_first, or unbatched (T, I); any real floating
+           dtype and strides (converted once to C-contiguous float32).
+        state: h_0 of shape (D·L, B, H_out) — for LSTM a tuple (h_0, c_0), c_0 (D·L, B, H);
+           unbatched: without the B axis. None: zeros.
+        lengths: (B,) integers in [1, T], any order: each sequence's valid steps, with a
+           PackedSequence's meaning (outputs past it are zero, states from its last step).
+        Returns (output, h_n), for LSTM (output, (h_n, c_n)), as torch does.
+        """
+        name = type(self).__name__
+        x = as_float32(x, "x")
+        I = self.input_size
+        if x.ndim == 3:
+            batched = True
+        elif x.ndim == 2:
+            batched = False
+        else:
+            layout = "(B, T, {0})" if self.batch_first else "(T, B, {0})"
+            raise ValueError(
+                f"{name}: x must have shape {layout.format(I)} or (T, {I}) (input_size={I}), "
+                f"got {shape_text(x.shape)}"
+            )
+        if x.shape[-1] != I:
+            layout = ("(B, T, {0})" if self.batch_first else "(T, B, {0})") if batched else "(T, {0})"
+            raise ValueError(
+                f"{name}: x must have shape {layout.format(I)} (input_size={I}), got {shape_text(x.shape)}"
+            )
+        if batched:
+            if self.batch_first:
+                x = np.ascontiguousarray(x.transpose(1, 0, 2))
+        else:
+            x = x[:, None, :]
+        T, B = x.shape[0], x.shape[1]
+        if T == 0 or B == 0:
+            raise ValueError(f"{name}: x must hold at least one time step and one sequence, got {shape_text(x.shape)}")
+        h0, c0 = self._initial_state(state, B, batched)
+        lens = None
+        if lengths is not None:
+            if not batched:
+                raise ValueError(f"{name}: lengths needs a batched x (T, B, I)")
+            lens = as_lengths(lengths, B, T)
+        y, h_n, c_n = self._core.forward(x, h0, c0, lens)
+        if batched:
+            if self.batch_first:
+                y = np.ascontiguousarray(y.transpose(1, 0, 2))
+        else:
+            y, h_n = y[:, 0], h_n[:, 0]
+            c_n = c_n[:, 0] if c_n is not None else None
+        return (y, (h_n, c_n)) if self._mode == "LSTM" else (y, h_n)
+
+    def _initial_state(self, state, B: int, batched: bool):
+        name = type(self).__name__
+        if state is None:
+            return None, None
+        LD = self.num_layers * self.num_directions
+        if self._mode == "LSTM":
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise TypeError(f"{name}: state must be a tuple (h_0, c_0), got {type(state).__name__}")
+            h0, c0 = (as_float32(s, n) for s, n in zip(state, ("h_0", "c_0")))
+            shapes = {"h_0": (LD, B, self._h_out), "c_0": (LD, B, self.hidden_size)}
+            pairs = (("h_0", h0), ("c_0", c0))
+        else:
+            h0, c0 = as_float32(state, "h_0"), None
+            shapes = {"h_0": (LD, B, self._h_out)}
+            pairs = (("h_0", h0),)
+        out = []
+        for key, a in pairs:
+            expected = shapes[key] if batched else (shapes[key][0], shapes[key][2])
+            check_shape(a, f"{name}: {key}", expected, "num_layers * num_directions, batch, features"
+                        if batched else "num_layers * num_directions, features")
+            out.append(np.ascontiguousarray(a if batched else a[:, None, :]))
+        return (out[0], out[1] if len(out) > 1 else None)
+
+
+class LSTM(_RNNBase):
+    """LSTM, torch.nn.LSTM's arguments: (input_size, hidden_size, num_layers=1, bias=True,
+    batch_first=False, dropout=0.0, bidirectional=False, proj_size=0)."""
+
+    _mode = "LSTM"
+
+
+class GRU(_RNNBase):
+    """GRU, torch.nn.GRU's arguments: (input_size, hidden_size, num_layers=1, bias=True,
+    batch_first=False, dropout=0.0, bidirectional=False)."""
+
+    _mode = "GRU"
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, *, seed=None):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, 0, seed=seed)
+
+
+class RNN(_RNNBase):
+    """Elman RNN, torch.nn.RNN's arguments: (input_size, hidden_size, num_layers=1,
+    nonlinearity='tanh', bias=True, batch_first=False, dropout=0.0, bidirectional=False)."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, *, seed=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self._mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, 0, seed=seed)
+
+    @property
+    def nonlinearity(self) -> str:
+        return "tanh" if self._mode == "RNN_TANH" else "relu"
+
+
+class _CellBase:
+    """One time step: a one-layer stack run for T = 1, with torch's cell parameter names."""
+
+    _layer_cls = LSTM
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, seed=None, **kw):
+        self._layer = self._layer_cls(input_size, hidden_size, 1, bias=bias, seed=seed, **kw)
+
+    input_size = property(lambda self: self._layer.input_size)
+    hidden_size = property(lambda self: self._layer.hidden_size)
+    bias = property(lambda self: self._layer.bias)
+
+    def __repr__(self) -> str:
+        return f"fastrnn.{type(self).__name__}({self._layer.extra_repr()})"
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {k[: -len("_l0")]: v for k, v in self._layer.state_dict().items()}
+
+    def load_state_dict(self, state_dict) -> None:
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(
+                f"{type(self).__name__}.load_state_dict: state_dict must be a mapping, "
+                f"got {type(state_dict).__name__}"
+            )
+        expected = set(self.state_dict())
+        extra = [k for k in state_dict.keys() if k not in expected]
+        if extra:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: unexpected keys {extra}")
+        self._layer.load_state_dict({k + "_l0": v for k, v in state_dict.items()})
+
+    def __call__(self, x, state=None):
+        return self.forward(x, state)
+
+    def forward(self, x, state=None):
+        """x: (B, I) or (I,); state: h (B, H) — LSTMCell: a tuple (h, c) — or None (zeros).
+        Returns h' (LSTMCell: (h', c')) with x's batching."""
+        name = type(self).__name__
+        x = as_float32(x, "x")
+        I, H = self.input_size, self.hidden_size
+        if x.ndim not in (1, 2) or x.shape[-1] != I:
+            raise ValueError(f"{name}: x must have shape (B, {I}) or ({I},) (input_size={I}), got {shape_text(x.shape)}")
+        batched = x.ndim == 2
+        B = x.shape[0] if batched else 1
+        expected = (B, H) if batched else (H,)
+        layer_state = None
+        if state is not None:
+            parts = state if self._layer.mode == "LSTM" else (state,)
+            if self._layer.mode == "LSTM" and (not isinstance(state, (tuple, list)) or len(state) != 2):
+                raise TypeError(f"{name}: state must be a tuple (h, c), got {type(state).__name__}")
+            arrays = []
+            for key, s in zip(("h", "c"), parts):
+                a = as_float32(s, key)
+                check_shape(a, f"{name}: {key}", expected)
+                arrays.append(a.reshape(1, B, H))
+            layer_state = tuple(arrays) if self._layer.mode == "LSTM" else arrays[0]
+        _, h_n = self._layer(x.reshape(1, B, I), layer_state)
+        if self._layer.mode == "LSTM":
+            h, c = h_n
+            return h.reshape(expected), c.reshape(expected)
+        return h_n.reshape(expected)
+
+
+class LSTMCell(_CellBase):
+    """torch.nn.LSTMCell(input_size, hidden_size, bias=True)."""
+
+    _layer_cls = LSTM
+
+
+class GRUCell(_CellBase):
+    """torch.nn.GRUCell(input_size, hidden_size, bias=True)."""
+
+    _layer_cls = GRU
+
+
+class RNNCell(_CellBase):
+    """torch.nn.RNNCell(input_size, hidden_size, bias=True, nonlinearity='tanh')."""
+
+    _layer_cls = RNN
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", *, seed=None):
+        super().__init__(input_size, hidden_size, bias, seed=seed, nonlinearity=nonlinearity)
+
+    @property
+    def nonlinearity(self) -> str:
+        return self._layer.nonlinearity
