@@ -161,6 +161,44 @@ class Model {
     return py::make_tuple(y, h_n, c_n);
   }
 
+  // One step for a stream: x (B, I); h (L·D, B, H_out) and c (L·D, B, H) are the stream's
+  // own state arrays, read and overwritten in place (the driver reads each layer's initial
+  // state before it writes that layer's final state, unit by unit, on the same thread).
+  // Returns the step's output (B, H_out). Unidirectional models only.
+  FloatArray step(const py::object& x_obj, const py::object& h_obj, const py::object& c_obj) {
+    const fastrnn::RnnConfig& cfg = model_.cfg;
+    if (cfg.num_directions != 1) throw py::value_error("a bidirectional model cannot stream");
+    if (!py::isinstance<py::array>(x_obj)) throw py::type_error("x must be a numpy array");
+    py::array x_arr = py::reinterpret_borrow<py::array>(x_obj);
+    if (x_arr.ndim() != 2)
+      throw py::value_error("x must have shape (B, " + std::to_string(cfg.input_size) +
+                            "), got " + shape_str(x_arr));
+    const int64_t B = x_arr.shape(0);
+    const int L = cfg.num_layers, H_out = cfg.h_out();
+    fastrnn::ForwardArgs a;
+    a.x = checked(x_obj, "x", {B, cfg.input_size});
+    a.T = 1;
+    a.B = B;
+    py::array h_arr = py::reinterpret_borrow<py::array>(h_obj);
+    a.h0 = checked(h_obj, "h", {L, B, H_out});
+    if (!h_arr.writeable()) throw py::value_error("h must be writeable");
+    a.h_n = static_cast<float*>(h_arr.mutable_data());
+    if (cfg.cell == CellKind::kLstm) {
+      py::array c_arr = py::reinterpret_borrow<py::array>(c_obj);
+      a.c0 = checked(c_obj, "c", {L, B, cfg.hidden_size});
+      if (!c_arr.writeable()) throw py::value_error("c must be writeable");
+      a.c_n = static_cast<float*>(c_arr.mutable_data());
+    }
+    FloatArray y({B, static_cast<int64_t>(H_out)});
+    a.y = y.mutable_data();
+    a.num_threads = fastrnn::threads_get();
+    {
+      py::gil_scoped_release release;
+      fastrnn::rnn_forward(model_, a);
+    }
+    return y;
+  }
+
   int threads_for(int64_t batch, int max_threads) const {
     return fastrnn::rnn_forward_threads(model_, batch,
                                         max_threads > 0 ? max_threads : fastrnn::threads_get());
@@ -188,6 +226,7 @@ PYBIND11_MODULE(_core, m) {
            py::arg("bidirectional"), py::arg("proj_size"), py::arg("bias"), py::arg("weights"))
       .def("forward", &Model::forward, py::arg("x"), py::arg("h0"), py::arg("c0"),
            py::arg("lengths"), py::arg("num_threads") = 0)
+      .def("step", &Model::step, py::arg("x"), py::arg("h"), py::arg("c"))
       .def("threads_for", &Model::threads_for, py::arg("batch"), py::arg("max_threads") = 0);
 
   m.def("set_num_threads", [](int n) {
