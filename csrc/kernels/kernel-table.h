@@ -48,6 +48,8 @@ struct StepArgs {
   int y_cols;                // valid units; columns ≥ y_cols are never written
   const int64_t* lengths;    // (B) sequence lengths or null (all rows active)
   int64_t t;                 // the time index of this step (for the lengths test)
+  bool many_rows;            // the whole batch is large: use the tall row block (see
+                             // step-driver.h); set from B only, never from b0..b1
 };
 
 struct KernelTable {

@@ -20,6 +20,9 @@ constexpr size_t kGxChunkFloats = size_t{1} << 18;
 // the per-step barrier (~0.1–0.3 us) would eat the gain.
 constexpr double kMinMacsPerThread = 64.0 * 1024;
 
+// From this batch size on, step kernels use the tall row block (see kernels/panel/step-driver.h).
+constexpr int64_t kManyRows = 6;
+
 size_t mul_checked(size_t a, size_t b) {
   if (a != 0 && b > SIZE_MAX / a) throw std::length_error("fastrnn: workspace size overflows");
   return a * b;
@@ -255,6 +258,7 @@ class Forward {
     a.ld_gx = gcols_;
     a.lengths = a_.lengths;
     a.t = t;
+    a.many_rows = a_.B >= kManyRows;
     if (proj_) {
       // Gates write r = o ⊙ tanh(c); the projection step then writes h and the output.
       a.h = ws_->r[d].data();
@@ -309,6 +313,7 @@ class Forward {
     a.y_cols = H_out_;
     a.lengths = a_.lengths;
     a.t = t;
+    a.many_rows = a_.B >= kManyRows;
     k_.projection_step(a);
   }
 

@@ -29,11 +29,11 @@ FASTRNN_INLINE void carry_row(const StepArgs& s, int p, int b) {
   }
 }
 
-template <int NV, int kUnits, class Init, class Epilogue>
-FASTRNN_INLINE void step_panels(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
+template <int NV, int kUnits, int kMaxR, int KS, class Init, class Epilogue>
+FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
   for (int p = s.p0; p < s.p1; ++p) {
     const float* w = s.w + static_cast<ptrdiff_t>(p) * s.K * NV * 16;
-    for_row_blocks<kStepRows>(s.b0, s.b1, [&](auto rows, int b0) {
+    for_row_blocks<kMaxR>(s.b0, s.b1, [&](auto rows, int b0) {
       constexpr int R = decltype(rows)::value;
       bool any_active = false;
       for (int r = 0; r < R; ++r) any_active |= row_active(s, b0 + r);
@@ -41,17 +41,38 @@ FASTRNN_INLINE void step_panels(const StepArgs& s, Init&& init, Epilogue&& epilo
         for (int r = 0; r < R; ++r) carry_row<kUnits>(s, p, b0 + r);
         return;
       }
+      // init and epilogue see copies: if the accumulators' address escaped into a lambda
+      // that is not inlined, GCC would keep them on the stack inside the k loop (measured:
+      // 2.2x slower LSTM steps at B=64).
       V acc[R][NV];
-      for (int r = 0; r < R; ++r) init(p, b0 + r, acc[r]);
-      panel_dot<NV, R, kStepSplitK>(w, s.K, s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev, acc);
       for (int r = 0; r < R; ++r) {
+        V row[NV];
+        init(p, b0 + r, row);
+        for (int v = 0; v < NV; ++v) acc[r][v] = row[v];
+      }
+      panel_dot<NV, R, KS>(w, s.K, s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev, acc);
+      for (int r = 0; r < R; ++r) {
+        V row[NV];
+        for (int v = 0; v < NV; ++v) row[v] = acc[r][v];
         if (row_active(s, b0 + r))
-          epilogue(p, b0 + r, acc[r]);
+          epilogue(p, b0 + r, row);
         else
           carry_row<kUnits>(s, p, b0 + r);
       }
     });
   }
+}
+
+// Few rows (batch 1, 2): K split in two chains to hide FMA latency. Many rows: the GEMM's
+// taller row block, which reads each weight vector once per kGemmRows rows.
+// The choice depends on the whole batch (s.many_rows), never on the thread's slice, so the
+// result of a row is the same for any thread count.
+template <int NV, int kUnits, class Init, class Epilogue>
+FASTRNN_INLINE void step_panels(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
+  if (s.many_rows)
+    step_panels_blocked<NV, kUnits, kGemmRows, 1>(s, init, epilogue);
+  else
+    step_panels_blocked<NV, kUnits, kStepRows, kStepSplitK>(s, init, epilogue);
 }
 
 // Accumulators start from the input projection row (which already holds the biases).
