@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <vector>
 
 #include "core/threads.h"
 #include "cpu/kernel-select.h"
@@ -30,13 +31,20 @@ size_t mul_checked(size_t a, size_t b) {
 
 // Reused across calls by each calling thread: no large allocation, no fresh page faults.
 struct Workspace {
-  AlignedBuffer gx[2];      // per direction: (chunk·B, panels·NV·16)
-  AlignedBuffer h[2][2];    // per direction, double-buffered state: (B, ld_h)
-  AlignedBuffer r[2];       // LSTM projection input o ⊙ tanh(c): (B, panels·16)
-  AlignedBuffer c[2];       // LSTM cell state: (B, panels·16)
-  AlignedBuffer layer[2];   // inter-layer outputs, ping-pong: (T, B, D·H_out)
+  AlignedBuffer gx[2];              // per direction: (chunk·B, panels·NV·16)
+  std::vector<AlignedBuffer> h;     // per layer·D + direction, double-buffered: (B, ld_h)
+  std::vector<AlignedBuffer> r;     // LSTM projection input o ⊙ tanh(c): (B, panels·16)
+  std::vector<AlignedBuffer> c;     // LSTM cell state: (B, panels·16)
+  AlignedBuffer seq[2];             // outputs of the layers below the last (see Forward)
 };
 thread_local Workspace t_workspace;
+
+// Rows of a time-major sequence buffer that starts at time t0: row (t, b) is at
+// base + ((t − t0)·B + b)·width.
+struct SeqView {
+  const float* base;
+  int64_t t0;
+};
 
 // The slice of work one thread owns for one direction.
 struct Slice {
@@ -75,52 +83,97 @@ class Forward {
         kGxChunkFloats / std::max<size_t>(1, mul_checked(B, gcols_)), 1,
         static_cast<size_t>(a.T)));
     Workspace& ws = t_workspace;
-    for (int d = 0; d < D_; ++d) {
-      ws.gx[d].resize(mul_checked(mul_checked(chunk_, B), gcols_));
-      ws.h[d][0].resize(mul_checked(B, ld_h_));
-      ws.h[d][1].resize(mul_checked(B, ld_h_));
-      if (cfg.cell == CellKind::kLstm) ws.c[d].resize(mul_checked(B, ld_c_));
-      if (proj_) ws.r[d].resize(mul_checked(B, ld_c_));
+    const int L = cfg.num_layers, LD = L * D_;
+    if (ws.h.size() < static_cast<size_t>(2 * LD)) ws.h.resize(2 * LD);
+    if (ws.c.size() < static_cast<size_t>(LD)) ws.c.resize(LD);
+    if (ws.r.size() < static_cast<size_t>(LD)) ws.r.resize(LD);
+    for (int i = 0; i < LD; ++i) {
+      ws.h[2 * i].resize(mul_checked(B, ld_h_));
+      ws.h[2 * i + 1].resize(mul_checked(B, ld_h_));
+      if (cfg.cell == CellKind::kLstm) ws.c[i].resize(mul_checked(B, ld_c_));
+      if (proj_) ws.r[i].resize(mul_checked(B, ld_c_));
     }
-    if (cfg.num_layers > 1) {
-      const size_t n = mul_checked(mul_checked(a.T, B), static_cast<size_t>(D_) * H_out_);
-      ws.layer[0].resize(n);
-      if (cfg.num_layers > 2) ws.layer[1].resize(n);
+    for (int d = 0; d < D_; ++d) ws.gx[d].resize(mul_checked(mul_checked(chunk_, B), gcols_));
+    // Layers below the last: a unidirectional stack runs chunk by chunk through all layers,
+    // so two chunk-sized buffers suffice and memory does not grow with T. A bidirectional
+    // layer needs the whole output of the layer below (its backward pass starts at the
+    // end): one T-sized buffer, ping-ponged with the caller's y.
+    const size_t row = mul_checked(B, static_cast<size_t>(D_) * H_out_);
+    if (L > 1 && D_ == 1) {
+      ws.seq[0].resize(mul_checked(chunk_, row));
+      if (L > 2) ws.seq[1].resize(mul_checked(chunk_, row));
+    } else if (L > 1) {
+      ws.seq[0].resize(mul_checked(static_cast<size_t>(a.T), row));
     }
     ws_ = &ws;
   }
 
   void run(int tid, int nt, SpinBarrier& barrier) {
-    bool sense = false;
     Slice slice[2];
     for (int d = 0; d < D_; ++d) slice[d] = slice_of(tid, nt, d);
+    bool sense = false;
     const auto sync = [&] {
       if (!batch_split_) barrier.wait(sense);
     };
+    if (D_ == 1)
+      run_unidirectional(slice[0], sync);
+    else
+      run_bidirectional(slice, sync);
+  }
+
+ private:
+  // Chunk-outer, layer-inner: each chunk of time steps passes through every layer while its
+  // activations are still in cache; layer state persists across chunks.
+  template <class Sync>
+  void run_unidirectional(const Slice& slice, Sync& sync) {
     const int L = m_.cfg.num_layers;
+    for (int l = 0; l < L; ++l) state_init(l, 0, slice);
+    sync();
+    for (int64_t s0 = 0; s0 < a_.T; s0 += chunk_) {
+      const int64_t s1 = std::min<int64_t>(a_.T, s0 + chunk_);
+      for (int l = 0; l < L; ++l) {
+        const SeqView in = l == 0 ? SeqView{a_.x, 0} : SeqView{ws_->seq[(l - 1) % 2].data(), s0};
+        float* out = l == L - 1 ? a_.y : ws_->seq[l % 2].data();
+        const int64_t out_t0 = l == L - 1 ? 0 : s0;
+        layer_chunk(l, &slice, in, out, out_t0, s0, s1, sync);
+      }
+    }
+    for (int l = 0; l < L; ++l) state_final(l, 0, slice);
+  }
+
+  // Layer-outer: the last layer writes y, the ones below alternate between a workspace
+  // buffer and y, so that layer l never reads the buffer it writes.
+  template <class Sync>
+  void run_bidirectional(const Slice* slice, Sync& sync) {
+    const int L = m_.cfg.num_layers;
+    const auto output_of = [&](int l) { return (L - 1 - l) % 2 == 0 ? a_.y : ws_->seq[0].data(); };
     for (int l = 0; l < L; ++l) {
-      const float* in = l == 0 ? a_.x : ws_->layer[(l - 1) % 2].data();
-      float* out = l == L - 1 ? a_.y : ws_->layer[l % 2].data();
-      const int I = m_.cfg.layer_input(l);
+      const SeqView in{l == 0 ? a_.x : output_of(l - 1), 0};
       for (int d = 0; d < D_; ++d) state_init(l, d, slice[d]);
       sync();
-      for (int64_t s0 = 0; s0 < a_.T; s0 += chunk_) {
-        const int64_t s1 = std::min<int64_t>(a_.T, s0 + chunk_);
-        for (int d = 0; d < D_; ++d) project_inputs(l, d, slice[d], in, I, s0, s1);
-        for (int64_t s = s0; s < s1; ++s) {
-          for (int d = 0; d < D_; ++d) step_gates(l, d, slice[d], out, s, s1);
-          if (proj_) {
-            sync();
-            for (int d = 0; d < D_; ++d) step_projection(l, d, slice[d], out, s);
-          }
-          sync();
-        }
-      }
+      for (int64_t s0 = 0; s0 < a_.T; s0 += chunk_)
+        layer_chunk(l, slice, in, output_of(l), 0, s0, std::min<int64_t>(a_.T, s0 + chunk_),
+                    sync);
       for (int d = 0; d < D_; ++d) state_final(l, d, slice[d]);
     }
   }
 
- private:
+  // Steps [s0, s1) of layer l, all directions: input projection, then the recurrence with
+  // one barrier per step (two with a projection).
+  template <class Sync>
+  void layer_chunk(int l, const Slice* slice, SeqView in, float* out, int64_t out_t0,
+                   int64_t s0, int64_t s1, Sync& sync) {
+    for (int d = 0; d < D_; ++d) project_inputs(l, d, slice[d], in, s0, s1);
+    for (int64_t s = s0; s < s1; ++s) {
+      for (int d = 0; d < D_; ++d) step_gates(l, d, slice[d], out, out_t0, s, s0);
+      if (proj_) {
+        sync();
+        for (int d = 0; d < D_; ++d) step_projection(l, d, slice[d], out, out_t0, s);
+      }
+      sync();
+    }
+  }
+
   Slice slice_of(int tid, int nt, int d) const {
     Slice s;
     if (batch_split_) {
@@ -154,7 +207,7 @@ class Forward {
   void state_init(int l, int d, const Slice& s) {
     const int ld = l * D_ + d;
     const int64_t B = a_.B;
-    float* h = ws_->h[d][1].data();
+    float* h = ws_->h[2 * ld + 1].data();
     int u0, u1;
     // Padding units are zeroed too: whole panels of this slice.
     u0 = s.q0 * h_units_per_panel();
@@ -167,7 +220,7 @@ class Forward {
         std::memcpy(row, a_.h0 + (ld * B + b) * H_out_ + u0, sizeof(float) * valid);
     }
     if (m_.cfg.cell != CellKind::kLstm) return;
-    float* c = ws_->c[d].data();
+    float* c = ws_->c[ld].data();
     const int H = m_.cfg.hidden_size;
     u0 = s.p0 * kLanes;
     u1 = s.p1 * kLanes;
@@ -183,7 +236,7 @@ class Forward {
   void state_final(int l, int d, const Slice& s) {
     const int ld = l * D_ + d;
     const int64_t B = a_.B;
-    const float* h = ws_->h[d][(a_.T - 1) & 1].data();
+    const float* h = ws_->h[2 * ld + ((a_.T - 1) & 1)].data();
     int u0, u1;
     units_of(s.q0, s.q1, h_units_per_panel(), H_out_, u0, u1);
     for (int64_t b = s.b0; b < s.b1 && u1 > u0; ++b)
@@ -193,29 +246,30 @@ class Forward {
     const int H = m_.cfg.hidden_size;
     units_of(s.p0, s.p1, kLanes, H, u0, u1);
     for (int64_t b = s.b0; b < s.b1 && u1 > u0; ++b)
-      std::memcpy(a_.c_n + (ld * B + b) * H + u0, ws_->c[d].data() + b * ld_c_ + u0,
+      std::memcpy(a_.c_n + (ld * B + b) * H + u0, ws_->c[ld].data() + b * ld_c_ + u0,
                   sizeof(float) * (u1 - u0));
   }
 
   // Time index of step s in direction d.
   int64_t time_of(int d, int64_t s) const { return d == 0 ? s : a_.T - 1 - s; }
 
-  // Row of G_x holding (time t, batch 0) within the chunk of steps [s0, s1).
-  int64_t gx_row(int d, int64_t t, int64_t s0, int64_t s1) const {
+  // Row of G_x holding (time t, batch 0) within the chunk of steps [s0, s0 + chunk).
+  int64_t gx_row(int d, int64_t t, int64_t s0) const {
+    const int64_t s1 = std::min<int64_t>(a_.T, s0 + chunk_);
     const int64_t first_time = d == 0 ? s0 : a_.T - s1;
     return (t - first_time) * a_.B;
   }
 
   // G_x = X · W_ihᵀ + b for the chunk's time steps, this slice's panels and rows.
-  void project_inputs(int l, int d, const Slice& s, const float* in, int I, int64_t s0,
-                      int64_t s1) {
+  void project_inputs(int l, int d, const Slice& s, SeqView in, int64_t s0, int64_t s1) {
     if (s.p1 <= s.p0 || s.b1 <= s.b0) return;
     const PackedWeights& w = m_.weights[l * D_ + d];
     const int64_t first_time = d == 0 ? s0 : a_.T - s1;
     const int64_t steps = s1 - s0;
-    const ptrdiff_t lda = I;  // layer 0: x rows (I); above: the layer below's (D·H_out)
+    const int I = m_.cfg.layer_input(l);  // layer 0: x rows (I); above: D·H_out
+    const auto row = [&](int64_t t, int64_t b) { return in.base + ((t - in.t0) * a_.B + b) * I; };
     GemmArgs g;
-    g.lda = lda;
+    g.lda = I;
     g.w = w.w_ih.data();
     g.K = I;
     g.nv = m_.geo.vectors;
@@ -225,26 +279,27 @@ class Forward {
     g.ldc = gcols_;
     if (s.b0 == 0 && s.b1 == a_.B) {
       // All rows of the chunk are contiguous: one GEMM over steps·B rows.
-      g.a = in + first_time * a_.B * lda;
+      g.a = row(first_time, 0);
       g.rows = static_cast<int>(steps * a_.B);
       g.c = ws_->gx[d].data();
       k_.gemm(g);
       return;
     }
     for (int64_t t = first_time; t < first_time + steps; ++t) {
-      g.a = in + (t * a_.B + s.b0) * lda;
+      g.a = row(t, s.b0);
       g.rows = s.b1 - s.b0;
-      g.c = ws_->gx[d].data() + (gx_row(d, t, s0, s1) + s.b0) * gcols_;
+      g.c = ws_->gx[d].data() + (gx_row(d, t, s0) + s.b0) * gcols_;
       k_.gemm(g);
     }
   }
 
-  void step_gates(int l, int d, const Slice& s, float* out, int64_t step, int64_t s1) {
+  void step_gates(int l, int d, const Slice& s, float* out, int64_t out_t0, int64_t step,
+                  int64_t s0) {
     if (s.p1 <= s.p0 || s.b1 <= s.b0) return;
-    const PackedWeights& w = m_.weights[l * D_ + d];
+    const int ld = l * D_ + d;
+    const PackedWeights& w = m_.weights[ld];
     const int cur = step & 1, prev = cur ^ 1;
     const int64_t t = time_of(d, step);
-    const int64_t s0 = (step / chunk_) * chunk_;
     StepArgs a{};
     a.w = w.w_hh.data();
     a.K = H_out_;
@@ -252,29 +307,29 @@ class Forward {
     a.p1 = s.p1;
     a.b0 = s.b0;
     a.b1 = s.b1;
-    a.h_prev = ws_->h[d][prev].data();
+    a.h_prev = ws_->h[2 * ld + prev].data();
     a.ld_h_prev = ld_h_;
-    a.gx = ws_->gx[d].data() + gx_row(d, t, s0, s1) * gcols_;
+    a.gx = ws_->gx[d].data() + gx_row(d, t, s0) * gcols_;
     a.ld_gx = gcols_;
     a.lengths = a_.lengths;
     a.t = t;
     a.many_rows = a_.B >= kManyRows;
     if (proj_) {
       // Gates write r = o ⊙ tanh(c); the projection step then writes h and the output.
-      a.h = ws_->r[d].data();
+      a.h = ws_->r[ld].data();
       a.ld_h = ld_c_;
     } else {
       a.carry = a.h_prev;
       a.ld_carry = ld_h_;
-      a.h = ws_->h[d][cur].data();
+      a.h = ws_->h[2 * ld + cur].data();
       a.ld_h = ld_h_;
-      a.y = out + t * a_.B * D_ * H_out_ + d * H_out_;
+      a.y = out + (t - out_t0) * a_.B * D_ * H_out_ + d * H_out_;
       a.ld_y = D_ * H_out_;
       a.y_cols = H_out_;
     }
     switch (m_.cfg.cell) {
       case CellKind::kLstm:
-        a.c = ws_->c[d].data();
+        a.c = ws_->c[ld].data();
         a.ld_c = ld_c_;
         k_.lstm_step(a);
         break;
@@ -291,24 +346,25 @@ class Forward {
     }
   }
 
-  void step_projection(int l, int d, const Slice& s, float* out, int64_t step) {
+  void step_projection(int l, int d, const Slice& s, float* out, int64_t out_t0, int64_t step) {
     if (s.q1 <= s.q0 || s.b1 <= s.b0) return;
+    const int ld = l * D_ + d;
     const int cur = step & 1, prev = cur ^ 1;
     const int64_t t = time_of(d, step);
     StepArgs a{};
-    a.w = m_.weights[l * D_ + d].w_hr.data();
+    a.w = m_.weights[ld].w_hr.data();
     a.K = m_.cfg.hidden_size;
     a.p0 = s.q0;
     a.p1 = s.q1;
     a.b0 = s.b0;
     a.b1 = s.b1;
-    a.h_prev = ws_->r[d].data();
+    a.h_prev = ws_->r[ld].data();
     a.ld_h_prev = ld_c_;
-    a.carry = ws_->h[d][prev].data();
+    a.carry = ws_->h[2 * ld + prev].data();
     a.ld_carry = ld_h_;
-    a.h = ws_->h[d][cur].data();
+    a.h = ws_->h[2 * ld + cur].data();
     a.ld_h = ld_h_;
-    a.y = out + t * a_.B * D_ * H_out_ + d * H_out_;
+    a.y = out + (t - out_t0) * a_.B * D_ * H_out_ + d * H_out_;
     a.ld_y = D_ * H_out_;
     a.y_cols = H_out_;
     a.lengths = a_.lengths;
