@@ -10,6 +10,9 @@ __version__ = "0.1.0"
 from ._runtime import cpu_info, get_num_threads, select_isa_from_env, set_num_threads
 from ._modules import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from ._torch import from_torch
+from ._io import load
+from ._stream import Stream
+from ._verify import VerifyReport, verify
 
 select_isa_from_env()
 
@@ -21,6 +24,10 @@ __all__ = [
     "GRUCell",
     "RNNCell",
     "from_torch",
+    "load",
+    "verify",
+    "Stream",
+    "VerifyReport",
     "set_num_threads",
     "get_num_threads",
     "cpu_info",

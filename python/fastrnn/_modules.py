@@ -14,6 +14,31 @@ from ._checks import as_float32, as_lengths, check_shape, positive_int, shape_te
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
+# Passed as `seed` by loaders (files, pickles) that supply the weights themselves: the
+# constructor then checks the configuration but skips the random initialisation.
+_NO_WEIGHTS = object()
+
+
+def parameter_shapes(mode: str, input_size: int, hidden_size: int, num_layers: int,
+                     bidirectional: bool, proj_size: int, bias: bool) -> dict[str, tuple]:
+    """torch's parameter names and shapes for a layer stack, in torch's order."""
+    G = _GATES[mode] * hidden_size
+    D = 2 if bidirectional else 1
+    H_out = proj_size or hidden_size
+    shapes: dict[str, tuple] = {}
+    for layer in range(num_layers):
+        in_size = input_size if layer == 0 else D * H_out
+        for direction in range(D):
+            sfx = f"_l{layer}" + ("_reverse" if direction else "")
+            shapes["weight_ih" + sfx] = (G, in_size)
+            shapes["weight_hh" + sfx] = (G, H_out)
+            if bias:
+                shapes["bias_ih" + sfx] = (G,)
+                shapes["bias_hh" + sfx] = (G,)
+            if proj_size:
+                shapes["weight_hr" + sfx] = (proj_size, hidden_size)
+    return shapes
+
 
 class _RNNBase:
     """Common machinery of LSTM, GRU and RNN (a multi-layer, maybe bidirectional, stack)."""
@@ -51,6 +76,10 @@ class _RNNBase:
         self.batch_first = bool(batch_first)
         self.dropout = float(dropout)  # a training feature: inference ignores it, as torch.eval()
         self.bidirectional = bool(bidirectional)
+        self._weights: dict[str, np.ndarray] = {}
+        self._core = None
+        if seed is _NO_WEIGHTS:
+            return
         # torch's default initialisation: U(-1/sqrt(H), 1/sqrt(H)) for every tensor.
         rng = np.random.default_rng(seed)
         k = 1.0 / np.sqrt(self.hidden_size)
@@ -58,8 +87,6 @@ class _RNNBase:
             key: rng.uniform(-k, k, size=shape).astype(np.float32)
             for key, shape in self._parameter_shapes().items()
         }
-        self._weights: dict[str, np.ndarray] = {}
-        self._core = None
         self.load_state_dict(weights)
 
     # --- configuration -------------------------------------------------------------------
@@ -78,20 +105,8 @@ class _RNNBase:
 
     def _parameter_shapes(self) -> dict[str, tuple]:
         """torch's parameter names and shapes, in torch's order."""
-        G = _GATES[self._mode] * self.hidden_size
-        shapes: dict[str, tuple] = {}
-        for layer in range(self.num_layers):
-            in_size = self.input_size if layer == 0 else self.num_directions * self._h_out
-            for direction in range(self.num_directions):
-                sfx = f"_l{layer}" + ("_reverse" if direction else "")
-                shapes["weight_ih" + sfx] = (G, in_size)
-                shapes["weight_hh" + sfx] = (G, self._h_out)
-                if self.bias:
-                    shapes["bias_ih" + sfx] = (G,)
-                    shapes["bias_hh" + sfx] = (G,)
-                if self.proj_size:
-                    shapes["weight_hr" + sfx] = (self.proj_size, self.hidden_size)
-        return shapes
+        return parameter_shapes(self._mode, self.input_size, self.hidden_size, self.num_layers,
+                                self.bidirectional, self.proj_size, self.bias)
 
     def extra_repr(self) -> str:
         parts = [f"{self.input_size}, {self.hidden_size}"]
@@ -112,11 +127,33 @@ class _RNNBase:
     def __repr__(self) -> str:
         return f"fastrnn.{type(self).__name__}({self.extra_repr()})"
 
-    # --- weights ---------------------------------------------------------------------------
+    # --- weights, files, pickling -------------------------------------------------------------
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of the weights under torch's key names, in torch's order."""
         return {k: v.copy() for k, v in self._weights.items()}
+
+    def save(self, path) -> None:
+        """Writes the configuration and weights to a safetensors file that fastrnn.load reads
+        back without torch (weights under torch's key names, configuration in the metadata)."""
+        from ._io import save
+
+        save(self, path)
+
+    def __getstate__(self) -> dict:
+        # The compiled core cannot be pickled: keep the configuration and the torch-layout
+        # weights, and pack them again on unpickling.
+        state = self.__dict__.copy()
+        del state["_core"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        weights = state.pop("_weights")
+        self.__dict__.update(state)
+        self._weights = {}
+        self._core = None
+        self.load_state_dict(weights)
 
     def load_state_dict(self, state_dict) -> None:
         """Loads weights under torch's key names (numpy arrays or torch tensors). Strict: a
@@ -164,6 +201,17 @@ class _RNNBase:
         return out
 
     # --- inference -------------------------------------------------------------------------
+
+    def stream(self, batch: int | None = None, state=None):
+        """A stateful stream for step-by-step inference (unidirectional models only).
+
+        batch: None for an unbatched stream (steps of shape (I,)), or N for steps (N, I).
+        state: the initial state in forward's layout (None: zeros).
+        See fastrnn.Stream. A stream is single-owner: one thread at a time.
+        """
+        from ._stream import Stream
+
+        return Stream(self, batch, state)
 
     def __call__(self, x, state=None, lengths=None):
         return self.forward(x, state, lengths)
@@ -298,13 +346,19 @@ class _CellBase:
     def state_dict(self) -> dict[str, np.ndarray]:
         return {k[: -len("_l0")]: v for k, v in self._layer.state_dict().items()}
 
+    def save(self, path) -> None:
+        """Writes the configuration and weights to a safetensors file (see _RNNBase.save)."""
+        from ._io import save
+
+        save(self, path)
+
     def load_state_dict(self, state_dict) -> None:
         if not hasattr(state_dict, "keys"):
             raise TypeError(
                 f"{type(self).__name__}.load_state_dict: state_dict must be a mapping, "
                 f"got {type(state_dict).__name__}"
             )
-        expected = set(self.state_dict())
+        expected = {k[: -len("_l0")] for k in self._layer._parameter_shapes()}
         extra = [k for k in state_dict.keys() if k not in expected]
         if extra:
             raise ValueError(f"{type(self).__name__}.load_state_dict: unexpected keys {extra}")

@@ -39,3 +39,33 @@ def from_torch(module):
         )
     model.load_state_dict(sd)
     return model
+
+
+def to_torch(model):
+    """A torch.nn module (in eval mode) with the configuration and weights of a fastrnn model:
+    the reference that `fastrnn verify` checks a model file against."""
+    import torch
+    import torch.nn as nn
+
+    from ._io import config_of
+
+    cfg = config_of(model)
+    I, H, bias = cfg["input_size"], cfg["hidden_size"], cfg["bias"]
+    nonlinearity = "relu" if cfg["mode"] == "RNN_RELU" else "tanh"
+    if cfg["class"] == "LSTMCell":
+        module = nn.LSTMCell(I, H, bias)
+    elif cfg["class"] == "GRUCell":
+        module = nn.GRUCell(I, H, bias)
+    elif cfg["class"] == "RNNCell":
+        module = nn.RNNCell(I, H, bias, nonlinearity)
+    else:
+        kw = dict(num_layers=cfg["num_layers"], bias=bias, batch_first=cfg["batch_first"],
+                  bidirectional=cfg["bidirectional"])
+        if cfg["class"] == "LSTM":
+            module = nn.LSTM(I, H, proj_size=cfg["proj_size"], **kw)
+        elif cfg["class"] == "GRU":
+            module = nn.GRU(I, H, **kw)
+        else:
+            module = nn.RNN(I, H, nonlinearity=nonlinearity, **kw)
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+    return module.eval()
