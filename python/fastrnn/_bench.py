@@ -21,9 +21,12 @@ How a comparison is made, for one workload at one thread count:
    Other processes' use of the cores is measured meanwhile (LoadMeter); a noisy block can be
    timed again (run(..., retries=)).
 
-Streaming workloads are 100 single-step calls carrying the state (x_t of shape (1, B, I));
-one timed call is the whole loop of 100 steps. onnxruntime and openvino run a graph exported
-for one step, with the state as inputs (h0, c0) that the loop feeds back.
+Streaming workloads are 100 single-step calls carrying the state; one timed call is the
+whole loop of 100 steps. fastrnn runs its serving API: `stream = model.stream(batch=B)` once,
+then `stream.step(x_t)` with x_t of shape (B, I), the state carried inside the stream (reset
+at the start of each timed loop). torch calls the module with x[t:t+1] and the previous
+state. onnxruntime and openvino run a graph exported for one step, with the state as inputs
+(h0, c0) that the loop feeds back.
 
 FLOPs count the matrix products only (2 per multiply-add of x·W_ihᵀ and h·W_hhᵀ): the gate
 nonlinearities and elementwise updates are O(G) per step and not counted.
@@ -328,6 +331,12 @@ def _from_stream(result):
     return _as_triple(np.concatenate([_to_numpy(y) for y in ys], axis=0), state)
 
 
+def _from_stream_steps(result):
+    """From a fastrnn Stream's per-step outputs, each (B, H_out), and its final state."""
+    ys, state = result
+    return _as_triple(np.stack(ys, axis=0), state)
+
+
 def _from_onnx_call(result):
     y, h, *c = result
     return y, h, (c[0] if c else None)
@@ -395,16 +404,17 @@ def _prepare_fastrnn(case: Case, threads: int):
     set_num_threads(threads)
     model = case.model
     if case.w.streaming:
-        steps = case.steps
+        # The serving API: one stream, x_t of shape (B, I) per step, the state carried inside.
+        steps = [np.ascontiguousarray(x_t[0]) for x_t in case.steps]
+        stream = model.stream(batch=case.w.B)
+        step = stream.step
 
         def call():
-            state, ys = None, []
-            for x_t in steps:
-                y, state = model(x_t, state)
-                ys.append(y)
-            return ys, state
+            stream.reset()
+            ys = [step(x_t) for x_t in steps]
+            return ys, stream.state
 
-        return call, _from_stream
+        return call, _from_stream_steps
     x = case.x
     return (lambda: model(x)), _from_call
 
