@@ -126,11 +126,6 @@ def test_tanh_of_positive_zero(isa):
     assert y[0] == 0 and not np.signbit(y[0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: tanh(-0.0) returns +0.0 (the small branch "
-    "fma(p·x², x, x) gives (-0)(-0) + (-0) = +0); see the tests report",
-)
 def test_tanh_of_negative_zero(isa):
     y = _core.tanh(np.array([-0.0], dtype=np.float32))
     assert y[0] == 0 and np.signbit(y[0]), f"tanh(-0.0) = {y[0]!r}, expected -0.0"

@@ -49,8 +49,9 @@ inline V vtanh(V x) {
   p = vfma(p, x2, vset1(2.0f / 15.0f));
   p = vfma(p, x2, vset1(-1.0f / 3.0f));
   const V small = vfma(vmul(p, x2), x, x);
-  // NaN compares false and takes the large branch, which is NaN too.
-  return vselect(vlt(ax, vset1(0.4f)), small, vcopysign(big, x));
+  // NaN compares false and takes the large branch, which is NaN too. The sign is copied
+  // onto both branches: at x = -0 the small branch gives (-1/3·0)(-0) + (-0) = +0.
+  return vcopysign(vselect(vlt(ax, vset1(0.4f)), small, big), x);
 }
 
 inline void map_sigmoid(const float* x, float* y, size_t n) {
