@@ -46,15 +46,7 @@ X = np.zeros((10, 4, 32), np.float32)
             "LSTM: x must have shape (T, B, 32) or (T, 32) (input_size=32), got (10, 4, 2, 32)",
         ),
         ((32,), "LSTM: x must have shape (T, B, 32) or (T, 32) (input_size=32), got (32,)"),
-        pytest.param(
-            (),
-            "LSTM: x must have shape (T, B, 32) or (T, 32) (input_size=32), got ()",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: a 0-d x is reported as got (1,) "
-                "(np.ascontiguousarray makes it 1-d before the check)",
-            ),
-        ),
+        ((), "LSTM: x must have shape (T, B, 32) or (T, 32) (input_size=32), got ()"),
     ],
     ids=["wrong-I", "unbatched-wrong-I", "rank4", "rank1", "rank0"],
 )
@@ -74,7 +66,7 @@ def test_x_wrong_input_size_batch_first():
 @pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint8, np.complex64, np.complex128, bool])
 def test_x_non_float_dtype(lstm, dtype):
     with pytest.raises(
-        TypeError, match=exact(f"x must have a real floating dtype, got {np.dtype(dtype)}")
+        TypeError, match="^" + exact(f"LSTM: x must have a real floating dtype, got {np.dtype(dtype)}")
     ):
         lstm(np.zeros((10, 4, 32), dtype))
 
@@ -84,16 +76,20 @@ def test_x_non_float_dtype(lstm, dtype):
 )
 def test_x_not_an_array(lstm, obj, name):
     with pytest.raises(
-        TypeError, match=exact(f"x must be a numpy array or a torch tensor, got {name}")
+        TypeError, match="^" + exact(f"LSTM: x must be a numpy array or a torch tensor, got {name}")
     ):
         lstm(obj)
 
 
-@pytest.mark.parametrize("shape", [(0, 4, 32), (10, 0, 32)])
-def test_x_empty(gru, shape):
-    """T = 0 or B = 0 is a ValueError today (torch returns empty outputs for B = 0)."""
+@pytest.mark.parametrize(
+    "shape,batch_first", [((0, 4, 32), False), ((0, 32), False), ((0, 0, 32), False), ((4, 0, 32), True)]
+)
+def test_x_without_time_steps(shape, batch_first):
+    """T = 0 is a ValueError (torch raises RuntimeError "Expected sequence length to be larger
+    than 0"); B = 0 gives empty outputs, as torch does (tests/test_edge_numerics.py)."""
+    gru = fastrnn.GRU(32, 20, batch_first=batch_first, seed=0)
     with pytest.raises(
-        ValueError, match=exact(f"x must hold at least one time step and one sequence, got {shape}")
+        ValueError, match="^" + exact(f"GRU: x must hold at least one time step (T >= 1), got {shape}")
     ):
         gru(np.zeros(shape, np.float32))
 
@@ -169,11 +165,20 @@ def test_gru_state_shape_and_type(gru):
     ):
         gru(X, np.zeros((1, 3, 20), np.float32))
     with pytest.raises(
-        TypeError, match=exact("h_0 must be a numpy array or a torch tensor, got tuple")
+        TypeError, match="^" + exact("GRU: h_0 must be a numpy array or a torch tensor, got tuple")
     ):
         gru(X, (np.zeros((1, 4, 20), np.float32),))
-    with pytest.raises(TypeError, match=exact("h_0 must have a real floating dtype, got int32")):
+    with pytest.raises(
+        TypeError, match="^" + exact("GRU: h_0 must have a real floating dtype, got int32")
+    ):
         gru(X, np.zeros((1, 4, 20), np.int32))
+
+
+def test_lstm_state_dtype_names_class(lstm):
+    with pytest.raises(
+        TypeError, match="^" + exact("LSTM: c_0 must have a real floating dtype, got int64")
+    ):
+        lstm(X, (np.zeros((2, 4, 20), np.float32), np.zeros((2, 4, 20), np.int64)))
 
 
 # --- lengths ---------------------------------------------------------------------------------
@@ -198,7 +203,7 @@ def test_gru_state_shape_and_type(gru):
     ],
 )
 def test_bad_lengths(gru, lengths, error, message):
-    with pytest.raises(error, match=exact(message)):
+    with pytest.raises(error, match="^" + exact("GRU: " + message)):
         gru(X, lengths=lengths)
 
 
@@ -272,30 +277,35 @@ def test_failed_load_keeps_old_weights(gru):
 def test_cell_state_dict_extra_key():
     cell = fastrnn.GRUCell(5, 7, seed=0)
     sd = cell.state_dict()
-    sd["weight_ih_l0"] = sd.pop("weight_ih")
+    sd["weight_ih_l0"] = sd["weight_ih"]
     with pytest.raises(
-        ValueError, match=exact("GRUCell.load_state_dict: unexpected keys ['weight_ih_l0']")
+        ValueError, match="^" + exact("GRUCell.load_state_dict: unexpected keys ['weight_ih_l0']") + "$"
     ):
         cell.load_state_dict(sd)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a cell's missing or mis-shaped weight is reported "
-    "under the layer's class and key (GRU.load_state_dict: weight_ih_l0)",
-)
-@pytest.mark.parametrize("what", ["missing", "misshaped"])
+@pytest.mark.parametrize("what", ["missing", "misshaped", "dtype", "missing-and-extra"])
 def test_cell_state_dict_errors_name_cell_keys(what):
     cell = fastrnn.GRUCell(5, 7, seed=0)
     sd = cell.state_dict()
+    error = ValueError
     if what == "missing":
         del sd["weight_ih"]
         message = "GRUCell.load_state_dict: missing keys ['weight_ih']"
-    else:
+    elif what == "misshaped":
         sd["weight_ih"] = np.zeros((21, 6), np.float32)
         message = "GRUCell.load_state_dict: weight_ih must have shape (21, 5), got (21, 6)"
-    with pytest.raises(ValueError, match=exact(message)):
+    elif what == "dtype":
+        sd["bias_hh"] = sd["bias_hh"].astype(np.int16)
+        error, message = TypeError, "GRUCell.load_state_dict: bias_hh must have a real floating dtype, got int16"
+    else:
+        sd["weight_ih_l0"] = sd.pop("weight_ih")
+        message = "GRUCell.load_state_dict: missing keys ['weight_ih'] unexpected keys ['weight_ih_l0']"
+    before = cell.state_dict()
+    with pytest.raises(error, match="^" + exact(message) + "$"):
         cell.load_state_dict(sd)
+    for key, value in cell.state_dict().items():  # a failed load keeps the old weights
+        assert np.array_equal(value, before[key])
 
 
 # --- constructors ------------------------------------------------------------------------------
@@ -314,13 +324,23 @@ def test_cell_state_dict_errors_name_cell_keys(what):
             ValueError,
             "LSTM: proj_size must be smaller than hidden_size (8), got 9",
         ),
-        (lambda: fastrnn.LSTM(4, 8, proj_size=-1), ValueError, "proj_size must be >= 0, got -1"),
+        (lambda: fastrnn.LSTM(4, 8, proj_size=-1), ValueError, "LSTM: proj_size must be >= 0, got -1"),
         (
             lambda: fastrnn.LSTM(4, 8, proj_size=2.0),
             TypeError,
-            "proj_size must be an int, got float",
+            "LSTM: proj_size must be an int, got float",
         ),
-        (lambda: fastrnn.GRU(4, 8, proj_size=2), TypeError, "proj_size"),
+        # torch: ValueError "proj_size argument is only supported for LSTM, not RNN or GRU".
+        (
+            lambda: fastrnn.GRU(4, 8, proj_size=2),
+            ValueError,
+            "GRU: proj_size argument is only supported for LSTM, not RNN or GRU, got proj_size=2",
+        ),
+        (
+            lambda: fastrnn.RNN(4, 8, proj_size=3),
+            ValueError,
+            "RNN: proj_size argument is only supported for LSTM, not RNN or GRU, got proj_size=3",
+        ),
         (
             lambda: fastrnn.RNN(4, 8, nonlinearity="sigmoid"),
             ValueError,
@@ -329,13 +349,15 @@ def test_cell_state_dict_errors_name_cell_keys(what):
         (
             lambda: fastrnn.RNNCell(4, 8, nonlinearity="gelu"),
             ValueError,
-            "RNN: nonlinearity must be 'tanh' or 'relu', got 'gelu'",
+            "RNNCell: nonlinearity must be 'tanh' or 'relu', got 'gelu'",
         ),
-        (lambda: fastrnn.LSTM(0, 8), ValueError, "input_size must be >= 1, got 0"),
-        (lambda: fastrnn.GRU(4, 0), ValueError, "hidden_size must be >= 1, got 0"),
-        (lambda: fastrnn.RNN(4, 8, num_layers=0), ValueError, "num_layers must be >= 1, got 0"),
-        (lambda: fastrnn.LSTM(4.0, 8), TypeError, "input_size must be an int, got float"),
-        (lambda: fastrnn.LSTM(4, True), TypeError, "hidden_size must be an int, got bool"),
+        (lambda: fastrnn.LSTM(0, 8), ValueError, "LSTM: input_size must be >= 1, got 0"),
+        (lambda: fastrnn.GRU(4, 0), ValueError, "GRU: hidden_size must be >= 1, got 0"),
+        (lambda: fastrnn.RNN(4, 8, num_layers=0), ValueError, "RNN: num_layers must be >= 1, got 0"),
+        (lambda: fastrnn.LSTM(4.0, 8), TypeError, "LSTM: input_size must be an int, got float"),
+        (lambda: fastrnn.LSTM(4, True), TypeError, "LSTM: hidden_size must be an int, got bool"),
+        (lambda: fastrnn.GRUCell(0, 8), ValueError, "GRUCell: input_size must be >= 1, got 0"),
+        (lambda: fastrnn.LSTMCell(4, 8.5), TypeError, "LSTMCell: hidden_size must be an int, got float"),
         (
             lambda: fastrnn.LSTM(4, 8, dropout=2),
             ValueError,
@@ -344,7 +366,7 @@ def test_cell_state_dict_errors_name_cell_keys(what):
     ],
 )
 def test_bad_constructor_arguments(make, error, message):
-    with pytest.raises(error, match=exact(message)):
+    with pytest.raises(error, match="^" + exact(message)):
         make()
 
 
@@ -375,8 +397,18 @@ def test_cell_bad_inputs():
         gru_cell(x, np.zeros((3, 8), np.float32))
     with pytest.raises(ValueError, match=exact("GRUCell: h must have shape (7,), got (1, 7)")):
         gru_cell(x[0], np.zeros((1, 7), np.float32))
-    with pytest.raises(TypeError, match=exact("x must have a real floating dtype, got int64")):
+    with pytest.raises(
+        TypeError, match="^" + exact("GRUCell: x must have a real floating dtype, got int64")
+    ):
         gru_cell(np.zeros((3, 5), np.int64))
+    with pytest.raises(
+        TypeError, match="^" + exact("GRUCell: h must have a real floating dtype, got int64")
+    ):
+        gru_cell(x, np.zeros((3, 7), np.int64))
+    with pytest.raises(
+        ValueError, match="^" + exact("GRUCell: x must have shape (B, 5) or (5,) (input_size=5), got ()")
+    ):
+        gru_cell(np.zeros((), np.float32))
 
 
 # --- runtime ---------------------------------------------------------------------------------

@@ -25,23 +25,26 @@ def to_numpy(obj, name: str) -> np.ndarray:
 
 def as_float32(obj, name: str) -> np.ndarray:
     """Real floating arrays of any dtype and strides become C-contiguous float32 (one copy
-    at most); integer, bool, complex and non-array inputs are a TypeError."""
+    at most); integer, bool, complex and non-array inputs are a TypeError. The rank is kept
+    (a 0-d array stays 0-d, unlike np.ascontiguousarray), so shape errors quote it."""
     a = to_numpy(obj, name)
     if a.dtype.kind != "f":
         raise TypeError(f"{name} must have a real floating dtype, got {a.dtype}")
-    return np.ascontiguousarray(a, dtype=np.float32)
+    return np.asarray(a, dtype=np.float32, order="C")
 
 
-def as_lengths(obj, batch: int, steps: int) -> np.ndarray:
-    a = to_numpy(obj, "lengths") if not isinstance(obj, (list, tuple)) else np.asarray(obj)
+def as_lengths(obj, batch: int, steps: int, prefix: str = "") -> np.ndarray:
+    """prefix: the caller's name for messages ("GRU: ")."""
+    name = prefix + "lengths"
+    a = to_numpy(obj, name) if not isinstance(obj, (list, tuple)) else np.asarray(obj)
     if a.dtype.kind not in "iu":
-        raise TypeError(f"lengths must hold integers, got dtype {a.dtype}")
+        raise TypeError(f"{name} must hold integers, got dtype {a.dtype}")
     if a.shape != (batch,):
-        raise ValueError(f"lengths must have shape ({batch},) (one per sequence), got {shape_text(a.shape)}")
+        raise ValueError(f"{name} must have shape ({batch},) (one per sequence), got {shape_text(a.shape)}")
     bad = np.flatnonzero((a < 1) | (a > steps))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(f"lengths must be in [1, {steps}] (T={steps}), got {int(a[i])} at index {i}")
+        raise ValueError(f"{name} must be in [1, {steps}] (T={steps}), got {int(a[i])} at index {i}")
     return np.ascontiguousarray(a, dtype=np.int64)
 
 
@@ -51,9 +54,22 @@ def check_shape(a: np.ndarray, name: str, expected: tuple, what: str = "") -> No
         raise ValueError(f"{name} must have shape {shape_text(expected)}{extra}, got {shape_text(a.shape)}")
 
 
-def positive_int(value, name: str, minimum: int = 1) -> int:
+def positive_int(value, name: str, minimum: int = 1, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return int(value)
+
+
+# Bounds on model sizes, checked before anything is allocated (the compiled core enforces
+# the same two): 2^24 features and 4096 layers are far beyond any RNN and keep every size
+# the packed layout derives (G = 4·H, G·I, ...) well inside 64 bits and H, 4·H inside int32.
+MAX_SIZE = 1 << 24
+MAX_LAYERS = 4096
+# The total number of weights (torch layout; the packed copy doubles it): 2^32 float32 is
+# 16 GiB, ten times the largest RNNs in use. Beyond it a constructor or file is a ValueError
+# rather than a MemoryError (or the OOM killer) half-way through an allocation.
+MAX_PARAMETERS = 1 << 32

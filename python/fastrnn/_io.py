@@ -40,7 +40,7 @@ import re
 
 import numpy as np
 
-from ._checks import shape_text, to_numpy
+from ._checks import MAX_LAYERS, MAX_PARAMETERS, MAX_SIZE, shape_text, to_numpy
 from ._modules import (
     _GATES,
     _NO_WEIGHTS,
@@ -51,16 +51,18 @@ from ._modules import (
     LSTMCell,
     RNNCell,
     _CellBase,
+    parameter_count,
     parameter_shapes,
 )
 
 FORMAT = "fastrnn"
 FORMAT_VERSION = 1
 
-# Bounds on sizes read from a file, the same the compiled core enforces: 2^24 features and
-# 4096 layers are far beyond any RNN and keep every derived size well inside 64 bits.
-_MAX_SIZE = 1 << 24
-_MAX_LAYERS = 4096
+# Bounds on sizes read from a file, the same the constructors and the compiled core
+# enforce: 2^24 features and 4096 layers are far beyond any RNN and keep every derived size
+# well inside 64 bits (see fastrnn._checks).
+_MAX_SIZE = MAX_SIZE
+_MAX_LAYERS = MAX_LAYERS
 # safetensors' own limit on the JSON header.
 _MAX_HEADER = 100 << 20
 
@@ -169,6 +171,11 @@ def _check_config(path, cfg: dict) -> None:
         for key, value in fixed.items():
             if cfg[key] != value:
                 raise _BadFile(path, f"a {cfg['class']} must have {key}={value}, got {cfg[key]}")
+    count = parameter_count(_expected_shapes(cfg))
+    if count > MAX_PARAMETERS:
+        raise _BadFile(
+            path, f"{_describe(cfg)} would have {count} weights; fastrnn reads at most 2^32"
+        )
 
 
 def _resolve_mode(path, hidden: int, rows: int, where: str, mode, nonlinearity) -> str:
@@ -267,8 +274,9 @@ def _config_from_metadata(path, md: dict) -> dict:
 
     def integer(key: str) -> int:
         text = get(key)
-        if not re.fullmatch(r"[0-9]{1,9}", text):
-            raise _BadFile(path, f"metadata {key} must be a non-negative integer, got {text!r}")
+        # Range checks follow in _check_config; 30 digits keep int() trivially cheap.
+        if not re.fullmatch(r"[0-9]{1,30}", text):
+            raise _BadFile(path, f"metadata {key} must be a non-negative integer, got {text!r:.100}")
         return int(text)
 
     def boolean(key: str) -> bool:

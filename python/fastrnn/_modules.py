@@ -10,7 +10,17 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._checks import as_float32, as_lengths, check_shape, positive_int, shape_text, to_numpy
+from ._checks import (
+    MAX_LAYERS,
+    MAX_PARAMETERS,
+    MAX_SIZE,
+    as_float32,
+    as_lengths,
+    check_shape,
+    positive_int,
+    shape_text,
+    to_numpy,
+)
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
@@ -40,6 +50,17 @@ def parameter_shapes(mode: str, input_size: int, hidden_size: int, num_layers: i
     return shapes
 
 
+def parameter_count(shapes: dict[str, tuple]) -> int:
+    """The number of weights of a parameter_shapes() dict (Python ints: never overflows)."""
+    total = 0
+    for shape in shapes.values():
+        n = 1
+        for d in shape:
+            n *= int(d)
+        total += n
+    return total
+
+
 class _RNNBase:
     """Common machinery of LSTM, GRU and RNN (a multi-layer, maybe bidirectional, stack)."""
 
@@ -57,14 +78,19 @@ class _RNNBase:
         proj_size: int = 0,
         *,
         seed: int | None = None,
+        _owner: str | None = None,
     ) -> None:
-        name = type(self).__name__
-        self.input_size = positive_int(input_size, "input_size")
-        self.hidden_size = positive_int(hidden_size, "hidden_size")
-        self.num_layers = positive_int(num_layers, "num_layers")
-        self.proj_size = positive_int(proj_size, "proj_size", minimum=0)
+        # _owner: the class a cell's one-layer stack reports in messages ("GRUCell").
+        name = _owner or type(self).__name__
+        self.input_size = positive_int(input_size, f"{name}: input_size", maximum=MAX_SIZE)
+        self.hidden_size = positive_int(hidden_size, f"{name}: hidden_size", maximum=MAX_SIZE)
+        self.num_layers = positive_int(num_layers, f"{name}: num_layers", maximum=MAX_LAYERS)
+        self.proj_size = positive_int(proj_size, f"{name}: proj_size", minimum=0)
         if self.proj_size and self._mode != "LSTM":
-            raise ValueError(f"{name}: proj_size is only supported by LSTM")
+            raise ValueError(
+                f"{name}: proj_size argument is only supported for LSTM, not RNN or GRU, "
+                f"got proj_size={self.proj_size}"
+            )
         if self.proj_size >= self.hidden_size:
             raise ValueError(
                 f"{name}: proj_size must be smaller than hidden_size ({self.hidden_size}), "
@@ -76,6 +102,12 @@ class _RNNBase:
         self.batch_first = bool(batch_first)
         self.dropout = float(dropout)  # a training feature: inference ignores it, as torch.eval()
         self.bidirectional = bool(bidirectional)
+        count = parameter_count(self._parameter_shapes())
+        if count > MAX_PARAMETERS:
+            raise ValueError(
+                f"{name}({self.extra_repr()}) would have {count} weights; "
+                f"fastrnn accepts at most 2^32 = {MAX_PARAMETERS}"
+            )
         self._weights: dict[str, np.ndarray] = {}
         self._core = None
         if seed is _NO_WEIGHTS:
@@ -228,7 +260,7 @@ class _RNNBase:
         Returns (output, h_n), for LSTM (output, (h_n, c_n)), as torch does.
         """
         name = type(self).__name__
-        x = as_float32(x, "x")
+        x = as_float32(x, f"{name}: x")
         I = self.input_size
         if x.ndim == 3:
             batched = True
@@ -251,15 +283,24 @@ class _RNNBase:
         else:
             x = x[:, None, :]
         T, B = x.shape[0], x.shape[1]
-        if T == 0 or B == 0:
-            raise ValueError(f"{name}: x must hold at least one time step and one sequence, got {shape_text(x.shape)}")
+        if T == 0:
+            # torch raises too (RuntimeError: "Expected sequence length to be larger than 0").
+            shape = (B, 0, I) if batched and self.batch_first else ((0, B, I) if batched else (0, I))
+            raise ValueError(f"{name}: x must hold at least one time step (T >= 1), got {shape_text(shape)}")
         h0, c0 = self._initial_state(state, B, batched)
         lens = None
         if lengths is not None:
             if not batched:
                 raise ValueError(f"{name}: lengths needs a batched x (T, B, I)")
-            lens = as_lengths(lengths, B, T)
-        y, h_n, c_n = self._core.forward(x, h0, c0, lens)
+            lens = as_lengths(lengths, B, T, f"{name}: ")
+        if B == 0:
+            # An empty batch gives empty outputs, as torch does (nothing to compute).
+            D, LD = self.num_directions, self.num_layers * self.num_directions
+            y = np.zeros((T, 0, D * self._h_out), np.float32)
+            h_n = np.zeros((LD, 0, self._h_out), np.float32)
+            c_n = np.zeros((LD, 0, self.hidden_size), np.float32) if self._mode == "LSTM" else None
+        else:
+            y, h_n, c_n = self._core.forward(x, h0, c0, lens)
         if batched:
             if self.batch_first:
                 y = np.ascontiguousarray(y.transpose(1, 0, 2))
@@ -276,11 +317,11 @@ class _RNNBase:
         if self._mode == "LSTM":
             if not isinstance(state, (tuple, list)) or len(state) != 2:
                 raise TypeError(f"{name}: state must be a tuple (h_0, c_0), got {type(state).__name__}")
-            h0, c0 = (as_float32(s, n) for s, n in zip(state, ("h_0", "c_0")))
+            h0, c0 = (as_float32(s, f"{name}: {n}") for s, n in zip(state, ("h_0", "c_0")))
             shapes = {"h_0": (LD, B, self._h_out), "c_0": (LD, B, self.hidden_size)}
             pairs = (("h_0", h0), ("c_0", c0))
         else:
-            h0, c0 = as_float32(state, "h_0"), None
+            h0, c0 = as_float32(state, f"{name}: h_0"), None
             shapes = {"h_0": (LD, B, self._h_out)}
             pairs = (("h_0", h0),)
         out = []
@@ -306,9 +347,10 @@ class GRU(_RNNBase):
     _mode = "GRU"
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, seed=None):
+                 dropout=0.0, bidirectional=False, *, proj_size=0, seed=None, _owner=None):
+        # proj_size is accepted only to reject it with torch's ValueError (not a TypeError).
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, 0, seed=seed)
+                         bidirectional, proj_size, seed=seed, _owner=_owner)
 
 
 class RNN(_RNNBase):
@@ -316,12 +358,15 @@ class RNN(_RNNBase):
     nonlinearity='tanh', bias=True, batch_first=False, dropout=0.0, bidirectional=False)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, *, seed=None):
+                 batch_first=False, dropout=0.0, bidirectional=False, *, proj_size=0, seed=None,
+                 _owner=None):
         if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+            raise ValueError(
+                f"{_owner or 'RNN'}: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}"
+            )
         self._mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, 0, seed=seed)
+                         bidirectional, proj_size, seed=seed, _owner=_owner)
 
     @property
     def nonlinearity(self) -> str:
@@ -334,7 +379,9 @@ class _CellBase:
     _layer_cls = LSTM
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, seed=None, **kw):
-        self._layer = self._layer_cls(input_size, hidden_size, 1, bias=bias, seed=seed, **kw)
+        self._layer = self._layer_cls(
+            input_size, hidden_size, 1, bias=bias, seed=seed, _owner=type(self).__name__, **kw
+        )
 
     input_size = property(lambda self: self._layer.input_size)
     hidden_size = property(lambda self: self._layer.hidden_size)
@@ -353,16 +400,30 @@ class _CellBase:
         save(self, path)
 
     def load_state_dict(self, state_dict) -> None:
+        """Loads weights under torch's cell key names (weight_ih, weight_hh, bias_ih,
+        bias_hh). Strict: a missing, unexpected or mis-shaped key is a ValueError naming the
+        cell's class and key."""
+        name = type(self).__name__
         if not hasattr(state_dict, "keys"):
             raise TypeError(
-                f"{type(self).__name__}.load_state_dict: state_dict must be a mapping, "
-                f"got {type(state_dict).__name__}"
+                f"{name}.load_state_dict: state_dict must be a mapping, got {type(state_dict).__name__}"
             )
-        expected = {k[: -len("_l0")] for k in self._layer._parameter_shapes()}
-        extra = [k for k in state_dict.keys() if k not in expected]
-        if extra:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: unexpected keys {extra}")
-        self._layer.load_state_dict({k + "_l0": v for k, v in state_dict.items()})
+        shapes = {k[: -len("_l0")]: v for k, v in self._layer._parameter_shapes().items()}
+        missing = [k for k in shapes if k not in state_dict]
+        extra = [k for k in state_dict.keys() if k not in shapes]
+        if missing or extra:
+            msg = [f"{name}.load_state_dict:"]
+            if missing:
+                msg.append(f"missing keys {missing}")
+            if extra:
+                msg.append(f"unexpected keys {extra}")
+            raise ValueError(" ".join(msg))
+        weights = {}
+        for key, shape in shapes.items():
+            a = as_float32(state_dict[key], f"{name}.load_state_dict: {key}")
+            check_shape(a, f"{name}.load_state_dict: {key}", shape)
+            weights[key + "_l0"] = a
+        self._layer.load_state_dict(weights)
 
     def __call__(self, x, state=None):
         return self.forward(x, state)
@@ -371,7 +432,7 @@ class _CellBase:
         """x: (B, I) or (I,); state: h (B, H) — LSTMCell: a tuple (h, c) — or None (zeros).
         Returns h' (LSTMCell: (h', c')) with x's batching."""
         name = type(self).__name__
-        x = as_float32(x, "x")
+        x = as_float32(x, f"{name}: x")
         I, H = self.input_size, self.hidden_size
         if x.ndim not in (1, 2) or x.shape[-1] != I:
             raise ValueError(f"{name}: x must have shape (B, {I}) or ({I},) (input_size={I}), got {shape_text(x.shape)}")
@@ -385,7 +446,7 @@ class _CellBase:
                 raise TypeError(f"{name}: state must be a tuple (h, c), got {type(state).__name__}")
             arrays = []
             for key, s in zip(("h", "c"), parts):
-                a = as_float32(s, key)
+                a = as_float32(s, f"{name}: {key}")
                 check_shape(a, f"{name}: {key}", expected)
                 arrays.append(a.reshape(1, B, H))
             layer_state = tuple(arrays) if self._layer.mode == "LSTM" else arrays[0]

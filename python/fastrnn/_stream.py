@@ -39,7 +39,7 @@ class Stream:
             )
         self._model = model
         self._batched = batch is not None
-        self._batch = positive_int(batch, "batch") if self._batched else 1
+        self._batch = positive_int(batch, "Stream: batch") if self._batched else 1
         L, B = model.num_layers, self._batch
         self._h = np.zeros((L, B, model._h_out), np.float32)
         self._c = np.zeros((L, B, model.hidden_size), np.float32) if model.mode == "LSTM" else None
@@ -110,7 +110,7 @@ class Stream:
         """
         x = x_t
         if type(x) is not np.ndarray or x.dtype is not _F32 or not x.flags.c_contiguous:
-            x = as_float32(x, "x_t")
+            x = as_float32(x, "Stream.step: x_t")
         if x.shape != self._step_shape:
             self._raise_step_shape(x)
         if self._batched:
@@ -130,7 +130,7 @@ class Stream:
         or (T, I) for an unbatched stream. Returns the chunk's outputs in the same layout;
         T = 0 returns an empty output and leaves the state as it is."""
         m = self._model
-        x = as_float32(x, "x")
+        x = as_float32(x, "Stream.feed: x")
         I, B = m.input_size, self._batch
         if self._batched:
             t_axis = 1 if m.batch_first else 0

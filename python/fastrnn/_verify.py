@@ -81,7 +81,10 @@ def _compare(name: str, got: np.ndarray, ref: np.ndarray) -> TensorError:
         diff = np.where(np.isnan(diff), np.inf, diff)  # NaN on one side only
     worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
     big = np.abs(ref) >= REL_FLOOR
-    max_rel = float(np.max(diff[big] / np.abs(ref[big]))) if big.any() else 0.0
+    with np.errstate(invalid="ignore"):
+        rel = diff[big] / np.abs(ref[big])
+    rel[np.isnan(rel)] = np.inf  # inf / inf: a finite value where the reference is infinite
+    max_rel = float(np.max(rel)) if big.any() else 0.0
     return TensorError(name, ref.shape, float(diff[worst]), max_rel, tuple(int(i) for i in worst))
 
 
@@ -137,7 +140,7 @@ def verify(
                 state = (h, rng.standard_normal((2, H)).astype(np.float32)) if is_lstm else h
         else:
             x = rng.standard_normal((2, 16, I) if torch_module.batch_first else (16, 2, I))
-    x = as_float32(x, "x")
+    x = as_float32(x, "verify: x")
     if lengths is not None:
         if is_cell or x.ndim != 3:
             raise ValueError(
@@ -150,7 +153,7 @@ def verify(
         parts = state if is_lstm else (state,)
         if is_lstm and (not isinstance(state, (tuple, list)) or len(state) != 2):
             raise TypeError(f"state must be a tuple (h, c) for an LSTM, got {type(state).__name__}")
-        np_state = tuple(as_float32(s, n) for s, n in zip(parts, ("h", "c")))
+        np_state = tuple(as_float32(s, f"verify: {n}") for s, n in zip(parts, ("h", "c")))
     else:
         np_state = None
 
