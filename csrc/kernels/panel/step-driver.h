@@ -31,7 +31,13 @@ FASTRNN_INLINE void carry_row(const StepArgs& s, int p, int b) {
 
 template <int NV, int kUnits, int kMaxR, int KS, class Init, class Epilogue>
 FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
-  for (int p = s.p0; p < s.p1; ++p) {
+  // Odd steps walk the panels backwards: W_hh is read cyclically, and a cyclic sweep over
+  // a working set a little larger than the cache misses on every line under LRU, while a
+  // back-and-forth sweep starts on what the previous step left in cache. The panel order
+  // never changes a result (each panel is independent).
+  const bool backwards = (s.t & 1) != 0;
+  for (int i = 0; i < s.p1 - s.p0; ++i) {
+    const int p = backwards ? s.p1 - 1 - i : s.p0 + i;
     const float* w = s.w + static_cast<ptrdiff_t>(p) * s.K * NV * 16;
     for_row_blocks<kMaxR>(s.b0, s.b1, [&](auto rows, int b0) {
       constexpr int R = decltype(rows)::value;
