@@ -66,7 +66,8 @@ def test_x_wrong_input_size_batch_first():
 @pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint8, np.complex64, np.complex128, bool])
 def test_x_non_float_dtype(lstm, dtype):
     with pytest.raises(
-        TypeError, match="^" + exact(f"LSTM: x must have a real floating dtype, got {np.dtype(dtype)}")
+        TypeError,
+        match="^" + exact(f"LSTM: x must have a real floating dtype, got {np.dtype(dtype)}"),
     ):
         lstm(np.zeros((10, 4, 32), dtype))
 
@@ -82,14 +83,16 @@ def test_x_not_an_array(lstm, obj, name):
 
 
 @pytest.mark.parametrize(
-    "shape,batch_first", [((0, 4, 32), False), ((0, 32), False), ((0, 0, 32), False), ((4, 0, 32), True)]
+    "shape,batch_first",
+    [((0, 4, 32), False), ((0, 32), False), ((0, 0, 32), False), ((4, 0, 32), True)],
 )
 def test_x_without_time_steps(shape, batch_first):
     """T = 0 is a ValueError (torch raises RuntimeError "Expected sequence length to be larger
     than 0"); B = 0 gives empty outputs, as torch does (tests/test_edge_numerics.py)."""
     gru = fastrnn.GRU(32, 20, batch_first=batch_first, seed=0)
     with pytest.raises(
-        ValueError, match="^" + exact(f"GRU: x must hold at least one time step (T >= 1), got {shape}")
+        ValueError,
+        match="^" + exact(f"GRU: x must hold at least one time step (T >= 1), got {shape}"),
     ):
         gru(np.zeros(shape, np.float32))
 
@@ -279,7 +282,8 @@ def test_cell_state_dict_extra_key():
     sd = cell.state_dict()
     sd["weight_ih_l0"] = sd["weight_ih"]
     with pytest.raises(
-        ValueError, match="^" + exact("GRUCell.load_state_dict: unexpected keys ['weight_ih_l0']") + "$"
+        ValueError,
+        match="^" + exact("GRUCell.load_state_dict: unexpected keys ['weight_ih_l0']") + "$",
     ):
         cell.load_state_dict(sd)
 
@@ -297,10 +301,15 @@ def test_cell_state_dict_errors_name_cell_keys(what):
         message = "GRUCell.load_state_dict: weight_ih must have shape (21, 5), got (21, 6)"
     elif what == "dtype":
         sd["bias_hh"] = sd["bias_hh"].astype(np.int16)
-        error, message = TypeError, "GRUCell.load_state_dict: bias_hh must have a real floating dtype, got int16"
+        error, message = (
+            TypeError,
+            "GRUCell.load_state_dict: bias_hh must have a real floating dtype, got int16",
+        )
     else:
         sd["weight_ih_l0"] = sd.pop("weight_ih")
-        message = "GRUCell.load_state_dict: missing keys ['weight_ih'] unexpected keys ['weight_ih_l0']"
+        message = (
+            "GRUCell.load_state_dict: missing keys ['weight_ih'] unexpected keys ['weight_ih_l0']"
+        )
     before = cell.state_dict()
     with pytest.raises(error, match="^" + exact(message) + "$"):
         cell.load_state_dict(sd)
@@ -324,7 +333,11 @@ def test_cell_state_dict_errors_name_cell_keys(what):
             ValueError,
             "LSTM: proj_size must be smaller than hidden_size (8), got 9",
         ),
-        (lambda: fastrnn.LSTM(4, 8, proj_size=-1), ValueError, "LSTM: proj_size must be >= 0, got -1"),
+        (
+            lambda: fastrnn.LSTM(4, 8, proj_size=-1),
+            ValueError,
+            "LSTM: proj_size must be >= 0, got -1",
+        ),
         (
             lambda: fastrnn.LSTM(4, 8, proj_size=2.0),
             TypeError,
@@ -353,11 +366,19 @@ def test_cell_state_dict_errors_name_cell_keys(what):
         ),
         (lambda: fastrnn.LSTM(0, 8), ValueError, "LSTM: input_size must be >= 1, got 0"),
         (lambda: fastrnn.GRU(4, 0), ValueError, "GRU: hidden_size must be >= 1, got 0"),
-        (lambda: fastrnn.RNN(4, 8, num_layers=0), ValueError, "RNN: num_layers must be >= 1, got 0"),
+        (
+            lambda: fastrnn.RNN(4, 8, num_layers=0),
+            ValueError,
+            "RNN: num_layers must be >= 1, got 0",
+        ),
         (lambda: fastrnn.LSTM(4.0, 8), TypeError, "LSTM: input_size must be an int, got float"),
         (lambda: fastrnn.LSTM(4, True), TypeError, "LSTM: hidden_size must be an int, got bool"),
         (lambda: fastrnn.GRUCell(0, 8), ValueError, "GRUCell: input_size must be >= 1, got 0"),
-        (lambda: fastrnn.LSTMCell(4, 8.5), TypeError, "LSTMCell: hidden_size must be an int, got float"),
+        (
+            lambda: fastrnn.LSTMCell(4, 8.5),
+            TypeError,
+            "LSTMCell: hidden_size must be an int, got float",
+        ),
         (
             lambda: fastrnn.LSTM(4, 8, dropout=2),
             ValueError,
@@ -406,7 +427,8 @@ def test_cell_bad_inputs():
     ):
         gru_cell(x, np.zeros((3, 7), np.int64))
     with pytest.raises(
-        ValueError, match="^" + exact("GRUCell: x must have shape (B, 5) or (5,) (input_size=5), got ()")
+        ValueError,
+        match="^" + exact("GRUCell: x must have shape (B, 5) or (5,) (input_size=5), got ()"),
     ):
         gru_cell(np.zeros((), np.float32))
 

@@ -40,18 +40,24 @@ def as_lengths(obj, batch: int, steps: int, prefix: str = "") -> np.ndarray:
     if a.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integers, got dtype {a.dtype}")
     if a.shape != (batch,):
-        raise ValueError(f"{name} must have shape ({batch},) (one per sequence), got {shape_text(a.shape)}")
+        raise ValueError(
+            f"{name} must have shape ({batch},) (one per sequence), got {shape_text(a.shape)}"
+        )
     bad = np.flatnonzero((a < 1) | (a > steps))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(f"{name} must be in [1, {steps}] (T={steps}), got {int(a[i])} at index {i}")
+        raise ValueError(
+            f"{name} must be in [1, {steps}] (T={steps}), got {int(a[i])} at index {i}"
+        )
     return np.ascontiguousarray(a, dtype=np.int64)
 
 
 def check_shape(a: np.ndarray, name: str, expected: tuple, what: str = "") -> None:
     if a.shape != tuple(expected):
         extra = f" ({what})" if what else ""
-        raise ValueError(f"{name} must have shape {shape_text(expected)}{extra}, got {shape_text(a.shape)}")
+        raise ValueError(
+            f"{name} must have shape {shape_text(expected)}{extra}, got {shape_text(a.shape)}"
+        )
 
 
 def positive_int(value, name: str, minimum: int = 1, maximum: int | None = None) -> int:

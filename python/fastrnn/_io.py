@@ -276,7 +276,9 @@ def _config_from_metadata(path, md: dict) -> dict:
         text = get(key)
         # Range checks follow in _check_config; 30 digits keep int() trivially cheap.
         if not re.fullmatch(r"[0-9]{1,30}", text):
-            raise _BadFile(path, f"metadata {key} must be a non-negative integer, got {text!r:.100}")
+            raise _BadFile(
+                path, f"metadata {key} must be a non-negative integer, got {text!r:.100}"
+            )
         return int(text)
 
     def boolean(key: str) -> bool:

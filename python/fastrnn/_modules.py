@@ -19,7 +19,6 @@ from ._checks import (
     check_shape,
     positive_int,
     shape_text,
-    to_numpy,
 )
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
@@ -29,8 +28,15 @@ _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 _NO_WEIGHTS = object()
 
 
-def parameter_shapes(mode: str, input_size: int, hidden_size: int, num_layers: int,
-                     bidirectional: bool, proj_size: int, bias: bool) -> dict[str, tuple]:
+def parameter_shapes(
+    mode: str,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    bidirectional: bool,
+    proj_size: int,
+    bias: bool,
+) -> dict[str, tuple]:
     """torch's parameter names and shapes for a layer stack, in torch's order."""
     G = _GATES[mode] * hidden_size
     D = 2 if bidirectional else 1
@@ -137,8 +143,15 @@ class _RNNBase:
 
     def _parameter_shapes(self) -> dict[str, tuple]:
         """torch's parameter names and shapes, in torch's order."""
-        return parameter_shapes(self._mode, self.input_size, self.hidden_size, self.num_layers,
-                                self.bidirectional, self.proj_size, self.bias)
+        return parameter_shapes(
+            self._mode,
+            self.input_size,
+            self.hidden_size,
+            self.num_layers,
+            self.bidirectional,
+            self.proj_size,
+            self.bias,
+        )
 
     def extra_repr(self) -> str:
         parts = [f"{self.input_size}, {self.hidden_size}"]
@@ -197,7 +210,7 @@ class _RNNBase:
             )
         shapes = self._parameter_shapes()
         missing = [k for k in shapes if k not in state_dict]
-        extra = [k for k in state_dict.keys() if k not in shapes]
+        extra = [k for k in state_dict if k not in shapes]
         if missing or extra:
             msg = [f"{name}.load_state_dict:"]
             if missing:
@@ -228,7 +241,10 @@ class _RNNBase:
             for direction in range(self.num_directions):
                 sfx = f"_l{layer}" + ("_reverse" if direction else "")
                 out.append(
-                    tuple(w.get(k + sfx) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"))
+                    tuple(
+                        w.get(k + sfx)
+                        for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+                    )
                 )
         return out
 
@@ -273,7 +289,9 @@ class _RNNBase:
                 f"got {shape_text(x.shape)}"
             )
         if x.shape[-1] != I:
-            layout = ("(B, T, {0})" if self.batch_first else "(T, B, {0})") if batched else "(T, {0})"
+            layout = (
+                ("(B, T, {0})" if self.batch_first else "(T, B, {0})") if batched else "(T, {0})"
+            )
             raise ValueError(
                 f"{name}: x must have shape {layout.format(I)} (input_size={I}), got {shape_text(x.shape)}"
             )
@@ -285,8 +303,12 @@ class _RNNBase:
         T, B = x.shape[0], x.shape[1]
         if T == 0:
             # torch raises too (RuntimeError: "Expected sequence length to be larger than 0").
-            shape = (B, 0, I) if batched and self.batch_first else ((0, B, I) if batched else (0, I))
-            raise ValueError(f"{name}: x must hold at least one time step (T >= 1), got {shape_text(shape)}")
+            shape = (
+                (B, 0, I) if batched and self.batch_first else ((0, B, I) if batched else (0, I))
+            )
+            raise ValueError(
+                f"{name}: x must hold at least one time step (T >= 1), got {shape_text(shape)}"
+            )
         h0, c0 = self._initial_state(state, B, batched)
         lens = None
         if lengths is not None:
@@ -316,7 +338,9 @@ class _RNNBase:
         LD = self.num_layers * self.num_directions
         if self._mode == "LSTM":
             if not isinstance(state, (tuple, list)) or len(state) != 2:
-                raise TypeError(f"{name}: state must be a tuple (h_0, c_0), got {type(state).__name__}")
+                raise TypeError(
+                    f"{name}: state must be a tuple (h_0, c_0), got {type(state).__name__}"
+                )
             h0, c0 = (as_float32(s, f"{name}: {n}") for s, n in zip(state, ("h_0", "c_0")))
             shapes = {"h_0": (LD, B, self._h_out), "c_0": (LD, B, self.hidden_size)}
             pairs = (("h_0", h0), ("c_0", c0))
@@ -327,8 +351,14 @@ class _RNNBase:
         out = []
         for key, a in pairs:
             expected = shapes[key] if batched else (shapes[key][0], shapes[key][2])
-            check_shape(a, f"{name}: {key}", expected, "num_layers * num_directions, batch, features"
-                        if batched else "num_layers * num_directions, features")
+            check_shape(
+                a,
+                f"{name}: {key}",
+                expected,
+                "num_layers * num_directions, batch, features"
+                if batched
+                else "num_layers * num_directions, features",
+            )
             out.append(np.ascontiguousarray(a if batched else a[:, None, :]))
         return (out[0], out[1] if len(out) > 1 else None)
 
@@ -346,27 +376,71 @@ class GRU(_RNNBase):
 
     _mode = "GRU"
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, proj_size=0, seed=None, _owner=None):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        *,
+        proj_size=0,
+        seed=None,
+        _owner=None,
+    ):
         # proj_size is accepted only to reject it with torch's ValueError (not a TypeError).
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, proj_size, seed=seed, _owner=_owner)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            seed=seed,
+            _owner=_owner,
+        )
 
 
 class RNN(_RNNBase):
     """Elman RNN, torch.nn.RNN's arguments: (input_size, hidden_size, num_layers=1,
     nonlinearity='tanh', bias=True, batch_first=False, dropout=0.0, bidirectional=False)."""
 
-    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, *, proj_size=0, seed=None,
-                 _owner=None):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        nonlinearity="tanh",
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        *,
+        proj_size=0,
+        seed=None,
+        _owner=None,
+    ):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(
                 f"{_owner or 'RNN'}: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}"
             )
         self._mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, proj_size, seed=seed, _owner=_owner)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            seed=seed,
+            _owner=_owner,
+        )
 
     @property
     def nonlinearity(self) -> str:
@@ -410,7 +484,7 @@ class _CellBase:
             )
         shapes = {k[: -len("_l0")]: v for k, v in self._layer._parameter_shapes().items()}
         missing = [k for k in shapes if k not in state_dict]
-        extra = [k for k in state_dict.keys() if k not in shapes]
+        extra = [k for k in state_dict if k not in shapes]
         if missing or extra:
             msg = [f"{name}.load_state_dict:"]
             if missing:
@@ -435,14 +509,18 @@ class _CellBase:
         x = as_float32(x, f"{name}: x")
         I, H = self.input_size, self.hidden_size
         if x.ndim not in (1, 2) or x.shape[-1] != I:
-            raise ValueError(f"{name}: x must have shape (B, {I}) or ({I},) (input_size={I}), got {shape_text(x.shape)}")
+            raise ValueError(
+                f"{name}: x must have shape (B, {I}) or ({I},) (input_size={I}), got {shape_text(x.shape)}"
+            )
         batched = x.ndim == 2
         B = x.shape[0] if batched else 1
         expected = (B, H) if batched else (H,)
         layer_state = None
         if state is not None:
             parts = state if self._layer.mode == "LSTM" else (state,)
-            if self._layer.mode == "LSTM" and (not isinstance(state, (tuple, list)) or len(state) != 2):
+            if self._layer.mode == "LSTM" and (
+                not isinstance(state, (tuple, list)) or len(state) != 2
+            ):
                 raise TypeError(f"{name}: state must be a tuple (h, c), got {type(state).__name__}")
             arrays = []
             for key, s in zip(("h", "c"), parts):
