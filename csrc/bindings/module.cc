@@ -5,6 +5,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -58,6 +62,79 @@ const float* checked(const py::handle& obj, const char* name, const std::vector<
   return static_cast<const float*>(a.data());
 }
 
+// --- size bounds ----------------------------------------------------------------------------
+// Every size from Python is bounded here before anything is allocated, and every product of
+// sizes that an allocation uses is computed with an overflow check: an absurd size is a
+// ValueError naming it, never a wrapped-around size, a MemoryError half-way through, or a
+// crash.
+
+// input_size and hidden_size: the bound python/fastrnn/_checks.py states (MAX_SIZE). It keeps
+// G = 4·H, D·H_out and every packed width inside the int the packing and the kernels use.
+constexpr int64_t kMaxFeatures = int64_t{1} << 24;
+constexpr int64_t kMaxLayers = 4096;  // python/fastrnn/_checks.py MAX_LAYERS
+// The driver and the kernels index batch rows with int (StepArgs::b0, GemmArgs::rows).
+constexpr int64_t kMaxBatch = INT_MAX;
+// The packed weights of a whole model, in floats. Python caps torch's layout at 2^32
+// weights; packing pads to whole panels, which near that cap at most ×3.4 it (LSTM with
+// proj_size=2 and 4096 layers: 1.2·10^10 floats, the largest over a grid of sizes at the
+// cap), so 2^35 admits every model Python accepts.
+constexpr int64_t kMaxPackedFloats = int64_t{1} << 35;
+// Any one array or workspace of a call: 2^45 floats = 2^47 bytes, the whole user address
+// space of x86-64 (and arm64) with 4-level page tables. A larger buffer can never be
+// mapped, so asking for one is a size error, not an out-of-memory condition.
+constexpr int64_t kMaxArrayFloats = int64_t{1} << 45;
+// Threads of one call. Each OpenMP thread reserves a stack, and when the system refuses a
+// thread libgomp takes the process down: set_num_threads(10**6) and a batch of 2·10^6 rows
+// asked for 125,000 threads and crashed (segfault, 2-core VM). 1024 is beyond today's largest
+// servers (2 sockets × 192 cores × 2 SMT = 768); a machine with more may use them all.
+int max_threads() { return std::max(1024, fastrnn::threads_hardware()); }
+
+// A Python int in [lo, hi], else a ValueError naming it (also beyond 64 bits).
+int64_t int_in_range(const py::int_& value, const char* name, int64_t lo, int64_t hi) {
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(value.ptr(), &overflow);
+  if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+  if (overflow != 0 || v < lo || v > hi)
+    throw py::value_error(std::string(name) + " must be in [" + std::to_string(lo) + ", " +
+                          std::to_string(hi) + "], got " + std::string(py::str(value)));
+  return v;
+}
+
+struct Dim {
+  const char* name;
+  int64_t size;  // >= 0
+};
+
+// The product of dims, or nullopt past limit (or past int64).
+std::optional<int64_t> product_within(std::initializer_list<Dim> dims, int64_t limit) {
+  int64_t n = 1;
+  for (const Dim& d : dims)
+    if (__builtin_mul_overflow(n, d.size, &n) || n > limit) return std::nullopt;
+  return n;
+}
+
+// "(L·D, B, H_out) = (8192, 2, 4)"
+std::string dims_str(std::initializer_list<Dim> dims) {
+  std::ostringstream names, sizes;
+  const char* sep = "";
+  for (const Dim& d : dims) {
+    names << sep << d.name;
+    sizes << sep << d.size;
+    sep = ", ";
+  }
+  return "(" + names.str() + ") = (" + sizes.str() + ")";
+}
+
+// Raises, naming the call's arguments, when one of the call's arrays or workspaces would
+// hold more than kMaxArrayFloats floats.
+void check_array_size(const std::string& args, const char* array,
+                      std::initializer_list<Dim> dims) {
+  if (!product_within(dims, kMaxArrayFloats))
+    throw py::value_error(args + " is too large for this model: " + array + " " +
+                          dims_str(dims) +
+                          " would exceed 2^45 floats (2^47 bytes, more than a process can map)");
+}
+
 CellKind cell_from(const std::string& mode) {
   if (mode == "LSTM") return CellKind::kLstm;
   if (mode == "GRU") return CellKind::kGru;
@@ -70,34 +147,30 @@ class Model {
  public:
   // weights: one tuple (w_ih, w_hh, b_ih, b_hh, w_hr) per layer·D + direction, torch's
   // shapes, None for absent tensors.
-  Model(const std::string& mode, int input_size, int hidden_size, int num_layers,
-        bool bidirectional, int proj_size, bool bias, const py::list& weights) {
+  Model(const std::string& mode, const py::int_& input_size, const py::int_& hidden_size,
+        const py::int_& num_layers, bool bidirectional, const py::int_& proj_size, bool bias,
+        const py::list& weights) {
     fastrnn::RnnConfig cfg;
     cfg.cell = cell_from(mode);
-    cfg.input_size = input_size;
-    cfg.hidden_size = hidden_size;
-    cfg.num_layers = num_layers;
+    cfg.input_size = static_cast<int>(int_in_range(input_size, "input_size", 1, kMaxFeatures));
+    cfg.hidden_size = static_cast<int>(int_in_range(hidden_size, "hidden_size", 1, kMaxFeatures));
+    cfg.num_layers = static_cast<int>(int_in_range(num_layers, "num_layers", 1, kMaxLayers));
     cfg.num_directions = bidirectional ? 2 : 1;
-    cfg.proj_size = proj_size;
+    cfg.proj_size = static_cast<int>(int_in_range(proj_size, "proj_size", 0, kMaxFeatures));
     cfg.bias = bias;
-    if (input_size < 1 || hidden_size < 1 || num_layers < 1 || proj_size < 0)
-      throw py::value_error("sizes must be positive (proj_size >= 0)");
-    if (proj_size > 0 && (cfg.cell != CellKind::kLstm || proj_size >= hidden_size))
+    if (cfg.proj_size > 0 && (cfg.cell != CellKind::kLstm || cfg.proj_size >= cfg.hidden_size))
       throw py::value_error("proj_size must be 0, or < hidden_size for LSTM");
-    // Every size the packed layout derives must fit: 2^28 floats per matrix side is far
-    // beyond any RNN and keeps all products well inside 64 bits.
-    const int64_t limit = int64_t{1} << 24;
-    if (input_size > limit || hidden_size > limit || num_layers > 4096)
-      throw py::value_error("sizes too large");
-    const int L = num_layers, D = cfg.num_directions;
+    check_packed_size(cfg);
+    const int L = cfg.num_layers, D = cfg.num_directions, hidden = cfg.hidden_size;
     if (static_cast<int>(weights.size()) != L * D)
       throw py::value_error("weights must hold " + std::to_string(L * D) + " entries, got " +
                             std::to_string(weights.size()));
-    const int64_t G = fastrnn::cell_gates(cfg.cell) * int64_t{hidden_size};
+    const int64_t G = fastrnn::cell_gates(cfg.cell) * int64_t{hidden};
     std::vector<fastrnn::RawWeights> raw(L * D);
     for (int i = 0; i < L * D; ++i) {
+      if (!py::isinstance<py::tuple>(weights[i]) || py::len(weights[i]) != 5)
+        throw py::type_error("each weights entry is a tuple (w_ih, w_hh, b_ih, b_hh, w_hr)");
       py::tuple t = weights[i].cast<py::tuple>();
-      if (t.size() != 5) throw py::value_error("each weights entry is (w_ih, w_hh, b_ih, b_hh, w_hr)");
       const std::string sfx = "_l" + std::to_string(i / D) + (i % D ? "_reverse" : "");
       raw[i].w_ih = checked(t[0], ("weight_ih" + sfx).c_str(), {G, cfg.layer_input(i / D)});
       raw[i].w_hh = checked(t[1], ("weight_hh" + sfx).c_str(), {G, cfg.h_out()});
@@ -105,8 +178,8 @@ class Model {
         raw[i].b_ih = checked(t[2], ("bias_ih" + sfx).c_str(), {G});
         raw[i].b_hh = checked(t[3], ("bias_hh" + sfx).c_str(), {G});
       }
-      if (proj_size > 0)
-        raw[i].w_hr = checked(t[4], ("weight_hr" + sfx).c_str(), {proj_size, hidden_size});
+      if (cfg.proj_size > 0)
+        raw[i].w_hr = checked(t[4], ("weight_hr" + sfx).c_str(), {cfg.proj_size, hidden});
     }
     model_ = fastrnn::model_pack(cfg, raw);
   }
@@ -123,6 +196,13 @@ class Model {
     const int LD = cfg.num_layers * cfg.num_directions, H_out = cfg.h_out();
     fastrnn::ForwardArgs a;
     a.x = checked(x_obj, "x", {T, B, cfg.input_size});
+    if (T < 1)
+      throw py::value_error("x must hold at least one time step (T >= 1), got shape " +
+                            shape_str(x_arr));
+    check_call_sizes(T, B);
+    if (num_threads > max_threads())
+      throw py::value_error("num_threads must be in [1, " + std::to_string(max_threads()) +
+                            "] (0: the default), got " + std::to_string(num_threads));
     a.T = T;
     a.B = B;
     if (!h0_obj.is_none()) a.h0 = checked(h0_obj, "h_0", {LD, B, H_out});
@@ -177,6 +257,7 @@ class Model {
     const int L = cfg.num_layers, H_out = cfg.h_out();
     fastrnn::ForwardArgs a;
     a.x = checked(x_obj, "x", {B, cfg.input_size});
+    check_call_sizes(1, B);
     a.T = 1;
     a.B = B;
     py::array h_arr = py::reinterpret_borrow<py::array>(h_obj);
@@ -205,6 +286,57 @@ class Model {
   }
 
  private:
+  // The packed weights model_pack would allocate (see ops/pack.cc), in floats, with every
+  // product checked: sizes that pass int_in_range can still multiply past 64 bits over
+  // 4096 layers, and padding to whole panels enlarges small layers (×64 for an RNN with H=1).
+  static void check_packed_size(const fastrnn::RnnConfig& cfg) {
+    const fastrnn::PanelGeometry geo = fastrnn::panel_geometry(cfg.cell);
+    const int64_t H = cfg.hidden_size, P = cfg.proj_size, H_out = cfg.h_out();
+    const int64_t cols = fastrnn::div_up(cfg.hidden_size, geo.units) * int64_t{geo.cols()};
+    const int64_t proj_cols =
+        P > 0 ? fastrnn::div_up(cfg.proj_size, fastrnn::kProjectionGeometry.units) *
+                    int64_t{fastrnn::kProjectionGeometry.cols()}
+              : 0;
+    int64_t total = 0;
+    bool ok = true;
+    for (int l = 0; l < cfg.num_layers && ok; ++l) {
+      // w_ih (cols × I_l), w_hh (cols × H_out), the bias and GRU's b_hn (≤ 2 cols), w_hr.
+      const auto gates = product_within(
+          {{"cols", cols}, {"I_l + H_out + 2", cfg.layer_input(l) + H_out + 2}}, kMaxPackedFloats);
+      const auto proj = product_within({{"proj_cols", proj_cols}, {"H", H}}, kMaxPackedFloats);
+      int64_t layer = 0;
+      ok = gates && proj && !__builtin_add_overflow(*gates, *proj, &layer) &&
+           !__builtin_mul_overflow(layer, int64_t{cfg.num_directions}, &layer) &&
+           !__builtin_add_overflow(total, layer, &total) && total <= kMaxPackedFloats;
+    }
+    if (!ok)
+      throw py::value_error(
+          "model too large: input_size=" + std::to_string(cfg.input_size) +
+          ", hidden_size=" + std::to_string(H) + ", proj_size=" + std::to_string(P) +
+          ", num_layers=" + std::to_string(cfg.num_layers) +
+          ", bidirectional=" + (cfg.num_directions == 2 ? "True" : "False") +
+          " would pack to more than 2^35 weights (128 GiB)");
+  }
+
+  // Every array and workspace a call of T steps and B rows allocates, before any of them is.
+  void check_call_sizes(int64_t T, int64_t B) const {
+    const fastrnn::RnnConfig& cfg = model_.cfg;
+    const std::string args = "x with T=" + std::to_string(T) + ", B=" + std::to_string(B);
+    if (B > kMaxBatch)
+      throw py::value_error(args + ": the batch must be at most " + std::to_string(kMaxBatch) +
+                            " rows");
+    const int64_t LD = int64_t{cfg.num_layers} * cfg.num_directions;
+    const int64_t D_H_out = int64_t{cfg.num_directions} * cfg.h_out();
+    check_array_size(args, "y", {{"T", T}, {"B", B}, {"D·H_out", D_H_out}});
+    check_array_size(args, "h_n", {{"L·D", LD}, {"B", B}, {"H_out", cfg.h_out()}});
+    check_array_size(args, "c_n", {{"L·D", LD}, {"B", B}, {"H", cfg.hidden_size}});
+    // The driver's workspace per layer and direction: G_x and state rows of at most
+    // panels·NV·16 floats per batch row (see ops/rnn-forward.cc, Workspace); ×4 bounds them all.
+    check_array_size(args, "the workspace",
+                     {{"L·D", LD}, {"B", B},
+                      {"4·panels·NV·16", int64_t{4} * model_.panels * model_.geo.cols()}});
+  }
+
   fastrnn::RnnModel model_;
 };
 
@@ -221,7 +353,8 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "fastrnn compiled core (private): packing, kernels, the forward driver";
 
   py::class_<Model>(m, "Model")
-      .def(py::init<const std::string&, int, int, int, bool, int, bool, const py::list&>(),
+      .def(py::init<const std::string&, const py::int_&, const py::int_&, const py::int_&, bool,
+                    const py::int_&, bool, const py::list&>(),
            py::arg("mode"), py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers"),
            py::arg("bidirectional"), py::arg("proj_size"), py::arg("bias"), py::arg("weights"))
       .def("forward", &Model::forward, py::arg("x"), py::arg("h0"), py::arg("c0"),
@@ -229,9 +362,8 @@ PYBIND11_MODULE(_core, m) {
       .def("step", &Model::step, py::arg("x"), py::arg("h"), py::arg("c"))
       .def("threads_for", &Model::threads_for, py::arg("batch"), py::arg("max_threads") = 0);
 
-  m.def("set_num_threads", [](int n) {
-    if (n < 1) throw py::value_error("num_threads must be >= 1, got " + std::to_string(n));
-    fastrnn::threads_set(n);
+  m.def("set_num_threads", [](const py::int_& n) {
+    fastrnn::threads_set(static_cast<int>(int_in_range(n, "num_threads", 1, max_threads())));
   });
   m.def("get_num_threads", &fastrnn::threads_get);
   m.def("hardware_threads", &fastrnn::threads_hardware);
