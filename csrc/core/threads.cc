@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <thread>
 
 namespace fastrnn {
@@ -19,6 +20,38 @@ int threads_get() {
 
 void threads_set(int n) { g_threads.store(std::max(1, n), std::memory_order_relaxed); }
 
-void SpinBarrier::yield() { std::this_thread::yield(); }
+void SpinBarrier::long_wait(bool waiting_for) {
+  const auto start = std::chrono::steady_clock::now();
+  while (sense_.load(std::memory_order_acquire) != waiting_for) std::this_thread::yield();
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::steady_clock::now() - start).count();
+  long_wait_ns_.fetch_add(ns, std::memory_order_relaxed);
+}
+
+namespace {
+std::atomic<int> g_backoff_left{0};  // calls still to run on one thread
+std::atomic<int> g_backoff_len{0};   // the current backoff length (0: no contention seen)
+constexpr int kBackoffMin = 16, kBackoffMax = 4096;
+}  // namespace
+
+bool threads_backing_off() {
+  int left = g_backoff_left.load(std::memory_order_relaxed);
+  while (left > 0) {
+    if (g_backoff_left.compare_exchange_weak(left, left - 1, std::memory_order_relaxed))
+      return true;
+  }
+  return false;
+}
+
+void threads_report(bool contended) {
+  if (contended) {
+    const int len = std::clamp(2 * g_backoff_len.load(std::memory_order_relaxed), kBackoffMin,
+                               kBackoffMax);
+    g_backoff_len.store(len, std::memory_order_relaxed);
+    g_backoff_left.store(len, std::memory_order_relaxed);
+  } else {
+    g_backoff_len.store(0, std::memory_order_relaxed);
+  }
+}
 
 }  // namespace fastrnn

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
@@ -397,7 +398,8 @@ int rnn_forward_threads(const RnnModel& m, int64_t B, int max_threads) {
 
 void rnn_forward(const RnnModel& model, const ForwardArgs& args) {
   if (args.T <= 0 || args.B <= 0) return;
-  const int nt = rnn_forward_threads(model, args.B, args.num_threads);
+  int nt = rnn_forward_threads(model, args.B, args.num_threads);
+  if (nt > 1 && threads_backing_off()) nt = 1;
   Forward f(model, args, nt);
   if (nt == 1) {
     SpinBarrier none(1);
@@ -405,6 +407,7 @@ void rnn_forward(const RnnModel& model, const ForwardArgs& args) {
     return;
   }
   SpinBarrier barrier(nt);
+  const auto start = std::chrono::steady_clock::now();
 #pragma omp parallel num_threads(nt)
   {
     // A nested or limited runtime may give fewer threads: then one thread does it all.
@@ -415,6 +418,11 @@ void rnn_forward(const RnnModel& model, const ForwardArgs& args) {
       f.run(0, 1, none);
     }
   }
+  // Contended: the threads spent more than half the call waiting out descheduled peers.
+  // (Uneven slices alone stay below that: a waiter waits at most as long as it worked.)
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::steady_clock::now() - start).count();
+  threads_report(barrier.long_wait_ns() > ns / 2);
 }
 
 }  // namespace fastrnn
