@@ -1029,7 +1029,8 @@ def plot(results, path: str, title: str = "fastrnn vs peers") -> None:
         ax.set_title(
             f"{title}, {n} thread{'s' if n > 1 else ''} (above 1: fastrnn faster)", fontsize=10
         )
-        ax.legend(fontsize=8)
+        if rivals:
+            ax.legend(fontsize=8)
         ax.grid(axis="y", which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -1,0 +1,107 @@
+"""`fastrnn`, `fastrnn info` and `fastrnn bench` (verify and convert: test_cli_model.py).
+
+The bench runs here are kept tiny (fastrnn alone or fastrnn and torch, one thread, a few
+calls): they check what is printed and written, never how fast anything is.
+"""
+
+import json
+
+import pytest
+
+import fastrnn
+from fastrnn import _bench
+from fastrnn._cli import build_parser, main
+
+FAST = ["--threads", "1", "--min-time", "0.01", "--quiet"]
+
+
+def test_info(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    info = fastrnn.cpu_info()
+    assert f"fastrnn        {fastrnn.__version__}" in out
+    assert f"isa in use     {info['isa']}" in out
+    assert ", ".join(info["available"]) in out
+    for peer in ("torch", "onnxruntime", "openvino"):
+        assert peer in out
+
+
+def test_no_command_runs_bench(monkeypatch, capsys):
+    """`fastrnn` alone is `fastrnn bench` with its defaults: the default workload."""
+    seen = {}
+    real_run = _bench.run
+
+    def fake_run(names, **kwargs):
+        seen.update(names=names, **kwargs)
+        return real_run(names, threads=(1,), peers=["fastrnn"], min_time=0.01)
+
+    monkeypatch.setattr(_bench, "run", fake_run)
+    assert main([]) == 0
+    assert seen["names"] == ["default"]
+    assert seen["threads"] == _bench.default_threads()
+    assert seen["peers"] is None  # every installed peer
+    out = capsys.readouterr().out
+    assert "default: LSTM B=1 T=100 I=256 H=256" in out
+    assert "fastrnn" in out
+
+
+def test_bench_fastrnn_alone(capsys):
+    assert main(["bench", "--peers", "fastrnn", *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "default: LSTM B=1 T=100 I=256 H=256" in out
+    assert "parity" in out
+
+
+def test_bench_with_torch_prints_parity(tmp_path, capsys):
+    pytest.importorskip("torch")
+    json_path, md_path = tmp_path / "r.json", tmp_path / "r.md"
+    args = ["bench", "--peers", "fastrnn", "torch", *FAST]
+    assert main(args + ["--json", str(json_path), "--markdown", str(md_path)]) == 0
+    out = capsys.readouterr().out
+    assert "parity vs torch, default: max abs output" in out
+    assert "→ PASS" in out
+    doc = json.loads(json_path.read_text())
+    peers = {r["peer"] for r in doc["results"]}
+    assert peers == {"fastrnn", "torch"}
+    assert all(r["median_us"] > 0 for r in doc["results"])
+    assert "| `default` | 1 |" in md_path.read_text()
+
+
+def test_bench_streaming_workload_uses_the_stream(capsys):
+    """Streaming workloads time fastrnn through model.stream(...).step(x_t)."""
+    pytest.importorskip("torch")
+    assert main(["bench", "--workload", "stream_gru_256", "--peers", "fastrnn", *FAST]) == 0
+    assert "parity vs torch, stream_gru_256" in capsys.readouterr().out
+
+
+def test_bench_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "r.png"
+    assert main(["bench", "--peers", "fastrnn", *FAST, "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("bad", [["--threads", "0"], ["--workload", "nope"], ["--peers", "tf"]])
+def test_bench_bad_arguments(bad, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["bench", *bad])
+    assert info.value.code == 2
+    assert "fastrnn bench: error:" in capsys.readouterr().err
+
+
+def test_help_everywhere(capsys):
+    """--help works for fastrnn itself and for every subcommand, and lists them all."""
+    parser = build_parser()
+    commands = list(parser._subparsers._group_actions[0].choices)
+    assert set(commands) == {"bench", "info", "verify", "convert"}
+    for argv in [["--help"]] + [[c, "--help"] for c in commands]:
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith("usage: fastrnn")
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    out = capsys.readouterr().out
+    for word in ("--all", "--json", "--plot", "--threads", "stream_lstm_256"):
+        assert word in out
