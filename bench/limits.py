@@ -123,14 +123,19 @@ def measure(threads=(1, 2), repeat: int = 3, say=print) -> dict:
 
 
 def load_or_measure(remeasure: bool = False, threads=(1, 2), say=print) -> dict:
-    """bench/limits.json when it exists and covers `threads`, else a fresh measurement
-    (written there)."""
+    """bench/limits.json when it exists, was measured on this CPU and covers `threads`, else
+    a fresh measurement (written there, with the CPU's name)."""
+    cpu = runner.machine_info()["cpu"]
     if not remeasure and os.path.exists(LIMITS_JSON):
         with open(LIMITS_JSON) as f:
             limits = json.load(f)
-        if all(str(n) in limits["fma_gflops"] for n in threads):
+        if limits.get("cpu") != cpu:
+            say(f"limits: {LIMITS_JSON} was measured on {limits.get('cpu', 'an unknown CPU')}, "
+                f"this is {cpu}: measuring again")
+        elif all(str(n) in limits["fma_gflops"] for n in threads):
             return limits
     limits = measure(threads, say=say)
+    limits["cpu"] = cpu
     with open(LIMITS_JSON, "w") as f:
         json.dump(limits, f, indent=2)
     return limits
