@@ -11,26 +11,51 @@ def shape_text(shape) -> str:
     return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
 
 
+_NUMPY_FLOATS = ("torch.float16", "torch.float32", "torch.float64")
+
+
 def to_numpy(obj, name: str) -> np.ndarray:
     """A numpy array or a torch tensor (without importing torch) as a numpy array."""
     if isinstance(obj, np.ndarray):
         return obj
     if type(obj).__module__.split(".")[0] == "torch" and hasattr(obj, "detach"):
         t = obj.detach()
-        if str(t.dtype) == "torch.bfloat16":
-            t = t.float()
+        if str(t.layout) != "torch.strided":
+            raise TypeError(f"{name} must be a dense tensor, got layout {t.layout}")
+        if t.device.type == "meta":
+            raise TypeError(f"{name} must hold data, got a meta tensor (shape only)")
+        if t.is_floating_point() and str(t.dtype) not in _NUMPY_FLOATS:
+            t = t.float()  # bfloat16, float8 variants: exact in float32, unknown to numpy
         return t.cpu().numpy()
     raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(obj).__name__}")
 
 
-def as_float32(obj, name: str) -> np.ndarray:
-    """Real floating arrays of any dtype and strides become C-contiguous float32 (one copy
-    at most); integer, bool, complex and non-array inputs are a TypeError. The rank is kept
-    (a 0-d array stays 0-d, unlike np.ascontiguousarray), so shape errors quote it."""
+def float_array(obj, name: str) -> np.ndarray:
+    """A numpy array or torch tensor of a real floating dtype, not yet converted: callers
+    check its shape first, so that a wrong shape is reported before anything is allocated
+    (a broadcast view can declare terabytes in a few bytes). Integer, bool, complex and
+    non-array inputs are a TypeError."""
     a = to_numpy(obj, name)
     if a.dtype.kind != "f":
         raise TypeError(f"{name} must have a real floating dtype, got {a.dtype}")
-    return np.asarray(a, dtype=np.float32, order="C")
+    return a
+
+
+_F32 = np.dtype(np.float32)
+
+
+def to_float32(a: np.ndarray, copy: bool = False) -> np.ndarray:
+    """C-contiguous float32, copying only if needed (or always, with copy=True); the rank is
+    kept (a 0-d array stays 0-d, unlike np.ascontiguousarray). The result's dtype is numpy's
+    canonical float32 object, which the core requires: an equal dtype from an unpickled
+    array can survive a conversion and would be refused ("must be float32, got float32")."""
+    out = a.astype(_F32, order="C") if copy else np.asarray(a, dtype=_F32, order="C")
+    return out if out.dtype is _F32 else out.view(_F32)
+
+
+def as_float32(obj, name: str) -> np.ndarray:
+    """float_array, then to_float32 (for inputs whose shape is checked afterwards)."""
+    return to_float32(float_array(obj, name))
 
 
 def as_lengths(obj, batch: int, steps: int, prefix: str = "") -> np.ndarray:

@@ -249,7 +249,11 @@ def _infer_config(path, shapes: dict[str, tuple], mode, nonlinearity) -> dict:
     mode = _resolve_mode(path, hidden, w_hh[0], "weight_hh" + sfx, mode, nonlinearity)
     layers = 1
     if not cell:
-        numbers = [int(m.group(1)) for k in shapes if (m := re.fullmatch(r"weight_ih_l(\d+)", k))]
+        # At most 9 digits: a longer number is no layer index (and int() of thousands of
+        # digits is slow or refused); such keys are then reported as unexpected.
+        numbers = [
+            int(m.group(1)) for k in shapes if (m := re.fullmatch(r"weight_ih_l(\d{1,9})", k))
+        ]
         layers = max(numbers) + 1
         if layers > _MAX_LAYERS:
             raise _BadFile(path, f"num_layers must be in [1, {_MAX_LAYERS}], got {layers}")
@@ -322,6 +326,12 @@ def _config_from_metadata(path, md: dict) -> dict:
     return cfg
 
 
+def _short(keys: list) -> str:
+    """A list of keys for a message, cut at 500 characters (a file may hold huge names)."""
+    text = repr(keys)
+    return text if len(text) <= 500 else text[:500] + "...]"
+
+
 def _check_keys(path, cfg: dict, shapes: dict[str, tuple]) -> None:
     expected = _expected_shapes(cfg)
     missing = [k for k in expected if k not in shapes]
@@ -329,9 +339,9 @@ def _check_keys(path, cfg: dict, shapes: dict[str, tuple]) -> None:
     if missing or extra:
         parts = []
         if missing:
-            parts.append(f"missing keys {missing}")
+            parts.append(f"missing keys {_short(missing)}")
         if extra:
-            parts.append(f"unexpected keys {extra}")
+            parts.append(f"unexpected keys {_short(extra)}")
         raise _BadFile(path, f"{' and '.join(parts)} for {_describe(cfg)}")
     for key, shape in expected.items():
         if tuple(shapes[key]) != shape:
@@ -397,6 +407,8 @@ def _read_header(f, path, size: int):
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError) as e:
         raise _BadFile(path, f"header is not valid JSON ({e})") from None
+    except RecursionError:  # json's decoder recurses once per nesting level
+        raise _BadFile(path, "header is not valid JSON (nested too deeply)") from None
     if not isinstance(header, dict):
         raise _BadFile(path, f"header must be a JSON object, got {type(header).__name__}")
     metadata = header.pop("__metadata__", {})
@@ -518,7 +530,8 @@ def _select(path, names: list, prefix) -> dict[str, str]:
             raise _BadFile(path, "holds no RNN weights: no key ends in weight_ih_l0 or weight_ih")
         if len(found) > 1:
             raise _BadFile(
-                path, f"holds several RNNs (key prefixes {found}): pass prefix= to choose one"
+                path,
+                f"holds several RNNs (key prefixes {_short(found)}): pass prefix= to choose one",
             )
         prefix = found[0]
     selected = {k[len(prefix) :]: k for k in names if k.startswith(prefix)}
@@ -566,9 +579,30 @@ def _load_torch(path, mode, batch_first, nonlinearity, prefix):
         ) from None
     sd = _torch_state_dict(path, obj)
     names = _select(path, list(sd), prefix)
-    for k, v in names.items():
-        if not sd[v].is_floating_point():
-            raise _BadFile(path, f"{v!r} has dtype {sd[v].dtype}; weights must be floating point")
+    elements = 0
+    for v in names.values():
+        t = sd[v]
+        if not t.is_floating_point():
+            raise _BadFile(path, f"{v!r} has dtype {t.dtype}; weights must be floating point")
+        if t.layout is not torch.strided or t.device.type != "cpu":
+            raise _BadFile(
+                path,
+                f"{v!r} is a {t.layout} tensor on {t.device}; weights must be dense tensors "
+                "with data (not sparse, not meta)",
+            )
+        elements += t.numel()
+    # A tensor in a torch file may be a view — expanded (stride 0) or overlapping — that
+    # declares far more elements than its storage holds: 2 KB can declare 2^30 elements, and
+    # converting them would allocate gigabytes. Honest weights take >= 1 byte per element
+    # in the file (float8; 2 for half types), so more elements than bytes is a broadcast.
+    size = os.path.getsize(path)
+    if elements > size:
+        raise _BadFile(
+            path,
+            f"its weights declare {elements} elements but the file holds {size} bytes: "
+            "broadcast (expanded) or overlapping tensor views; save dense tensors "
+            "(tensor.contiguous()) instead",
+        )
     shapes = {k: tuple(sd[v].shape) for k, v in names.items()}
     cfg = _infer_config(path, shapes, mode, nonlinearity)
     _check_config(path, cfg)

@@ -14,11 +14,12 @@ from ._checks import (
     MAX_LAYERS,
     MAX_PARAMETERS,
     MAX_SIZE,
-    as_float32,
+    float_array,
     as_lengths,
     check_shape,
     positive_int,
     shape_text,
+    to_float32,
 )
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
@@ -220,9 +221,9 @@ class _RNNBase:
             raise ValueError(" ".join(msg))
         weights = {}
         for key, shape in shapes.items():
-            a = as_float32(state_dict[key], f"{name}.load_state_dict: {key}")
+            a = float_array(state_dict[key], f"{name}.load_state_dict: {key}")
             check_shape(a, f"{name}.load_state_dict: {key}", shape)
-            weights[key] = a.copy()
+            weights[key] = to_float32(a, copy=True)
         self._core = _core.Model(
             self._mode,
             self.input_size,
@@ -276,7 +277,7 @@ class _RNNBase:
         Returns (output, h_n), for LSTM (output, (h_n, c_n)), as torch does.
         """
         name = type(self).__name__
-        x = as_float32(x, f"{name}: x")
+        x = float_array(x, f"{name}: x")  # converted once its shape is checked
         I = self.input_size
         if x.ndim == 3:
             batched = True
@@ -296,10 +297,9 @@ class _RNNBase:
                 f"{name}: x must have shape {layout.format(I)} (input_size={I}), got {shape_text(x.shape)}"
             )
         if batched:
-            if self.batch_first:
-                x = np.ascontiguousarray(x.transpose(1, 0, 2))
+            x = to_float32(x.transpose(1, 0, 2) if self.batch_first else x)
         else:
-            x = x[:, None, :]
+            x = to_float32(x[:, None, :])
         T, B = x.shape[0], x.shape[1]
         if T == 0:
             # torch raises too (RuntimeError: "Expected sequence length to be larger than 0").
@@ -341,11 +341,11 @@ class _RNNBase:
                 raise TypeError(
                     f"{name}: state must be a tuple (h_0, c_0), got {type(state).__name__}"
                 )
-            h0, c0 = (as_float32(s, f"{name}: {n}") for s, n in zip(state, ("h_0", "c_0")))
+            h0, c0 = (float_array(s, f"{name}: {n}") for s, n in zip(state, ("h_0", "c_0")))
             shapes = {"h_0": (LD, B, self._h_out), "c_0": (LD, B, self.hidden_size)}
             pairs = (("h_0", h0), ("c_0", c0))
         else:
-            h0, c0 = as_float32(state, f"{name}: h_0"), None
+            h0, c0 = float_array(state, f"{name}: h_0"), None
             shapes = {"h_0": (LD, B, self._h_out)}
             pairs = (("h_0", h0),)
         out = []
@@ -359,7 +359,7 @@ class _RNNBase:
                 if batched
                 else "num_layers * num_directions, features",
             )
-            out.append(np.ascontiguousarray(a if batched else a[:, None, :]))
+            out.append(to_float32(a if batched else a[:, None, :]))
         return (out[0], out[1] if len(out) > 1 else None)
 
 
@@ -494,7 +494,7 @@ class _CellBase:
             raise ValueError(" ".join(msg))
         weights = {}
         for key, shape in shapes.items():
-            a = as_float32(state_dict[key], f"{name}.load_state_dict: {key}")
+            a = float_array(state_dict[key], f"{name}.load_state_dict: {key}")
             check_shape(a, f"{name}.load_state_dict: {key}", shape)
             weights[key + "_l0"] = a
         self._layer.load_state_dict(weights)
@@ -506,7 +506,7 @@ class _CellBase:
         """x: (B, I) or (I,); state: h (B, H) — LSTMCell: a tuple (h, c) — or None (zeros).
         Returns h' (LSTMCell: (h', c')) with x's batching."""
         name = type(self).__name__
-        x = as_float32(x, f"{name}: x")
+        x = float_array(x, f"{name}: x")  # converted by the layer call below
         I, H = self.input_size, self.hidden_size
         if x.ndim not in (1, 2) or x.shape[-1] != I:
             raise ValueError(
@@ -524,7 +524,7 @@ class _CellBase:
                 raise TypeError(f"{name}: state must be a tuple (h, c), got {type(state).__name__}")
             arrays = []
             for key, s in zip(("h", "c"), parts):
-                a = as_float32(s, f"{name}: {key}")
+                a = float_array(s, f"{name}: {key}")
                 check_shape(a, f"{name}: {key}", expected)
                 arrays.append(a.reshape(1, B, H))
             layer_state = tuple(arrays) if self._layer.mode == "LSTM" else arrays[0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_float32, check_shape, positive_int, shape_text
+from ._checks import check_shape, float_array, positive_int, shape_text, to_float32
 
 _F32 = np.dtype(np.float32)
 
@@ -89,7 +89,7 @@ class Stream:
             pairs = (("h", state, self._h),)
         arrays = []
         for key, value, target in pairs:
-            a = as_float32(value, f"Stream: state {key}")
+            a = float_array(value, f"Stream: state {key}")
             features = target.shape[2]
             if self._batched:
                 check_shape(
@@ -110,8 +110,11 @@ class Stream:
         """
         x = x_t
         if type(x) is not np.ndarray or x.dtype is not _F32 or not x.flags.c_contiguous:
-            x = as_float32(x, "Stream.step: x_t")
-        if x.shape != self._step_shape:
+            x = float_array(x, "Stream.step: x_t")
+            if x.shape != self._step_shape:
+                self._raise_step_shape(x)
+            x = to_float32(x)
+        elif x.shape != self._step_shape:
             self._raise_step_shape(x)
         if self._batched:
             return self._model._core.step(x, self._h, self._c)
@@ -130,7 +133,7 @@ class Stream:
         or (T, I) for an unbatched stream. Returns the chunk's outputs in the same layout;
         T = 0 returns an empty output and leaves the state as it is."""
         m = self._model
-        x = as_float32(x, "Stream.feed: x")
+        x = float_array(x, "Stream.feed: x")  # forward converts it
         I, B = m.input_size, self._batch
         if self._batched:
             t_axis = 1 if m.batch_first else 0

@@ -25,7 +25,9 @@ def from_torch(module):
         elif isinstance(module, nn.GRU):
             model = GRU(module.input_size, module.hidden_size, **kw)
         else:
-            model = RNN(module.input_size, module.hidden_size, nonlinearity=module.nonlinearity, **kw)
+            model = RNN(
+                module.input_size, module.hidden_size, nonlinearity=module.nonlinearity, **kw
+            )
     elif isinstance(module, nn.LSTMCell):
         model = LSTMCell(module.input_size, module.hidden_size, module.bias)
     elif isinstance(module, nn.GRUCell):
@@ -59,8 +61,12 @@ def to_torch(model):
     elif cfg["class"] == "RNNCell":
         module = nn.RNNCell(I, H, bias, nonlinearity)
     else:
-        kw = dict(num_layers=cfg["num_layers"], bias=bias, batch_first=cfg["batch_first"],
-                  bidirectional=cfg["bidirectional"])
+        kw = dict(
+            num_layers=cfg["num_layers"],
+            bias=bias,
+            batch_first=cfg["batch_first"],
+            bidirectional=cfg["bidirectional"],
+        )
         if cfg["class"] == "LSTM":
             module = nn.LSTM(I, H, proj_size=cfg["proj_size"], **kw)
         elif cfg["class"] == "GRU":
