@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Builds fastrnn._core with AddressSanitizer and UBSan (FASTRNN_SANITIZE, see CMakeLists.txt)
+# and runs the parity and boundary tests against it. Any sanitizer report fails the run.
+#
+#   tools/sanitize.sh                          # the default tests (SANITIZE_TESTS below)
+#   tools/sanitize.sh tests/test_io.py -k npz  # any pytest arguments instead
+#
+# The build goes to its own directory (FASTRNN_SANITIZE_BUILD, default build/sanitize) and
+# the package under test is a copy in a temporary directory: python/fastrnn/_core*.so and any
+# installed fastrnn are never touched. The sanitizer runtimes are preloaded into the Python
+# process (it is not instrumented itself); torch, numpy and libgomp run under them unchanged.
+#
+# Needs: cmake, ninja, the compiler CMake finds, pybind11, and the test dependencies
+# (pip install ".[test]").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SANITIZE_TESTS=(
+  tests/test_parity_torch.py    # every ISA, mode and option against torch
+  tests/test_reference.py       # the same grid against the float64 NumPy reference
+  tests/test_errors.py          # every rejected argument
+  tests/test_sizes_native.py    # absurd sizes straight into the core
+  tests/test_stream.py          # step(): state arrays updated in place
+  tests/test_io.py              # files and state dicts
+  tests/test_threads.py         # OpenMP teams of 2 threads: bit-identity
+  tests/test_concurrency.py     # many Python threads in the core at once, GIL released
+  tests/test_activations.py     # the vector activations on every ISA, NaN and ±inf
+)
+if [ $# -gt 0 ]; then tests=("$@"); else tests=("${SANITIZE_TESTS[@]}"); fi
+
+# float-cast-overflow is not part of GCC's "undefined": a NaN, inf or huge float converted to
+# an int is undefined behaviour, and the kernels convert floats to ints (exp's 2^n).
+sanitizers=address,undefined,float-cast-overflow
+build=${FASTRNN_SANITIZE_BUILD:-build/sanitize}
+python=$(python -c 'import sys; print(sys.executable)')
+
+start=$SECONDS
+echo "== sanitize: building _core with -fsanitize=$sanitizers in $build"
+nice -n 10 cmake -S . -B "$build" -G Ninja -DFASTRNN_SANITIZE="$sanitizers" \
+  -DPython_EXECUTABLE="$python" -Dpybind11_DIR="$("$python" -m pybind11 --cmakedir)" >/dev/null
+nice -n 10 ninja -C "$build"
+so=$(ls "$build"/_core*.so)
+build_time=$((SECONDS - start))
+
+# Both runtimes must be loaded before anything else: the interpreter is not instrumented, so
+# they come in through LD_PRELOAD (ASan first, as it requires).
+cxx=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
+preload="$("$cxx" -print-file-name=libasan.so) $("$cxx" -print-file-name=libubsan.so)"
+for lib in $preload; do
+  [ -f "$lib" ] || { echo "sanitize: $lib not found (compiler $cxx)" >&2; exit 1; }
+done
+# The build must really be sanitized, and UBSan built not to recover: every check calls an
+# __ubsan_handle_*_abort handler (the two below exist only in a fatal form).
+symbols=$(nm -D --undefined-only "$so" | awk '{print $NF}')
+grep -q '^__asan_init' <<<"$symbols" || { echo "sanitize: $so lacks ASan" >&2; exit 1; }
+grep -q '^__ubsan_handle_' <<<"$symbols" || { echo "sanitize: $so lacks UBSan" >&2; exit 1; }
+recoverable=$(grep '^__ubsan_handle_' <<<"$symbols" |
+  grep -v -e '_abort$' -e '^__ubsan_handle_builtin_unreachable$' \
+    -e '^__ubsan_handle_missing_return$' || true)
+if [ -n "$recoverable" ]; then
+  echo "sanitize: recoverable UBSan checks in $so (needs -fno-sanitize-recover=all):" >&2
+  echo "$recoverable" >&2
+  exit 1
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/pkg/fastrnn" "$work/logs"
+cp python/fastrnn/*.py python/fastrnn/*.pyi python/fastrnn/py.typed "$work/pkg/fastrnn/"
+cp "$so" "$work/pkg/fastrnn/"
+
+# detect_leaks=0: CPython keeps interned objects and arenas to exit by design, so LeakSanitizer
+# would report the interpreter, not us. ASan reports go to files (log_path), printed below;
+# UBSan reports ignore log_path when ASan is loaded and go to stderr, which pytest must not
+# capture (--capture=sys captures Python's sys.stderr only): a report printed into captured
+# output would be lost when the process aborts.
+export LD_PRELOAD="$preload"
+export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:log_path=$work/logs/asan"
+export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1"
+export PYTHONPATH="$work/pkg${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONFAULTHANDLER=1
+
+fail() {
+  echo "sanitize: FAILED ($1)" >&2
+  for f in "$work"/logs/*; do [ -f "$f" ] && { echo "--- $f" >&2; cat "$f" >&2; }; done
+  exit 1
+}
+
+# The package under test is the sanitized copy, and a real report does fail the process:
+# a read after free through an intercepted memmove must abort with ASan's report.
+"$python" -c "
+import fastrnn._core as c
+assert c.__file__.startswith('$work/pkg/'), c.__file__
+maps = open('/proc/self/maps').read()
+assert 'libasan' in maps and 'libubsan' in maps, 'sanitizer runtimes not loaded'
+" || fail "the sanitized package is not the one imported"
+if "$python" -c "
+import ctypes
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+p = libc.malloc(64)
+libc.free(p)
+ctypes.memmove(ctypes.create_string_buffer(64), p, 64)
+" 2>/dev/null || ! grep -qs 'heap-use-after-free' "$work"/logs/asan.*; then
+  fail "the canary use-after-free was not reported"
+fi
+rm -f "$work"/logs/*
+
+start=$SECONDS
+echo "== sanitize: pytest ${tests[*]}"
+status=0
+nice -n 10 "$python" -m pytest -q -p no:cacheprovider --capture=sys "${tests[@]}" 2>&1 |
+  tee "$work/pytest.log" || status=$?
+test_time=$((SECONDS - start))
+if compgen -G "$work/logs/*" >/dev/null; then fail "ASan reports below"; fi
+if grep -qE 'runtime error:|ERROR: AddressSanitizer|SUMMARY: [A-Za-z]+Sanitizer' "$work/pytest.log"
+then
+  fail "sanitizer reports above"
+fi
+[ "$status" -eq 0 ] || fail "pytest exit status $status (a sanitizer abort is 134)"
+echo "== sanitize: OK, 0 sanitizer reports (build ${build_time}s, tests ${test_time}s)"
