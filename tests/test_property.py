@@ -20,22 +20,22 @@ import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
 
-import fastrnn  # noqa: E402
-import numpy as np  # noqa: E402
-import reference  # noqa: E402
-from cases import MODES, Case, build_model  # noqa: E402
-from conftest import assert_results  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+import fastrnn
+import numpy as np
+import reference
+from cases import MODES, Case, build_model
+from conftest import assert_results
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 ATOL = 1e-5
 EXAMPLES = {"sequences": 150, "cells": 80, "streams": 80}
-SETTINGS = dict(
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+SETTINGS = {
+    "deadline": None,
+    "derandomize": True,
+    "database": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
 DTYPES = [np.float16, np.float32, np.float64]
 LAYOUTS = ["c", "fortran", "strided", "reversed"]
 
@@ -148,17 +148,17 @@ def test_sequences_any_dtype_layout_and_options(drawn, isa):
 
 @st.composite
 def cell_cases(draw):
-    return dict(
-        mode=draw(st.sampled_from(MODES)),
-        I=draw(st.integers(1, 20)),
-        H=draw(st.integers(1, 20)),
-        B=draw(st.integers(0, 6)),  # 0: unbatched (I,)
-        bias=draw(st.booleans()),
-        given=draw(st.booleans()),
-        x=(draw(st.sampled_from(DTYPES)), draw(st.sampled_from(LAYOUTS))),
-        h=(draw(st.sampled_from(DTYPES)), draw(st.sampled_from(LAYOUTS))),
-        seed=draw(st.integers(0, 2**31)),
-    )
+    return {
+        "mode": draw(st.sampled_from(MODES)),
+        "I": draw(st.integers(1, 20)),
+        "H": draw(st.integers(1, 20)),
+        "B": draw(st.integers(0, 6)),  # 0: unbatched (I,)
+        "bias": draw(st.booleans()),
+        "given": draw(st.booleans()),
+        "x": (draw(st.sampled_from(DTYPES)), draw(st.sampled_from(LAYOUTS))),
+        "h": (draw(st.sampled_from(DTYPES)), draw(st.sampled_from(LAYOUTS))),
+        "seed": draw(st.integers(0, 2**31)),
+    }
 
 
 @settings(max_examples=EXAMPLES["cells"], **SETTINGS)
@@ -195,21 +195,21 @@ def stream_cases(draw):
     T = draw(st.integers(1, 10))
     # A random split of the T steps into chunks: 1 → step(), otherwise feed().
     cuts = sorted(draw(st.sets(st.integers(1, T - 1), max_size=T - 1))) if T > 1 else []
-    return dict(
-        mode=mode,
-        I=draw(st.integers(1, 16)),
-        H=draw(st.integers(1, 16)),
-        L=draw(st.integers(1, 3)),
-        batch=draw(st.sampled_from([None, 1, 2, 5])),
-        batch_first=draw(st.booleans()),
-        T=T,
-        cuts=cuts,
-        use_step=draw(st.booleans()),
-        dtype=draw(st.sampled_from(DTYPES)),
-        layout=draw(st.sampled_from(LAYOUTS)),
-        given=draw(st.booleans()),
-        seed=draw(st.integers(0, 2**31)),
-    )
+    return {
+        "mode": mode,
+        "I": draw(st.integers(1, 16)),
+        "H": draw(st.integers(1, 16)),
+        "L": draw(st.integers(1, 3)),
+        "batch": draw(st.sampled_from([None, 1, 2, 5])),
+        "batch_first": draw(st.booleans()),
+        "T": T,
+        "cuts": cuts,
+        "use_step": draw(st.booleans()),
+        "dtype": draw(st.sampled_from(DTYPES)),
+        "layout": draw(st.sampled_from(LAYOUTS)),
+        "given": draw(st.booleans()),
+        "seed": draw(st.integers(0, 2**31)),
+    }
 
 
 @settings(max_examples=EXAMPLES["streams"], **SETTINGS)
@@ -218,7 +218,7 @@ def test_streams_in_random_chunks_equal_whole_call(c, isa):
     """Any split of a sequence into steps and chunks, in any dtype and layout, gives the
     whole call's output and final state bit for bit."""
     mode, I, H, L, N = c["mode"], c["I"], c["H"], c["L"], c["batch"]
-    kw = dict(num_layers=L, batch_first=c["batch_first"], seed=c["seed"])
+    kw = {"num_layers": L, "batch_first": c["batch_first"], "seed": c["seed"]}
     if mode.startswith("RNN"):
         model = fastrnn.RNN(I, H, nonlinearity="relu" if mode == "RNN_RELU" else "tanh", **kw)
     else:
