@@ -601,3 +601,42 @@ def test_bad_hints(tmp_path):
         fastrnn.load(tmp_path / "r.pt", mode="RNN_TANH", nonlinearity="relu")
     with pytest.raises(TypeError, match="prefix must be a str, got int"):
         fastrnn.load(tmp_path / "r.pt", prefix=3)
+
+
+def test_saved_file_permissions_follow_the_umask(tmp_path):
+    """model.save creates files like any other file the process writes (0666 minus the
+    umask; safetensors' save_file alone would make them 0600, unreadable by a serving user)."""
+    old = os.umask(0o022)
+    try:
+        fastrnn.GRU(2, 3, seed=0).save(tmp_path / "m.safetensors")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.safetensors").stat().st_mode & 0o777 == 0o644
+
+
+def test_concurrent_saves_to_one_path(tmp_path):
+    """Threads saving different models to one path: the file is always one whole model."""
+    import threading
+
+    models = [fastrnn.LSTM(3, 4, seed=i) for i in range(8)]
+    path = tmp_path / "m.safetensors"
+    errors = []
+
+    def work(m):
+        try:
+            for _ in range(10):
+                m.save(path)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(m,)) for m in models]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    loaded = fastrnn.load(path).state_dict()
+    assert any(
+        all(np.array_equal(loaded[k], v) for k, v in m.state_dict().items()) for m in models
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]

@@ -616,8 +616,11 @@ def _load_torch(path, mode, batch_first, nonlinearity, prefix):
 
 
 def save(model, path) -> None:
-    """Writes a fastrnn file (see the module docstring); replaces `path` atomically."""
-    from safetensors.numpy import save_file
+    """Writes a fastrnn file (see the module docstring); replaces `path` atomically. The file
+    gets the permissions of any file the process creates (0666 minus the umask)."""
+    import threading
+
+    from safetensors.numpy import save as safetensors_bytes
 
     from . import __version__
 
@@ -632,9 +635,13 @@ def save(model, path) -> None:
     if cfg["mode"] in ("RNN_TANH", "RNN_RELU"):
         metadata["nonlinearity"] = "tanh" if cfg["mode"] == "RNN_TANH" else "relu"
     path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
+    data = safetensors_bytes(model.state_dict(), metadata=metadata)
+    # Unique per process and thread: concurrent saves to one path each replace it whole.
+    # (safetensors' save_file would create the file 0600, unreadable by a serving user.)
+    tmp = f"{path}.tmp{os.getpid()}-{threading.get_ident()}"
     try:
-        save_file(model.state_dict(), tmp, metadata=metadata)
+        with open(tmp, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
