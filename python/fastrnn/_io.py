@@ -361,12 +361,12 @@ def _build(cfg: dict, weights: dict):
     elif cls in (LSTMCell, GRUCell):
         model = cls(I, H, bias, seed=_NO_WEIGHTS)
     else:
-        kw = dict(
-            bias=bias,
-            batch_first=cfg["batch_first"],
-            bidirectional=cfg["bidirectional"],
-            seed=_NO_WEIGHTS,
-        )
+        kw = {
+            "bias": bias,
+            "batch_first": cfg["batch_first"],
+            "bidirectional": cfg["bidirectional"],
+            "seed": _NO_WEIGHTS,
+        }
         if cls is LSTM:
             kw["proj_size"] = cfg["proj_size"]
         elif cls is RNN:
@@ -573,7 +573,7 @@ def _load_torch(path, mode, batch_first, nonlinearity, prefix):
         ) from None
     try:
         obj = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as e:  # torch raises several types for corrupted or unsafe files
+    except Exception as e:  # noqa: BLE001 - torch raises many types for corrupted or unsafe files
         raise _BadFile(
             path, f"torch.load(weights_only=True) failed: {type(e).__name__}: {str(e)[:300]}"
         ) from None
