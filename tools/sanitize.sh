@@ -25,7 +25,12 @@ SANITIZE_TESTS=(
   tests/test_threads.py         # OpenMP teams of 2 threads: bit-identity
   tests/test_concurrency.py     # many Python threads in the core at once, GIL released
   tests/test_activations.py     # the vector activations on every ISA, NaN and ±inf
+  tests/test_edge_numerics.py   # NaN, ±inf, 1e30 and subnormals through every kernel
+  tests/test_property.py        # hypothesis: shapes, strides, states, lengths vs the reference
+  tests/test_fuzz_load.py       # corrupted and adversarial model files
 )
+# Not here: test_leaks.py and test_resources.py measure resident memory, which ASan's shadow
+# memory and quarantine change by design.
 if [ $# -gt 0 ]; then tests=("$@"); else tests=("${SANITIZE_TESTS[@]}"); fi
 
 # float-cast-overflow is not part of GCC's "undefined": a NaN, inf or huge float converted to
