@@ -398,7 +398,11 @@ def test_special_values_at_vector_sizes(mode, isa):
     panels and a tail), B = 7 (a 6-row block and a single row), I = 17, 2 layers: 24 random
     placements of 1–3 special values each in x, weights, h_0 and c_0."""
     rng = np.random.default_rng(["LSTM", "LSTM-proj", "GRU", "RNN_TANH", "RNN_RELU"].index(mode))
-    specials = [np.nan, np.inf, -np.inf, 1e30, -1e30, SUBNORMAL, 3e38]
+    # Not values near FLT_MAX (3.4e38): sums of such terms overflow or not depending on the
+    # order of summation and on FMA (an fma can bring an overflowing product back into
+    # range), so inf − inf = NaN appears in torch's result or fastrnn's, legitimately apart.
+    # Measured: 3 of 2500 random cases with ±3e38 differ in NaN positions, none without.
+    specials = [np.nan, np.inf, -np.inf, 1e30, -1e30, SUBNORMAL, -SUBNORMAL]
     for k in range(24):
         torch.manual_seed(k)
         if mode.startswith("LSTM"):
