@@ -178,3 +178,17 @@ def test_compare_nan_inf_and_shapes():
     assert rel.max_rel == pytest.approx(0.5) and rel.where == (0,)
     mismatch = _compare("t", np.zeros(3), np.zeros(4))
     assert isinstance(mismatch, TensorError) and mismatch.max_abs == np.inf
+
+
+@pytest.mark.parametrize("shape", [(0, 2, 3), (0, 3)])
+def test_no_time_steps_is_a_value_error(shape):
+    """torch raises a RuntimeError for T = 0; verify reports it as the ValueError fastrnn
+    raises, before running either."""
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=r"verify: x must hold at least one time step"):
+        fastrnn.verify(torch.nn.GRU(3, 4), np.zeros(shape, np.float32))
+
+
+def test_empty_batch_verifies():
+    torch = pytest.importorskip("torch")
+    assert fastrnn.verify(torch.nn.LSTM(3, 4), np.zeros((2, 0, 3), np.float32)).ok

@@ -141,6 +141,12 @@ def verify(
         else:
             x = rng.standard_normal((2, 16, I) if torch_module.batch_first else (16, 2, I))
     x = as_float32(x, "verify: x")
+    if not is_cell and x.ndim in (2, 3):
+        t_axis = 1 if x.ndim == 3 and torch_module.batch_first else 0
+        if x.shape[t_axis] == 0:  # torch would raise a RuntimeError; fastrnn a ValueError
+            raise ValueError(
+                f"verify: x must hold at least one time step (T >= 1), got {shape_text(x.shape)}"
+            )
     if lengths is not None:
         if is_cell or x.ndim != 3:
             raise ValueError(
