@@ -143,11 +143,19 @@ META_VALUES = [
 
 
 def seeds() -> list[tuple[str, bytes]]:
-    return [
-        (name, open(os.path.join(CORPUS, name), "rb").read())
-        for name in sorted(os.listdir(CORPUS))
-        if name.endswith((".safetensors", ".pt"))
-    ]
+    """The seed files; torch files only where torch is installed (reading them needs it)."""
+    try:
+        import torch  # noqa: F401 - only whether it imports
+    except ImportError:
+        kinds = (".safetensors",)
+    else:
+        kinds = (".safetensors", ".pt")
+    out = []
+    for name in sorted(os.listdir(CORPUS)):
+        if name.endswith(kinds):
+            with open(os.path.join(CORPUS, name), "rb") as f:
+                out.append((name, f.read()))
+    return out
 
 
 # --- byte-level mutators ------------------------------------------------------------------
