@@ -314,3 +314,50 @@ def test_set_num_threads_while_calls_run(heavy_setup, threads_restored):
         t.join()
     assert switches[0] > 10
     check_heavy(jobs, serial, sequences, results, stream_results)
+
+
+def test_load_state_dict_while_calls_run():
+    """One thread swaps a model's weights between two sets while 8 threads call it: each
+    call runs wholly on one set (a call keeps the packed weights it started with alive), so
+    every result equals exactly one of the two serial results."""
+    model = fastrnn.LSTM(16, 64, num_layers=2, seed=20)
+    weights = [model.state_dict(), fastrnn.LSTM(16, 64, num_layers=2, seed=21).state_dict()]
+    rng = np.random.default_rng(5)
+    xs = [rng.standard_normal((12, 3, 16)).astype(np.float32) for _ in range(6)]
+    serial = []
+    for w in weights:
+        model.load_state_dict(w)
+        serial.append([flat(model(x)) for x in xs])
+    results = [[] for _ in range(8)]
+    stop = threading.Event()
+    swaps = [0]
+
+    def swapper():
+        n = 0
+        while not stop.is_set():
+            model.load_state_dict(weights[n % 2])
+            n += 1
+        swaps[0] = n
+
+    def worker(i):
+        for k in range(150):
+            j = (i + k) % len(xs)
+            results[i].append((j, flat(model(xs[j]))))
+
+    t = threading.Thread(target=swapper)
+    t.start()
+    try:
+        run_threads(worker, 8)
+    finally:
+        stop.set()
+        t.join()
+    assert swaps[0] > 2
+    counts = [0, 0]
+    for per_thread in results:
+        for j, got in per_thread:
+            matches = [
+                s for s in (0, 1) if all(np.array_equal(g, e) for g, e in zip(got, serial[s][j]))
+            ]
+            assert len(matches) == 1, (j, matches)
+            counts[matches[0]] += 1
+    print(f"{swaps[0]} swaps; results per weight set: {counts}")
