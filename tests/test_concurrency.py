@@ -313,6 +313,7 @@ def test_set_num_threads_while_calls_run(heavy_setup, threads_restored):
         stop.set()
         t.join()
     assert switches[0] > 10
+    print(f"set_num_threads switched {switches[0]} times during the calls")
     check_heavy(jobs, serial, sequences, results, stream_results)
 
 
