@@ -173,3 +173,17 @@ def test_largest_accepted_size_is_not_refused():
     """The bound is on the weight count, not on one size: a wide but thin model loads."""
     model = fastrnn.RNN(2**16, 2, seed=0)
     assert model(np.ones((1, 1, 2**16), np.float32))[0].shape == (1, 1, 2)
+
+
+def test_absurd_stream_batch_raises_before_allocating():
+    model = fastrnn.GRU(4, 4, seed=0)
+    tracemalloc.start()
+    try:
+        with pytest.raises(
+            ValueError, match=r"Stream: batch must be <= 16777216, got 1099511627776"
+        ):
+            model.stream(batch=2**40)  # the state alone would be 16 TiB
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < MiB

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_shape, float_array, positive_int, shape_text, to_float32
+from ._checks import MAX_SIZE, check_shape, float_array, positive_int, shape_text, to_float32
 
 _F32 = np.dtype(np.float32)
 
@@ -39,7 +39,8 @@ class Stream:
             )
         self._model = model
         self._batched = batch is not None
-        self._batch = positive_int(batch, "Stream: batch") if self._batched else 1
+        # At most 2^24 sequences (as any size): a state for more is refused, not allocated.
+        self._batch = positive_int(batch, "Stream: batch", maximum=MAX_SIZE) if self._batched else 1
         L, B = model.num_layers, self._batch
         self._h = np.zeros((L, B, model._h_out), np.float32)
         self._c = np.zeros((L, B, model.hidden_size), np.float32) if model.mode == "LSTM" else None
