@@ -17,8 +17,8 @@ _PYTHON = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if glob.glob(os.path.join(_PYTHON, "fastrnn", "_core*")) and _PYTHON not in sys.path:
     sys.path.insert(0, _PYTHON)
 
-from fastrnn import _bench as runner
-from fastrnn._bench import (
+from fastrnn import _bench as runner  # noqa: E402  (after the sys.path choice above)
+from fastrnn._bench import (  # noqa: E402
     ALL,
     PEERS,
     TOLERANCE,
