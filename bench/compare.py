@@ -5,7 +5,8 @@
 
 Writes bench/results.md (machine, versions, the tables), bench/results.json (every record,
 the machine limits and bounds) and bench/results.png (the chart), and puts results.md into
-bench/README.md between its `results` markers. The machine's limits come from limits.py
+bench/README.md between its `results` markers and the summary table into the repository's
+README.md between its `results-table` markers. The machine's limits come from limits.py
 (bench/limits.json, measured once; --remeasure to measure again). How peers are run, checked
 and timed: see the docstring of fastrnn/_bench.py.
 """
@@ -25,6 +26,9 @@ from workloads import runner as _bench
 HERE = os.path.dirname(os.path.abspath(__file__))
 README = os.path.join(HERE, "README.md")
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+# The repository's README shows the summary table alone, between these markers.
+ROOT_README = os.path.join(os.path.dirname(HERE), "README.md")
+TABLE_BEGIN, TABLE_END = "<!-- results-table:begin -->", "<!-- results-table:end -->"
 
 
 def machine_header(machine: dict, lim: dict, args, seconds: float) -> str:
@@ -69,18 +73,19 @@ def wait_for_quiet(max_seconds: float, say) -> None:
     say("the machine stayed busy; running anyway (noisy rows are noted)")
 
 
-def write_readme(markdown: str) -> bool:
-    """Replaces the text between the results markers of bench/README.md; False if absent."""
-    if not os.path.exists(README):
+def write_readme(markdown: str, path: str = README, begin: str = BEGIN, end: str = END) -> bool:
+    """Replaces the text between the markers begin and end of the file at path (by default
+    the results markers of bench/README.md); False if the file or a marker is absent."""
+    if not os.path.exists(path):
         return False
-    with open(README, encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         text = f.read()
-    if BEGIN not in text or END not in text:
+    if begin not in text or end not in text:
         return False
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    with open(README, "w", encoding="utf-8") as f:
-        f.write(f"{head}{BEGIN}\n{markdown}\n{END}{tail}")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"{head}{begin}\n{markdown}\n{end}{tail}")
     return True
 
 
@@ -179,6 +184,9 @@ def main(argv=None) -> int:
         say("no chart: matplotlib is not installed (pip install matplotlib)")
     if not args.no_readme and args.out == HERE and write_readme(markdown):
         paths["readme"] = README
+        table = _bench.format_markdown(results, bounds)
+        if write_readme(table, ROOT_README, TABLE_BEGIN, TABLE_END):
+            paths["root_readme"] = ROOT_README
     print(_bench.format_markdown(results, bounds))
     print("\nwrote " + ", ".join(paths.values()))
     return 0
