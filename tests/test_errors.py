@@ -549,3 +549,24 @@ def test_inputs_are_not_modified():
     copies = x.copy(), h0.copy()
     model(x, (h0, h0), lengths=[1, 7, 3])
     assert np.array_equal(x, copies[0]) and np.array_equal(h0, copies[1])
+
+
+def test_torch_tensor_inputs_of_every_kind():
+    """Tensors numpy cannot take directly are converted (bf16, float8, negative views) or
+    refused with a TypeError naming the argument (sparse, meta), never another error."""
+    torch = pytest.importorskip("torch")
+    model = fastrnn.GRU(4, 5, seed=0)
+    x = torch.randn(3, 2, 4)
+    want = model(x.numpy())[0]
+    assert np.array_equal(model(torch._neg_view(-x))[0], want)
+    assert np.array_equal(model(x.requires_grad_())[0], want)
+    bf16 = x.detach().to(torch.bfloat16)
+    assert np.array_equal(model(bf16)[0], model(bf16.float().numpy())[0])
+    f8 = x.detach().to(torch.float8_e4m3fn)
+    assert np.array_equal(model(f8)[0], model(f8.float().numpy())[0])
+    with pytest.raises(TypeError, match=exact("GRU: x must be a dense tensor, got layout")):
+        model(x.detach().to_sparse())
+    with pytest.raises(TypeError, match=exact("GRU: x must hold data, got a meta tensor")):
+        model(x.detach().to("meta"))
+    with pytest.raises(TypeError, match=exact("GRU: x must have a real floating dtype, got")):
+        model(x.detach().to(torch.complex64))

@@ -26,7 +26,8 @@ def to_numpy(obj, name: str) -> np.ndarray:
             raise TypeError(f"{name} must hold data, got a meta tensor (shape only)")
         if t.is_floating_point() and str(t.dtype) not in _NUMPY_FLOATS:
             t = t.float()  # bfloat16, float8 variants: exact in float32, unknown to numpy
-        return t.cpu().numpy()
+        # Lazy negation / conjugation views (torch._neg_view, .conj()) refuse .numpy().
+        return t.resolve_neg().resolve_conj().cpu().numpy()
     raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(obj).__name__}")
 
 
