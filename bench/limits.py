@@ -41,7 +41,7 @@ LIMITS_JSON = os.path.join(HERE, "limits.json")
 RESULTS_JSON = os.path.join(HERE, "results.json")
 LEVELS = ("L1", "L2", "L3", "DRAM")
 
-from workloads import WORKLOADS, format_time, runner
+from workloads import WORKLOADS, format_time, runner  # noqa: E402  (after the constants above)
 
 
 def _read_text(path: str) -> str:
@@ -130,8 +130,10 @@ def load_or_measure(remeasure: bool = False, threads=(1, 2), say=print) -> dict:
         with open(LIMITS_JSON) as f:
             limits = json.load(f)
         if limits.get("cpu") != cpu:
-            say(f"limits: {LIMITS_JSON} was measured on {limits.get('cpu', 'an unknown CPU')}, "
-                f"this is {cpu}: measuring again")
+            say(
+                f"limits: {LIMITS_JSON} was measured on {limits.get('cpu', 'an unknown CPU')}, "
+                f"this is {cpu}: measuring again"
+            )
         elif all(str(n) in limits["fma_gflops"] for n in threads):
             return limits
     limits = measure(threads, say=say)
