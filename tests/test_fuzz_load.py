@@ -54,7 +54,7 @@ def write(path, header, body, text=None):
         f.write(struct.pack("<Q", len(text)) + text + body)
 
 
-def load_outcome(path, **kw):
+def load_outcome(path, limit=PEAK_LIMIT, **kw):
     """('ok', model) or (exception type name, message); asserts the allocation bound and
     that nothing but ValueError / TypeError escapes."""
     tracemalloc.start()
@@ -67,12 +67,12 @@ def load_outcome(path, **kw):
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < PEAK_LIMIT, f"loading allocated {peak} bytes"
+    assert peak < limit, f"loading allocated {peak} bytes"
     return result
 
 
-def bad_file(path, *fragments, **kw):
-    outcome, message = load_outcome(path, **kw)
+def bad_file(path, *fragments, limit=PEAK_LIMIT, **kw):
+    outcome, message = load_outcome(path, limit, **kw)
     assert outcome == "ValueError", (outcome, message)
     assert str(path) in message, message
     for fragment in fragments:
@@ -166,7 +166,8 @@ def test_declared_2_pow_40_elements_allocates_nothing(lstm_file):
     header["weight_ih_l0"]["shape"] = [1 << 20, 1 << 20]
     header["weight_ih_l0"]["data_offsets"] = [begin, begin + 4 * (1 << 40)]
     write(lstm_file, header, body)
-    bad_file(lstm_file, "outside the", "truncated or corrupted")
+    # Measured: 15 KB peak (the header's parse) for a 1.7 KB file declaring 4 TiB.
+    bad_file(lstm_file, "outside the", "truncated or corrupted", limit=64 << 10)
 
 
 @pytest.mark.parametrize(
