@@ -5,6 +5,8 @@ bounds first (tests/test_errors.py); these are the last line of defence behind i
 
 from __future__ import annotations
 
+import os
+import pickle
 import re
 
 import fastrnn
@@ -127,7 +129,24 @@ def test_thread_count_bounded(n, threads_restored):
     assert _core.get_num_threads() == threads_restored
 
 
-def test_forward_thread_count_bounded():
+@pytest.mark.parametrize("n", [-1, 10**6])
+def test_forward_thread_count_bounded(n):
     core = fastrnn.GRU(5, 7, seed=0)._core
     with pytest.raises(ValueError, match=r"^num_threads must be in \[1, \d+\] \(0: the default\)"):
-        core.forward(np.zeros((2, 3, 5), np.float32), None, None, None, 10**6)
+        core.forward(np.zeros((2, 3, 5), np.float32), None, None, None, n)
+
+
+def test_more_threads_than_cores_run_on_the_cores(threads_restored):
+    """A call never starts more threads than the machine offers (an oversubscribed team
+    waits out time slices at every step's barrier)."""
+    core = fastrnn.LSTM(256, 256, seed=0)._core
+    assert core.threads_for(64, 1024) <= (os.cpu_count() or 1)
+
+
+def test_float32_dtype_compared_by_value():
+    """An unpickled array's dtype is an equal copy of numpy's float32, not the same object."""
+    a = pickle.loads(pickle.dumps(np.ones((2, 3, 5), np.float32)))
+    x = np.ascontiguousarray(a.transpose(1, 0, 2))
+    model = fastrnn.LSTM(5, 7, seed=0)
+    y = model._core.forward(x, None, None, None)[0]
+    assert np.array_equal(y, model(np.ascontiguousarray(x))[0])

@@ -49,7 +49,7 @@ const float* checked(const py::handle& obj, const char* name, const std::vector<
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(std::string(name) + " must be a numpy array");
   py::array a = py::reinterpret_borrow<py::array>(obj);
-  if (!a.dtype().is(py::dtype::of<float>()))
+  if (!a.dtype().equal(py::dtype::of<float>()))  // equal, not is: unpickled dtypes are copies
     throw py::type_error(std::string(name) + " must be float32, got " +
                          std::string(py::str(a.dtype())));
   if (!(a.flags() & py::array::c_style))
@@ -200,7 +200,7 @@ class Model {
       throw py::value_error("x must hold at least one time step (T >= 1), got shape " +
                             shape_str(x_arr));
     check_call_sizes(T, B);
-    if (num_threads > max_threads())
+    if (num_threads < 0 || num_threads > max_threads())
       throw py::value_error("num_threads must be in [1, " + std::to_string(max_threads()) +
                             "] (0: the default), got " + std::to_string(num_threads));
     a.T = T;

@@ -389,6 +389,9 @@ int rnn_forward_threads(const RnnModel& m, int64_t B, int max_threads) {
   const RnnConfig& cfg = m.cfg;
   const double macs = static_cast<double>(B) * cfg.num_directions * m.geo.gates *
                       cfg.hidden_size * (cfg.h_out() + (cfg.proj_size > 0 ? 1 : 0));
+  // Never more threads than the machine offers: an oversubscribed team waits out time slices
+  // at every step's barrier (and libgomp may fail to start thousands of threads at all).
+  max_threads = std::min(max_threads, threads_hardware());
   int nt = static_cast<int>(std::min<double>(max_threads, macs / kMinMacsPerThread));
   // Useful split units: panels of both directions, or batch rows.
   const int64_t units = std::max<int64_t>(static_cast<int64_t>(m.panels) * cfg.num_directions, B);
