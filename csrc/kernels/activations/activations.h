@@ -24,10 +24,7 @@ inline V vexp(V x) {
   p = vfma(p, r, vset1(0.5f));
   p = vfma(p, r, vset1(1.0f));
   p = vfma(p, r, vset1(1.0f));
-  // 2^n as two normal factors so that subnormal results and the overflow to inf are exact.
-  const V n1 = vhalf_floor(n);
-  const V n2 = vsub(n, n1);
-  return vmul(vmul(p, vexp2i(n1)), vexp2i(n2));
+  return vldexp(p, n);
 }
 
 inline V vsigmoid(V x) {

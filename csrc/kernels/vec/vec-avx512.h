@@ -41,13 +41,6 @@ inline V vselect(VMask m, V if_true, V if_false) {
 inline V vround(V a) {
   return {_mm512_roundscale_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)};
 }
-// 2^n for integral n in [-127, 127] (normal range), built in the exponent field.
-inline V vexp2i(V n) {
-  const __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n.v), _mm512_set1_epi32(127));
-  return {_mm512_castsi512_ps(_mm512_slli_epi32(e, 23))};
-}
-// Splits integral n into halves a + b = n with a = floor(n / 2).
-inline V vhalf_floor(V n) {
-  return {_mm512_roundscale_ps(_mm512_mul_ps(n.v, _mm512_set1_ps(0.5f)),
-                               _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)};
-}
+// p · 2^n for integral n, rounded once (subnormal results and the overflow to inf exact):
+// one VSCALEFPS, the same bits as the two-factor form of the other ISAs.
+inline V vldexp(V p, V n) { return {_mm512_scalef_ps(p.v, n.v)}; }
