@@ -541,17 +541,10 @@ def plot(doc: dict, path: str) -> None:
 
 
 def write_readme(markdown: str) -> bool:
-    path = os.path.join(HERE, "README.md")
-    begin, end = "<!-- sweep:begin -->", "<!-- sweep:end -->"
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    if begin not in text or end not in text:
-        return False
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(f"{head}{begin}\n{markdown}\n{end}{tail}")
-    return True
+    from compare import write_readme as write_between
+
+    return write_between(markdown, os.path.join(HERE, "README.md"), "<!-- sweep:begin -->",
+                         "<!-- sweep:end -->")
 
 
 def main(argv=None) -> int:

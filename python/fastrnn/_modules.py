@@ -68,6 +68,32 @@ def parameter_count(shapes: dict[str, tuple]) -> int:
     return total
 
 
+def checked_state_dict(name: str, state_dict, shapes: dict[str, tuple]) -> dict:
+    """The arrays of state_dict under exactly the keys of shapes, each checked for its shape
+    before any conversion (float arrays, not yet copied); a missing, unexpected or
+    mis-shaped key is a ValueError naming it, a non-mapping a TypeError. name: the class whose
+    load_state_dict is called."""
+    if not hasattr(state_dict, "keys"):
+        raise TypeError(
+            f"{name}.load_state_dict: state_dict must be a mapping, got {type(state_dict).__name__}"
+        )
+    missing = [k for k in shapes if k not in state_dict]
+    extra = [k for k in state_dict if k not in shapes]
+    if missing or extra:
+        msg = [f"{name}.load_state_dict:"]
+        if missing:
+            msg.append(f"missing keys {missing}")
+        if extra:
+            msg.append(f"unexpected keys {extra}")
+        raise ValueError(" ".join(msg))
+    arrays = {}
+    for key, shape in shapes.items():
+        a = float_array(state_dict[key], f"{name}.load_state_dict: {key}")
+        check_shape(a, f"{name}.load_state_dict: {key}", shape)
+        arrays[key] = a
+    return arrays
+
+
 class _RNNBase:
     """Common machinery of LSTM, GRU and RNN (a multi-layer, maybe bidirectional, stack)."""
 
@@ -204,26 +230,11 @@ class _RNNBase:
     def load_state_dict(self, state_dict) -> None:
         """Loads weights under torch's key names (numpy arrays or torch tensors). Strict: a
         missing, unexpected or mis-shaped key is a ValueError naming it."""
-        name = type(self).__name__
-        if not hasattr(state_dict, "keys"):
-            raise TypeError(
-                f"{name}.load_state_dict: state_dict must be a mapping, got {type(state_dict).__name__}"
-            )
-        shapes = self._parameter_shapes()
-        missing = [k for k in shapes if k not in state_dict]
-        extra = [k for k in state_dict if k not in shapes]
-        if missing or extra:
-            msg = [f"{name}.load_state_dict:"]
-            if missing:
-                msg.append(f"missing keys {missing}")
-            if extra:
-                msg.append(f"unexpected keys {extra}")
-            raise ValueError(" ".join(msg))
-        weights = {}
-        for key, shape in shapes.items():
-            a = float_array(state_dict[key], f"{name}.load_state_dict: {key}")
-            check_shape(a, f"{name}.load_state_dict: {key}", shape)
-            weights[key] = to_float32(a, copy=True)
+        weights = {
+            key: to_float32(a, copy=True)
+            for key, a in checked_state_dict(type(self).__name__, state_dict,
+                                             self._parameter_shapes()).items()
+        }
         self._core = _core.Model(
             self._mode,
             self.input_size,
@@ -477,26 +488,11 @@ class _CellBase:
         """Loads weights under torch's cell key names (weight_ih, weight_hh, bias_ih,
         bias_hh). Strict: a missing, unexpected or mis-shaped key is a ValueError naming the
         cell's class and key."""
-        name = type(self).__name__
-        if not hasattr(state_dict, "keys"):
-            raise TypeError(
-                f"{name}.load_state_dict: state_dict must be a mapping, got {type(state_dict).__name__}"
-            )
         shapes = {k[: -len("_l0")]: v for k, v in self._layer._parameter_shapes().items()}
-        missing = [k for k in shapes if k not in state_dict]
-        extra = [k for k in state_dict if k not in shapes]
-        if missing or extra:
-            msg = [f"{name}.load_state_dict:"]
-            if missing:
-                msg.append(f"missing keys {missing}")
-            if extra:
-                msg.append(f"unexpected keys {extra}")
-            raise ValueError(" ".join(msg))
-        weights = {}
-        for key, shape in shapes.items():
-            a = float_array(state_dict[key], f"{name}.load_state_dict: {key}")
-            check_shape(a, f"{name}.load_state_dict: {key}", shape)
-            weights[key + "_l0"] = a
+        weights = {
+            key + "_l0": a
+            for key, a in checked_state_dict(type(self).__name__, state_dict, shapes).items()
+        }
         self._layer.load_state_dict(weights)
 
     def __call__(self, x, state=None):
