@@ -19,6 +19,7 @@ namespace {
 // (measured against 256 Ki: bidirectional B=32, I=300, H=256 4% faster at 1 thread; 64 Ki:
 // no further gain). Raised for large W_ih, see Forward.
 constexpr size_t kGxChunkFloats = size_t{1} << 17;
+constexpr size_t kLargeWihFloats = size_t{1} << 21;  // 8 MiB
 
 // A step below this many multiply-adds per thread is faster on one core than split:
 // the per-step barrier (~0.1–0.3 us) would eat the gain.
@@ -82,11 +83,14 @@ class Forward {
     // Hidden split when every thread gets at least one panel; else batch split.
     batch_split_ = nt_ > 1 && m.panels * D_ < nt_;
     const size_t B = static_cast<size_t>(a.B);
-    // Every chunk reads all of W_ih again: a chunk's G_x of at least half of W_ih keeps that
-    // re-read below G_x's own traffic (W_ih of 37 MiB, B=4: 15% faster than 128 Ki floats).
+    // Every chunk reads all of W_ih again. From L3 that costs little, but a W_ih beyond it
+    // (from 8 MiB per direction) is better amortised by a chunk's G_x of half its size
+    // (W_ih of 37 MiB, B=4: 15% faster than 128 Ki floats; 16 MiB, B=1: 3%).
     size_t w_ih_floats = 0;
     for (const PackedWeights& w : m.weights) w_ih_floats = std::max(w_ih_floats, w.w_ih.size());
-    const size_t budget = std::max(kGxChunkFloats, w_ih_floats / 2 * D_);
+    const size_t budget = w_ih_floats >= kLargeWihFloats
+                              ? std::max(kGxChunkFloats, w_ih_floats / 2 * D_)
+                              : kGxChunkFloats;
     chunk_ = static_cast<int>(std::clamp<size_t>(
         budget / std::max<size_t>(1, mul_checked(B * D_, gcols_)), 1, static_cast<size_t>(a.T)));
     Workspace& ws = t_workspace;
