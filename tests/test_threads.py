@@ -4,7 +4,8 @@ Threads split hidden units or batch rows, never one dot product, so the arithmet
 output element is the same whatever the thread count: np.array_equal, no tolerance. Each case
 is chosen big enough that the driver really uses 2 threads (asserted with threads_for), and
 covers a different split: hidden units at batch 1, batch rows, both directions, projection,
-several layers, lengths and initial states.
+several layers, lengths and initial states, and the wavefront of small stacked layers (each
+thread owns whole layers, a chunk of steps per tick).
 """
 
 from __future__ import annotations
@@ -48,6 +49,30 @@ CASES = {
         1,
         False,
         True,
+    ),
+    # Stacks of small layers run as a wavefront: each thread owns whole layers.
+    "wave-lstm-L2-H64-B1": (lambda: fastrnn.LSTM(32, 64, num_layers=2, seed=8), 40, 1, False, True),
+    "wave-gru-L3-H100-B3": (lambda: fastrnn.GRU(9, 100, num_layers=3, seed=9), 33, 3, True, True),
+    "wave-lstm-proj-L4-H64-P20-B2": (
+        lambda: fastrnn.LSTM(5, 64, num_layers=4, proj_size=20, seed=10),
+        23,
+        2,
+        True,
+        False,
+    ),
+    "wave-rnn-relu-L2-H100-B5": (
+        lambda: fastrnn.RNN(7, 100, num_layers=2, nonlinearity="relu", seed=11),
+        20,
+        5,
+        True,
+        True,
+    ),
+    "wave-gru-L2-bf-H64-B4": (
+        lambda: fastrnn.GRU(11, 64, num_layers=2, batch_first=True, seed=12),
+        17,
+        4,
+        False,
+        False,
     ),
 }
 

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
@@ -27,6 +28,10 @@ constexpr double kMinMacsPerThread = 64.0 * 1024;
 
 // From this batch size on, step kernels use the tall row block (see kernels/panel/step-driver.h).
 constexpr int64_t kManyRows = 6;
+
+// A layer step of at least this many multiply-adds (~0.5 us) amortises a wavefront tick's
+// barrier; below it a stack stays on one thread.
+constexpr double kMinWavefrontMacs = 8.0 * 1024;
 
 size_t mul_checked(size_t a, size_t b) {
   if (a != 0 && b > SIZE_MAX / a) throw std::length_error("fastrnn: workspace size overflows");
@@ -68,10 +73,42 @@ void range_of(int n_per_dir, int D, int nt, int tid, int d, int& lo, int& hi) {
   if (hi < lo) hi = lo;
 }
 
+// How a call uses its threads. Each layer step is split across threads (hidden units, or
+// batch rows) when it is large enough; a unidirectional stack of small layers instead runs
+// as a wavefront: thread j owns layers j, j + nt, ..., and at tick k layer l takes step
+// k − l, so the layers of one time step run side by side, one barrier per tick.
+struct ThreadPlan {
+  int nt = 1;
+  bool wavefront = false;
+};
+
+double layer_step_macs(const RnnModel& m, int64_t B) {
+  const RnnConfig& cfg = m.cfg;
+  return static_cast<double>(B) * m.geo.gates * cfg.hidden_size *
+         (cfg.h_out() + (cfg.proj_size > 0 ? 1 : 0));
+}
+
+// T: the call's sequence length (the wavefront needs a few ticks per layer to fill).
+ThreadPlan thread_plan(const RnnModel& m, int64_t B, int64_t T, int max_threads) {
+  const RnnConfig& cfg = m.cfg;
+  // Never more threads than the machine offers: an oversubscribed team waits out time slices
+  // at every step's barrier (and libgomp may fail to start thousands of threads at all).
+  max_threads = std::min(max_threads, threads_hardware());
+  const double macs = layer_step_macs(m, B) * cfg.num_directions;
+  int nt = static_cast<int>(std::min<double>(max_threads, macs / kMinMacsPerThread));
+  // Useful split units: panels of both directions, or batch rows.
+  const int64_t units = std::max<int64_t>(static_cast<int64_t>(m.panels) * cfg.num_directions, B);
+  nt = static_cast<int>(std::min<int64_t>(nt, units));
+  if (nt <= 1 && max_threads > 1 && cfg.num_directions == 1 && cfg.num_layers > 1 &&
+      B < kManyRows && macs >= kMinWavefrontMacs && T >= 4 * cfg.num_layers)
+    return {std::min(max_threads, cfg.num_layers), true};
+  return {std::max(1, nt), false};
+}
+
 class Forward {
  public:
-  Forward(const RnnModel& m, const ForwardArgs& a, int nt)
-      : m_(m), a_(a), k_(kernels()), nt_(nt) {
+  Forward(const RnnModel& m, const ForwardArgs& a, ThreadPlan plan)
+      : m_(m), a_(a), k_(kernels()), nt_(plan.nt), wavefront_(plan.wavefront && plan.nt > 1) {
     const RnnConfig& cfg = m.cfg;
     D_ = cfg.num_directions;
     H_out_ = cfg.h_out();
@@ -80,8 +117,9 @@ class Forward {
     ld_c_ = m.panels * kLanes;
     // The state row covers whole panels of whichever stage writes h.
     ld_h_ = proj_ ? m.proj_panels * kProjectionGeometry.units : m.panels * m.geo.units;
-    // Hidden split when every thread gets at least one panel; else batch split.
-    batch_split_ = nt_ > 1 && m.panels * D_ < nt_;
+    // Hidden split when every thread gets at least one panel; else batch split (a
+    // wavefront gives each thread whole layers).
+    batch_split_ = !wavefront_ && nt_ > 1 && m.panels * D_ < nt_;
     const size_t B = static_cast<size_t>(a.B);
     // Every chunk reads all of W_ih again. From L3 that costs little, but a W_ih beyond it
     // (from 8 MiB per direction) is better amortised by a chunk's G_x of half its size
@@ -110,7 +148,17 @@ class Forward {
     // layer needs the whole output of the layer below (its backward pass starts at the
     // end): one T-sized buffer, ping-ponged with the caller's y.
     const size_t row = mul_checked(B, static_cast<size_t>(D_) * H_out_);
-    if (L > 1 && D_ == 1) {
+    if (wavefront_) {
+      // Ticks of T/16 steps (at least 1, at most a G_x chunk): the pipeline fills in L − 1
+      // ticks, so short ticks waste little; each tick's input projection is one GEMM.
+      wave_chunk_ = static_cast<int>(std::clamp<int64_t>((a.T + 15) / 16, 1, chunk_));
+      // A chunk of G_x per layer, and a two-chunk ring per layer boundary (layer l writes
+      // chunk c while layer l + 1 reads chunk c − 1).
+      const size_t chunk_rows = mul_checked(static_cast<size_t>(wave_chunk_), B);
+      ws.gx[0].resize(mul_checked(mul_checked(L, chunk_rows), gcols_));
+      ws.seq[0].resize(mul_checked(mul_checked(static_cast<size_t>(2 * (L - 1)), wave_chunk_),
+                                   row));
+    } else if (L > 1 && D_ == 1) {
       ws.seq[0].resize(mul_checked(chunk_, row));
       if (L > 2) ws.seq[1].resize(mul_checked(chunk_, row));
     } else if (L > 1) {
@@ -126,13 +174,52 @@ class Forward {
     const auto sync = [&] {
       if (!batch_split_) barrier.wait(sense);
     };
-    if (D_ == 1)
+    if (wavefront_)
+      run_wavefront(tid, nt, sync);
+    else if (D_ == 1)
       run_unidirectional(slice[0], sync);
     else
       run_bidirectional(slice, sync);
   }
 
  private:
+  // The wavefront (see ThreadPlan), a chunk of wave_chunk_ steps per tick: at tick k the
+  // thread that owns layer l runs its chunk k − l (input projection of the chunk, then its
+  // steps), reading layer l − 1's output of that chunk from a two-chunk ring. One barrier
+  // per tick; with L = 2 a call takes (T + wave_chunk_) steps' time instead of 2T.
+  template <class Sync>
+  void run_wavefront(int tid, int nt, Sync& sync) {
+    const int L = m_.cfg.num_layers;
+    const int64_t C = wave_chunk_, chunks = (a_.T + C - 1) / C;
+    Slice all;
+    all.p1 = m_.panels;
+    all.q1 = proj_ ? m_.proj_panels : m_.panels;
+    all.b1 = static_cast<int>(a_.B);
+    const auto ring = [&](int l, int64_t c) {
+      return ws_->seq[0].data() + (2 * l + (c & 1)) * C * a_.B * H_out_;
+    };
+    for (int l = tid; l < L; l += nt) state_init(l, 0, all);
+    sync();
+    for (int64_t k = 0; k < chunks + L - 1; ++k) {
+      for (int l = tid; l < L; l += nt) {
+        const int64_t c = k - l;
+        if (c < 0 || c >= chunks) continue;
+        const int64_t s0 = c * C, s1 = std::min(a_.T, s0 + C);
+        const SeqView in = l == 0 ? SeqView{a_.x, 0} : SeqView{ring(l - 1, c), s0};
+        float* out = l == L - 1 ? a_.y : ring(l, c);
+        const int64_t out_t0 = l == L - 1 ? 0 : s0;
+        float* gx = ws_->gx[0].data() + l * C * a_.B * gcols_;
+        project_inputs(l, 0, all, in, s0, s1, gx);
+        for (int64_t s = s0; s < s1; ++s) {
+          step_gates(l, 0, all, out, out_t0, s, gx + (s - s0) * a_.B * gcols_);
+          if (proj_) step_projection(l, 0, all, out, out_t0, s);
+        }
+      }
+      sync();
+    }
+    for (int l = tid; l < L; l += nt) state_final(l, 0, all);
+  }
+
   // Chunk-outer, layer-inner: each chunk of time steps passes through every layer while its
   // activations are still in cache; layer state persists across chunks.
   template <class Sync>
@@ -174,9 +261,11 @@ class Forward {
   template <class Sync>
   void layer_chunk(int l, const Slice* slice, SeqView in, float* out, int64_t out_t0,
                    int64_t s0, int64_t s1, Sync& sync) {
-    for (int d = 0; d < D_; ++d) project_inputs(l, d, slice[d], in, s0, s1);
+    for (int d = 0; d < D_; ++d) project_inputs(l, d, slice[d], in, s0, s1, ws_->gx[d].data());
     for (int64_t s = s0; s < s1; ++s) {
-      for (int d = 0; d < D_; ++d) step_gates(l, d, slice[d], out, out_t0, s, s0);
+      for (int d = 0; d < D_; ++d)
+        step_gates(l, d, slice[d], out, out_t0, s,
+                   ws_->gx[d].data() + gx_row(d, time_of(d, s), s0) * gcols_);
       if (proj_) {
         sync();
         for (int d = 0; d < D_; ++d) step_projection(l, d, slice[d], out, out_t0, s);
@@ -272,7 +361,9 @@ class Forward {
   }
 
   // G_x = X · W_ihᵀ + b for the chunk's time steps, this slice's panels and rows.
-  void project_inputs(int l, int d, const Slice& s, SeqView in, int64_t s0, int64_t s1) {
+  // gx: where the chunk's G_x goes, (steps·B, gcols_).
+  void project_inputs(int l, int d, const Slice& s, SeqView in, int64_t s0, int64_t s1,
+                      float* gx) {
     if (s.p1 <= s.p0 || s.b1 <= s.b0) return;
     const PackedWeights& w = m_.weights[l * D_ + d];
     const int64_t first_time = d == 0 ? s0 : a_.T - s1;
@@ -292,20 +383,21 @@ class Forward {
       // All rows of the chunk are contiguous: one GEMM over steps·B rows.
       g.a = row(first_time, 0);
       g.rows = static_cast<int>(steps * a_.B);
-      g.c = ws_->gx[d].data();
+      g.c = gx;
       k_.gemm(g);
       return;
     }
     for (int64_t t = first_time; t < first_time + steps; ++t) {
       g.a = row(t, s.b0);
       g.rows = s.b1 - s.b0;
-      g.c = ws_->gx[d].data() + (gx_row(d, t, s0) + s.b0) * gcols_;
+      g.c = gx + (gx_row(d, t, s0) + s.b0) * gcols_;
       k_.gemm(g);
     }
   }
 
+  // gx: the G_x rows of this step, (B, gcols_).
   void step_gates(int l, int d, const Slice& s, float* out, int64_t out_t0, int64_t step,
-                  int64_t s0) {
+                  const float* gx) {
     if (s.p1 <= s.p0 || s.b1 <= s.b0) return;
     const int ld = l * D_ + d;
     const PackedWeights& w = m_.weights[ld];
@@ -320,7 +412,7 @@ class Forward {
     a.b1 = s.b1;
     a.h_prev = ws_->h[2 * ld + prev].data();
     a.ld_h_prev = ld_h_;
-    a.gx = ws_->gx[d].data() + gx_row(d, t, s0) * gcols_;
+    a.gx = gx;
     a.ld_gx = gcols_;
     a.lengths = a_.lengths;
     a.t = t;
@@ -389,6 +481,8 @@ class Forward {
   const KernelTable& k_;
   Workspace* ws_ = nullptr;
   int nt_;
+  bool wavefront_;
+  int wave_chunk_ = 1;
   int D_ = 1, H_out_ = 0, gcols_ = 0, ld_c_ = 0, ld_h_ = 0, chunk_ = 1;
   bool proj_ = false, batch_split_ = false;
 };
@@ -396,24 +490,15 @@ class Forward {
 }  // namespace
 
 int rnn_forward_threads(const RnnModel& m, int64_t B, int max_threads) {
-  const RnnConfig& cfg = m.cfg;
-  const double macs = static_cast<double>(B) * cfg.num_directions * m.geo.gates *
-                      cfg.hidden_size * (cfg.h_out() + (cfg.proj_size > 0 ? 1 : 0));
-  // Never more threads than the machine offers: an oversubscribed team waits out time slices
-  // at every step's barrier (and libgomp may fail to start thousands of threads at all).
-  max_threads = std::min(max_threads, threads_hardware());
-  int nt = static_cast<int>(std::min<double>(max_threads, macs / kMinMacsPerThread));
-  // Useful split units: panels of both directions, or batch rows.
-  const int64_t units = std::max<int64_t>(static_cast<int64_t>(m.panels) * cfg.num_directions, B);
-  nt = static_cast<int>(std::min<int64_t>(nt, units));
-  return std::max(1, nt);
+  return thread_plan(m, B, INT64_MAX, max_threads).nt;  // as for a long sequence
 }
 
 void rnn_forward(const RnnModel& model, const ForwardArgs& args) {
   if (args.T <= 0 || args.B <= 0) return;
-  int nt = rnn_forward_threads(model, args.B, args.num_threads);
-  if (nt > 1 && threads_backing_off()) nt = 1;
-  Forward f(model, args, nt);
+  ThreadPlan plan = thread_plan(model, args.B, args.T, args.num_threads);
+  if (plan.nt > 1 && threads_backing_off()) plan = ThreadPlan{};
+  const int nt = plan.nt;
+  Forward f(model, args, plan);
   if (nt == 1) {
     SpinBarrier none(1);
     f.run(0, 1, none);

@@ -23,7 +23,8 @@ struct ForwardArgs {
 
 void rnn_forward(const RnnModel& model, const ForwardArgs& args);
 
-// Threads rnn_forward would use for this shape (exposed for tests and benchmarks).
+// Threads rnn_forward would use for this batch and a long sequence (exposed for tests and
+// benchmarks; a unidirectional stack of small layers needs T >= 4 L for its wavefront).
 int rnn_forward_threads(const RnnModel& model, int64_t B, int max_threads);
 
 }  // namespace fastrnn
