@@ -75,13 +75,15 @@ void range_of(int n_per_dir, int D, int nt, int tid, int d, int& lo, int& hi) {
 
 // How a call uses its threads. Each layer step is split across threads (hidden units, or
 // batch rows) when it is large enough; a unidirectional stack of small layers instead runs
-// as a wavefront: thread j owns layers j, j + nt, ..., and at tick k layer l takes step
-// k − l, so the layers of one time step run side by side, one barrier per tick.
+// as a wavefront: thread j owns layers j, j + nt, ..., and at tick k layer l takes its
+// chunk of steps k − l, so the layers run side by side, one barrier per tick (see
+// Forward::run_wavefront).
 struct ThreadPlan {
   int nt = 1;
   bool wavefront = false;
 };
 
+// Multiply-adds of one direction's recurrent step (W_hh, and W_hr with a projection).
 double layer_step_macs(const RnnModel& m, int64_t B) {
   const RnnConfig& cfg = m.cfg;
   return static_cast<double>(B) * m.geo.gates * cfg.hidden_size *
