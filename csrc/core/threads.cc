@@ -20,17 +20,18 @@ int threads_get() {
 
 void threads_set(int n) { g_threads.store(std::max(1, n), std::memory_order_relaxed); }
 
-void SpinBarrier::long_wait(bool waiting_for) {
+void SpinBarrier::long_wait(bool waiting_for, bool count) {
   const auto start = std::chrono::steady_clock::now();
   while (sense_.load(std::memory_order_acquire) != waiting_for) std::this_thread::yield();
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
       std::chrono::steady_clock::now() - start).count();
-  long_wait_ns_.fetch_add(ns, std::memory_order_relaxed);
+  if (count) long_wait_ns_.fetch_add(ns, std::memory_order_relaxed);
 }
 
 namespace {
 std::atomic<int> g_backoff_left{0};  // calls still to run on one thread
 std::atomic<int> g_backoff_len{0};   // the current backoff length (0: no contention seen)
+std::atomic<int> g_contended{0};     // contended multi-thread calls in a row
 constexpr int kBackoffMin = 16, kBackoffMax = 4096;
 }  // namespace
 
@@ -44,12 +45,16 @@ bool threads_backing_off() {
 }
 
 void threads_report(bool contended) {
-  if (contended) {
+  // Two contended calls in a row: one alone is often a one-off (the team's first call,
+  // a worker's core waking from idle), and backing off for it would cost 16 calls at half
+  // speed after every idle period of a service.
+  if (contended && g_contended.fetch_add(1, std::memory_order_relaxed) + 1 >= 2) {
     const int len = std::clamp(2 * g_backoff_len.load(std::memory_order_relaxed), kBackoffMin,
                                kBackoffMax);
     g_backoff_len.store(len, std::memory_order_relaxed);
     g_backoff_left.store(len, std::memory_order_relaxed);
-  } else {
+  } else if (!contended) {
+    g_contended.store(0, std::memory_order_relaxed);
     g_backoff_len.store(0, std::memory_order_relaxed);
   }
 }

@@ -14,7 +14,8 @@ int threads_hardware();    // threads the machine offers to this process
 // runnable threads than cores and one of a call's threads is descheduled, the others wait
 // out its time slice on every step (measured: 2-thread LSTM I=H=256, T=100 went from
 // 0.8 ms to 39 ms median with 4 busy processes on 2 cores). A call that spent most of its
-// time in such waits reports it, and the next calls run on one thread, for a number of calls
+// time in such waits (its first barrier, where a worker may be waking up, aside) reports it;
+// after two such calls in a row the next calls run on one thread, for a number of calls
 // that doubles while the contention lasts (16 .. 4096) and resets once a multi-thread call
 // runs clean. Results do not depend on the thread count, so only the speed changes.
 bool threads_backing_off();              // true: run this call on one thread
@@ -36,7 +37,9 @@ inline void cpu_relax() {
 class SpinBarrier {
  public:
   explicit SpinBarrier(int n) : n_(n) {}
-  void wait(bool& local_sense) {
+  // count_long = false leaves this wait out of long_wait_ns (a call's first barrier, where
+  // a worker may still be waking up from an idle core: that is not contention).
+  void wait(bool& local_sense, bool count_long = true) {
     if (n_ == 1) return;
     local_sense = !local_sense;
     if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
@@ -49,7 +52,7 @@ class SpinBarrier {
       if (++spins < kSpinsBeforeYield) {
         cpu_relax();
       } else {
-        long_wait(local_sense);
+        long_wait(local_sense, count_long);
         return;
       }
     }
@@ -60,7 +63,8 @@ class SpinBarrier {
 
  private:
   static constexpr int kSpinsBeforeYield = 1 << 14;
-  void long_wait(bool sense);  // yields until sense_ == sense; adds the time to long_wait_ns_
+  // Yields until sense_ == sense; with count, adds the time to long_wait_ns_.
+  void long_wait(bool sense, bool count);
   const int n_;
   alignas(64) std::atomic<int> count_{0};
   alignas(64) std::atomic<bool> sense_{false};

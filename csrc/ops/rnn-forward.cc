@@ -173,8 +173,10 @@ class Forward {
     Slice slice[2];
     for (int d = 0; d < D_; ++d) slice[d] = slice_of(tid, nt, d);
     bool sense = false;
+    bool first = true;  // the first barrier may wait for a worker waking up: not contention
     const auto sync = [&] {
-      if (!batch_split_) barrier.wait(sense);
+      if (!batch_split_) barrier.wait(sense, !first);
+      first = false;
     };
     if (wavefront_)
       run_wavefront(tid, nt, sync);
