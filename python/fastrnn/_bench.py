@@ -445,16 +445,10 @@ def _prepare_torch(case: Case, threads: int):
     return call, _from_call
 
 
-def _prepare_onnxruntime(case: Case, threads: int):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(case.onnx_path(), so, providers=["CPUExecutionProvider"])
+def _onnx_graph_call(case: Case, run):
+    """(call, to_triple) for a runtime of the exported ONNX graph; run(feed) returns the
+    graph's outputs as a sequence (y, h_n[, c_n]). Streaming: 100 one-step runs, the state
+    fed back as the next step's inputs."""
     w = case.w
     if w.streaming:
         steps, names = case.steps, _state_names(w)
@@ -465,13 +459,26 @@ def _prepare_onnxruntime(case: Case, threads: int):
             for x_t in steps:
                 feed = {"x": x_t}
                 feed.update(zip(names, state))
-                y, *state = sess.run(None, feed)
+                y, *state = run(feed)
                 ys.append(y)
             return ys, state
 
         return call, _from_onnx_stream
     feed = {"x": case.x}
-    return (lambda: sess.run(None, feed)), _from_onnx_call
+    return (lambda: run(feed)), _from_onnx_call
+
+
+def _prepare_onnxruntime(case: Case, threads: int):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(case.onnx_path(), so, providers=["CPUExecutionProvider"])
+    return _onnx_graph_call(case, lambda feed: sess.run(None, feed))
 
 
 _ov_core = None
@@ -491,24 +498,8 @@ def _prepare_openvino(case: Case, threads: int):
     }
     compiled = _ov_core.compile_model(case.onnx_path(), "CPU", config)
     req = compiled.create_infer_request()
-    w = case.w
-    if w.streaming:
-        steps, names = case.steps, _state_names(w)
-        zeros = [np.zeros(w.state_shape(), np.float32) for _ in names]
-
-        def call():
-            state, ys = zeros, []
-            for x_t in steps:
-                feed = {"x": x_t}
-                feed.update(zip(names, state))
-                # share_inputs: no copy of the inputs; outputs are copies (they are fed back).
-                y, *state = req.infer(feed, share_inputs=True).to_tuple()
-                ys.append(y)
-            return ys, state
-
-        return call, _from_onnx_stream
-    feed = {"x": case.x}
-    return (lambda: req.infer(feed, share_inputs=True).to_tuple()), _from_onnx_call
+    # share_inputs: no copy of the inputs; outputs are copies (they are fed back).
+    return _onnx_graph_call(case, lambda feed: req.infer(feed, share_inputs=True).to_tuple())
 
 
 _PREPARE = {

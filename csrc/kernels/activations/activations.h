@@ -8,6 +8,16 @@
 //           gives tanh(x) = x exactly.
 // Included inside an ISA's anonymous namespace after its vec-*.h (no includes here).
 
+#ifndef FASTRNN_VEC_HAS_LDEXP
+// p · 2^n for integral n in [-150, 129], rounded once: 2^n as two normal factors, so that
+// p · 2^n1 is exact and only the second product rounds (subnormal results and the overflow
+// to inf exact). AVX-512 has it in one instruction (vec-avx512.h), with the same bits.
+inline V vldexp(V p, V n) {
+  const V n1 = vhalf_floor(n);
+  return vmul(vmul(p, vexp2i(n1)), vexp2i(vsub(n, n1)));
+}
+#endif
+
 // exp(x): 0 for x ≤ -104 (below the smallest subnormal), +inf for x ≥ 88.73, NaN → NaN.
 inline V vexp(V x) {
   // Clamp keeps n = round(x·log2 e) within [-150, 129]; NaN survives as the 2nd operand.

@@ -68,10 +68,3 @@ inline V vhalf_floor(V n) {
   return {_mm256_round_ps(_mm256_mul_ps(n.lo, h), kMode),
           _mm256_round_ps(_mm256_mul_ps(n.hi, h), kMode)};
 }
-// p · 2^n for integral n in [-150, 129], rounded once: 2^n as two normal factors, so that
-// p · 2^n1 is exact and only the second product rounds (subnormal results and the overflow
-// to inf exact).
-inline V vldexp(V p, V n) {
-  const V n1 = vhalf_floor(n);
-  return vmul(vmul(p, vexp2i(n1)), vexp2i(vsub(n, n1)));
-}

@@ -44,3 +44,4 @@ inline V vround(V a) {
 // p · 2^n for integral n, rounded once (subnormal results and the overflow to inf exact):
 // one VSCALEFPS, the same bits as the two-factor form of the other ISAs.
 inline V vldexp(V p, V n) { return {_mm512_scalef_ps(p.v, n.v)}; }
+#define FASTRNN_VEC_HAS_LDEXP 1

@@ -53,12 +53,5 @@ inline float exp2i_lane(float n) {
 }
 inline V vexp2i(V n) { FASTRNN_LANES(exp2i_lane(n.v[i])); }
 inline V vhalf_floor(V n) { FASTRNN_LANES(std::floor(n.v[i] * 0.5f)); }
-// p · 2^n for integral n in [-150, 129], rounded once: 2^n as two normal factors, so that
-// p · 2^n1 is exact and only the second product rounds (subnormal results and the overflow
-// to inf exact).
-inline V vldexp(V p, V n) {
-  const V n1 = vhalf_floor(n);
-  return vmul(vmul(p, vexp2i(n1)), vexp2i(vsub(n, n1)));
-}
 
 #undef FASTRNN_LANES
