@@ -286,29 +286,13 @@ class Model {
   }
 
  private:
-  // The packed weights model_pack would allocate (see ops/pack.cc), in floats, with every
-  // product checked: sizes that pass int_in_range can still multiply past 64 bits over
-  // 4096 layers, and padding to whole panels enlarges small layers (×64 for an RNN with H=1).
+  // The packed weights model_pack would allocate, bounded before packing: sizes that pass
+  // int_in_range can still multiply past 64 bits over 4096 layers, and padding to whole
+  // panels enlarges small layers (×64 for an RNN with H=1).
   static void check_packed_size(const fastrnn::RnnConfig& cfg) {
-    const fastrnn::PanelGeometry geo = fastrnn::panel_geometry(cfg.cell);
-    const int64_t H = cfg.hidden_size, P = cfg.proj_size, H_out = cfg.h_out();
-    const int64_t cols = fastrnn::div_up(cfg.hidden_size, geo.units) * int64_t{geo.cols()};
-    const int64_t proj_cols =
-        P > 0 ? fastrnn::div_up(cfg.proj_size, fastrnn::kProjectionGeometry.units) *
-                    int64_t{fastrnn::kProjectionGeometry.cols()}
-              : 0;
-    int64_t total = 0;
-    bool ok = true;
-    for (int l = 0; l < cfg.num_layers && ok; ++l) {
-      // w_ih (cols × I_l), w_hh (cols × H_out), the bias and GRU's b_hn (≤ 2 cols), w_hr.
-      const auto gates = product_within(
-          {{"cols", cols}, {"I_l + H_out + 2", cfg.layer_input(l) + H_out + 2}}, kMaxPackedFloats);
-      const auto proj = product_within({{"proj_cols", proj_cols}, {"H", H}}, kMaxPackedFloats);
-      int64_t layer = 0;
-      ok = gates && proj && !__builtin_add_overflow(*gates, *proj, &layer) &&
-           !__builtin_mul_overflow(layer, int64_t{cfg.num_directions}, &layer) &&
-           !__builtin_add_overflow(total, layer, &total) && total <= kMaxPackedFloats;
-    }
+    const int64_t H = cfg.hidden_size, P = cfg.proj_size;
+    const int64_t floats = fastrnn::model_packed_floats(cfg);
+    const bool ok = floats >= 0 && floats <= kMaxPackedFloats;
     if (!ok)
       throw py::value_error(
           "model too large: input_size=" + std::to_string(cfg.input_size) +

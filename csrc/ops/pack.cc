@@ -68,4 +68,29 @@ RnnModel model_pack(const RnnConfig& cfg, const std::vector<RawWeights>& raw) {
   return m;
 }
 
+int64_t model_packed_floats(const RnnConfig& cfg) {
+  const PanelGeometry geo = panel_geometry(cfg.cell);
+  const int64_t panels = div_up(cfg.hidden_size, geo.units);
+  const int64_t cols = panels * geo.cols();
+  const int64_t proj_panels =
+      cfg.proj_size > 0 ? div_up(cfg.proj_size, kProjectionGeometry.units) : 0;
+  int64_t total = 0;
+  for (int l = 0; l < cfg.num_layers; ++l) {
+    // The same sizes as model_pack's resizes: w_ih, w_hh, bias, b_hn, w_hr.
+    int64_t w_ih, w_hh, w_hr, layer = cols;
+    if (__builtin_mul_overflow(cols, int64_t{cfg.layer_input(l)}, &w_ih) ||
+        __builtin_mul_overflow(cols, int64_t{cfg.h_out()}, &w_hh) ||
+        __builtin_mul_overflow(proj_panels * kProjectionGeometry.cols(),
+                               int64_t{cfg.hidden_size}, &w_hr) ||
+        __builtin_add_overflow(layer, w_ih, &layer) ||
+        __builtin_add_overflow(layer, w_hh, &layer) ||
+        __builtin_add_overflow(layer, w_hr, &layer) ||
+        __builtin_add_overflow(layer, cfg.cell == CellKind::kGru ? panels * kLanes : 0, &layer) ||
+        __builtin_mul_overflow(layer, int64_t{cfg.num_directions}, &layer) ||
+        __builtin_add_overflow(total, layer, &total))
+      return -1;
+  }
+  return total;
+}
+
 }  // namespace fastrnn

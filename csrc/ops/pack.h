@@ -58,4 +58,8 @@ struct RnnModel {
 // Packs all layers and directions; raw has num_layers·num_directions entries.
 RnnModel model_pack(const RnnConfig& cfg, const std::vector<RawWeights>& raw);
 
+// The floats model_pack allocates for cfg (with biases and GRU's b_hn), every product
+// overflow-checked; -1 past int64. Lets callers bound a model before packing it.
+int64_t model_packed_floats(const RnnConfig& cfg);
+
 }  // namespace fastrnn
