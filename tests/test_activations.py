@@ -74,15 +74,18 @@ SPECIAL = np.array(
         -104.0,
         200.0,
         -200.0,
-        # tanh's branch point 0.4 and its neighbours
         0.4,
         -0.4,
-        np.nextafter(np.float32(0.4), np.float32(0)),
-        np.nextafter(np.float32(0.4), np.float32(1)),
         1.0,
         -1.0,
+        # tanh's clamp at ±9 and its neighbours
         9.0,
         -9.0,
+        np.nextafter(np.float32(9), np.float32(0)),
+        np.nextafter(np.float32(9), np.float32(10)),
+        # just below saturation, where the rational form would overshoot 1 unclamped
+        7.0,
+        -7.0,
         1e-4,
         -1e-4,
         1e-20,
