@@ -280,6 +280,10 @@ class Model {
     return y;
   }
 
+  bool projects_ahead(int layer, int64_t batch) const {
+    return fastrnn::rnn_forward_projects_ahead(model_, layer, batch);
+  }
+
   int threads_for(int64_t batch, int max_threads) const {
     return fastrnn::rnn_forward_threads(model_, batch,
                                         max_threads > 0 ? max_threads : fastrnn::threads_get());
@@ -344,7 +348,8 @@ PYBIND11_MODULE(_core, m) {
       .def("forward", &Model::forward, py::arg("x"), py::arg("h0"), py::arg("c0"),
            py::arg("lengths"), py::arg("num_threads") = 0)
       .def("step", &Model::step, py::arg("x"), py::arg("h"), py::arg("c"))
-      .def("threads_for", &Model::threads_for, py::arg("batch"), py::arg("max_threads") = 0);
+      .def("threads_for", &Model::threads_for, py::arg("batch"), py::arg("max_threads") = 0)
+      .def("projects_ahead", &Model::projects_ahead, py::arg("layer"), py::arg("batch"));
 
   m.def("set_num_threads", [](const py::int_& n) {
     fastrnn::threads_set(static_cast<int>(int_in_range(n, "num_threads", 1, max_threads())));

@@ -50,10 +50,24 @@ struct StepArgs {
   int64_t t;                 // the time index of this step (for the lengths test)
   bool many_rows;            // the whole batch is large: use the tall row block (see
                              // step-driver.h); set from B only, never from b0..b1
+  // Optional, batch 1 only: part of a later group of steps' input projection, computed
+  // between this step's dot products (see panel_dot_ahead in panel/panel-dot.h).
+  // Rows [0, KernelTable::ahead_rows) of ahead_x (stride ahead_ldx, ahead_K columns) times
+  // the packed W_ih panels [p0, p1) plus ahead_bias, into ahead_gx (row stride ld_gx):
+  // the same values gemm would write. A group takes ahead_rows steps; this step does
+  // its ahead_part-th share (0 ≤ ahead_part < ahead_rows). Null ahead_gx: none.
+  const float* ahead_x;
+  ptrdiff_t ahead_ldx;
+  int ahead_K;
+  const float* ahead_w;
+  const float* ahead_bias;
+  float* ahead_gx;
+  int ahead_part;
 };
 
 struct KernelTable {
   const char* isa;
+  int ahead_rows;  // rows of input projection a batch-1 step group computes ahead (StepArgs)
   void (*gemm)(const GemmArgs&);
   void (*lstm_step)(const StepArgs&);      // gates → c, h (or r = o ⊙ tanh(c) with projection)
   void (*gru_step)(const StepArgs&);

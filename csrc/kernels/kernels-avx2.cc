@@ -22,8 +22,15 @@ namespace {
 }  // namespace
 
 extern const KernelTable kKernelsAvx2 = {
-    "avx2",           gemm,         lstm_step,   gru_step,
-    rnn_step<false>,  rnn_step<true>, projection_step, map_sigmoid,
+    "avx2",
+    kAheadRows,
+    gemm,
+    lstm_step,
+    gru_step,
+    rnn_step<false>,
+    rnn_step<true>,
+    projection_step,
+    map_sigmoid,
     map_tanh,
 };
 

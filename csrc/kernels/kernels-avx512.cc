@@ -22,8 +22,15 @@ namespace {
 }  // namespace
 
 extern const KernelTable kKernelsAvx512 = {
-    "avx512",           gemm,         lstm_step,   gru_step,
-    rnn_step<false>,  rnn_step<true>, projection_step, map_sigmoid,
+    "avx512",
+    kAheadRows,
+    gemm,
+    lstm_step,
+    gru_step,
+    rnn_step<false>,
+    rnn_step<true>,
+    projection_step,
+    map_sigmoid,
     map_tanh,
 };
 

@@ -23,8 +23,15 @@ namespace {
 }  // namespace
 
 extern const KernelTable kKernelsScalar = {
-    "scalar",           gemm,         lstm_step,   gru_step,
-    rnn_step<false>,  rnn_step<true>, projection_step, map_sigmoid,
+    "scalar",
+    kAheadRows,
+    gemm,
+    lstm_step,
+    gru_step,
+    rnn_step<false>,
+    rnn_step<true>,
+    projection_step,
+    map_sigmoid,
     map_tanh,
 };
 

@@ -50,6 +50,41 @@ FASTRNN_INLINE void panel_dot(const float* w, int K, const float* a, ptrdiff_t l
   }
 }
 
+// panel_dot<NV, 1, KS> of one row, with k iterations [k0, k1) of panel_dot<NV, RA, 1> of
+// RA other rows and another panel (the input projection of later steps) spread evenly
+// between its iterations. A batch-1 step streams its weights from cache at one load per
+// FMA and leaves FMA slots idle; the projection's FMAs, which reuse each loaded weight RA
+// times, fill them. Each sum takes the same FMAs in the same order as in the separate
+// kernels: the results are bit-identical.
+template <int NV, int KS, int RA>
+FASTRNN_INLINE void panel_dot_ahead(const float* w, int K, const float* a, V (&acc)[1][NV],
+                                    const float* wa, const float* xa, ptrdiff_t ldxa, int k0,
+                                    int k1, V (&acc_a)[RA][NV]) {
+  const int iters = K / KS;  // the step's (pairs of) k iterations
+  int ka = k0, credit = 0;
+  const auto ahead_k = [&] { panel_dot_k<NV, RA>(wa, xa, ldxa, ka++, acc_a); };
+  int k = 0;
+  if constexpr (KS == 2) {
+    V odd[1][NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) odd[0][v] = vzero();
+    for (; k + 1 < K; k += 2) {
+      panel_dot_k<NV, 1>(w, a, 0, k, acc);
+      panel_dot_k<NV, 1>(w, a, 0, k + 1, odd);
+      for (credit += k1 - k0; credit >= iters; credit -= iters) ahead_k();
+    }
+    if (k < K) panel_dot_k<NV, 1>(w, a, 0, k, acc);
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[0][v] = vadd(acc[0][v], odd[0][v]);
+  } else {
+    for (; k < K; ++k) {
+      panel_dot_k<NV, 1>(w, a, 0, k, acc);
+      for (credit += k1 - k0; credit >= iters; credit -= iters) ahead_k();
+    }
+  }
+  while (ka < k1) ahead_k();
+}
+
 template <int N>
 struct RowCount {
   static constexpr int value = N;

@@ -29,7 +29,37 @@ FASTRNN_INLINE void carry_row(const StepArgs& s, int p, int b) {
   }
 }
 
-template <int NV, int kUnits, int kMaxR, int KS, class Init, class Epilogue>
+// The dot products of row b with panel w, the i-th panel this step visits, plus this
+// panel's share of the input projection computed ahead (StepArgs::ahead_*). The step's
+// n panels times kAheadRows parts cover the group's n projection panels: visit u of part
+// ahead_part is piece u % kAheadRows (a k range) of panel p0 + u / kAheadRows; pieces
+// after the first continue from the partial sums the previous piece stored.
+template <int NV, int KS>
+FASTRNN_INLINE void step_dot_ahead(const StepArgs& s, const float* w, int b, int i,
+                                   V (&acc)[1][NV]) {
+  constexpr int RA = kAheadRows;
+  const int u = s.ahead_part * (s.p1 - s.p0) + i;
+  const int q = s.p0 + u / RA, piece = u % RA;
+  const int k0 = piece * s.ahead_K / RA, k1 = (piece + 1) * s.ahead_K / RA;
+  float* gx = s.ahead_gx + q * NV * 16;
+  V acc_a[RA][NV];
+#pragma GCC unroll 4
+  for (int r = 0; r < RA; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v)
+      acc_a[r][v] = piece > 0      ? vload(gx + r * s.ld_gx + 16 * v)
+                    : s.ahead_bias ? vload(s.ahead_bias + q * NV * 16 + 16 * v)
+                                   : vzero();
+  panel_dot_ahead<NV, KS, RA>(w, s.K, s.h_prev + b * s.ld_h_prev, acc,
+                              s.ahead_w + static_cast<ptrdiff_t>(q) * s.ahead_K * NV * 16,
+                              s.ahead_x, s.ahead_ldx, k0, k1, acc_a);
+#pragma GCC unroll 4
+  for (int r = 0; r < RA; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) vstore(gx + r * s.ld_gx + 16 * v, acc_a[r][v]);
+}
+
+template <int NV, int kUnits, int kMaxR, int KS, bool kAhead, class Init, class Epilogue>
 FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
   // Odd steps walk the panels backwards: W_hh is read cyclically, and a cyclic sweep over
   // a working set a little larger than the cache misses on every line under LRU, while a
@@ -56,7 +86,10 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
         init(p, b0 + r, row);
         for (int v = 0; v < NV; ++v) acc[r][v] = row[v];
       }
-      panel_dot<NV, R, KS>(w, s.K, s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev, acc);
+      if constexpr (kAhead && R == 1)
+        step_dot_ahead<NV, KS>(s, w, b0, i, acc);
+      else
+        panel_dot<NV, R, KS>(w, s.K, s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev, acc);
       for (int r = 0; r < R; ++r) {
         V row[NV];
         for (int v = 0; v < NV; ++v) row[v] = acc[r][v];
@@ -76,9 +109,11 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
 template <int NV, int kUnits, class Init, class Epilogue>
 FASTRNN_INLINE void step_panels(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
   if (s.many_rows)
-    step_panels_blocked<NV, kUnits, kGemmRows, 1>(s, init, epilogue);
+    step_panels_blocked<NV, kUnits, kGemmRows, 1, false>(s, init, epilogue);
+  else if (s.ahead_gx != nullptr)  // its own copy: the plain loop's code stays as it was
+    step_panels_blocked<NV, kUnits, kStepRows, kStepSplitK, true>(s, init, epilogue);
   else
-    step_panels_blocked<NV, kUnits, kStepRows, kStepSplitK>(s, init, epilogue);
+    step_panels_blocked<NV, kUnits, kStepRows, kStepSplitK, false>(s, init, epilogue);
 }
 
 // Accumulators start from the input projection row (which already holds the biases).

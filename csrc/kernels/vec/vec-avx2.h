@@ -14,6 +14,7 @@ struct VMask {
 constexpr int kStepRows = 1;
 constexpr int kStepSplitK = 1;
 constexpr int kGemmRows = 1;
+constexpr int kAheadRows = 1;
 
 inline V vload(const float* p) { return {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
 inline void vstore(float* p, V a) {

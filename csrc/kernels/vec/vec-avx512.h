@@ -12,6 +12,7 @@ using VMask = __mmask16;
 constexpr int kStepRows = 3;  // 3 rows × 4 gates × 2 chains = 24 accumulators
 constexpr int kStepSplitK = 2;
 constexpr int kGemmRows = 6;  // 6 rows × 4 vectors = 24 accumulators
+constexpr int kAheadRows = 4;  // 4 rows × 4 vectors + 2 × 4 step chains + 4 weights = 28
 
 inline V vload(const float* p) { return {_mm512_loadu_ps(p)}; }
 inline void vstore(float* p, V a) { _mm512_storeu_ps(p, a.v); }

@@ -12,6 +12,7 @@ struct VMask {
 constexpr int kStepRows = 1;
 constexpr int kStepSplitK = 1;
 constexpr int kGemmRows = 4;
+constexpr int kAheadRows = 1;
 
 #define FASTRNN_LANES(expr)                         \
   V r;                                              \
