@@ -50,6 +50,17 @@ struct StepArgs {
   int64_t t;                 // the time index of this step (for the lengths test)
   bool many_rows;            // the whole batch is large: use the tall row block (see
                              // step-driver.h); set from B only, never from b0..b1
+  int sweep;                 // added to t to choose the panel order (see step-driver.h)
+  // Optional: this step's own input projection, panel by panel, right before the panel's
+  // dot products (single-step calls): rows [b0, b1) of in_x (stride in_ldx, in_K columns)
+  // times the packed W_ih plus in_bias, into in_gx (= gx, row stride ld_gx), exactly as
+  // gemm would. Null in_gx: gx already holds it.
+  const float* in_x;
+  ptrdiff_t in_ldx;
+  int in_K;
+  const float* in_w;
+  const float* in_bias;
+  float* in_gx;
   // Optional, batch 1 only: part of a later group of steps' input projection, computed
   // between this step's dot products (see panel_dot_ahead in panel/panel-dot.h).
   // Rows [0, KernelTable::ahead_rows) of ahead_x (stride ahead_ldx, ahead_K columns) times

@@ -54,6 +54,7 @@ struct Workspace {
   std::vector<AlignedBuffer> r;     // LSTM projection input o ⊙ tanh(c): (B, panels·16)
   std::vector<AlignedBuffer> c;     // LSTM cell state: (B, panels·16)
   AlignedBuffer seq[2];             // outputs of the layers below the last (see Forward)
+  unsigned calls = 0;               // calls so far: alternates the panel order (sweep_)
 };
 thread_local Workspace t_workspace;
 
@@ -188,6 +189,7 @@ class Forward {
     } else if (L > 1) {
       ws.seq[0].resize(mul_checked(static_cast<size_t>(a.T), row));
     }
+    sweep_ = static_cast<int>(ws.calls++ & 1u);
     ws_ = &ws;
   }
 
@@ -292,8 +294,15 @@ class Forward {
     // each group's steps compute the next group's, between their own dot products (see
     // StepArgs::ahead_*). A last group shorter than kernels().ahead_rows is projected
     // plainly when its turn comes.
-    const int group = rnn_forward_projects_ahead(m_, l, a_.B) ? k_.ahead_rows : 0;
-    if (group > 0)
+    // A single-step call (a stream's step) projects each panel's inputs right before the
+    // panel's dot products instead (StepArgs::in_*): the step then sweeps W_ih and W_hh
+    // panel by panel, and alternate calls sweep back, starting on what stayed in cache.
+    const bool inline_projection = a_.T == 1;
+    const int group =
+        !inline_projection && rnn_forward_projects_ahead(m_, l, a_.B) ? k_.ahead_rows : 0;
+    if (inline_projection) {
+      // see step_gates
+    } else if (group > 0)
       project_inputs(l, 0, slice[0], in, s0, std::min<int64_t>(s1, s0 + group),
                      ws_->gx[0].data());
     else
@@ -315,7 +324,8 @@ class Forward {
       }
       for (int d = 0; d < D_; ++d)
         step_gates(l, d, slice[d], out, out_t0, s,
-                   ws_->gx[d].data() + gx_row(d, time_of(d, s), s0) * gcols_, ahead);
+                   ws_->gx[d].data() + gx_row(d, time_of(d, s), s0) * gcols_, ahead,
+                   inline_projection ? &in : nullptr);
       if (proj_) {
         sync();
         for (int d = 0; d < D_; ++d) step_projection(l, d, slice[d], out, out_t0, s);
@@ -446,9 +456,10 @@ class Forward {
   }
 
   // gx: the G_x rows of this step, (B, gcols_); ahead: a later group's input projection
-  // rows to compute along (batch 1, see layer_chunk), or none.
+  // rows to compute along (batch 1, see layer_chunk), or none; in: when not null, the step
+  // computes its own G_x rows from this input, panel by panel (see layer_chunk).
   void step_gates(int l, int d, const Slice& s, float* out, int64_t out_t0, int64_t step,
-                  const float* gx, const Ahead& ahead = Ahead{}) {
+                  float* gx, const Ahead& ahead = Ahead{}, const SeqView* in = nullptr) {
     if (s.p1 <= s.p0 || s.b1 <= s.b0) return;
     const int ld = l * D_ + d;
     const PackedWeights& w = m_.weights[ld];
@@ -468,6 +479,16 @@ class Forward {
     a.lengths = a_.lengths;
     a.t = t;
     a.many_rows = a_.B >= kManyRows;
+    a.sweep = sweep_;
+    if (in != nullptr) {
+      const int I = m_.cfg.layer_input(l);
+      a.in_x = in->base + (t - in->t0) * a_.B * I;
+      a.in_ldx = I;
+      a.in_K = I;
+      a.in_w = w.w_ih.data();
+      a.in_bias = w.bias.data();
+      a.in_gx = gx;
+    }
     if (ahead.gx != nullptr) {
       a.ahead_x = ahead.x;
       a.ahead_ldx = m_.cfg.layer_input(l);
@@ -533,6 +554,7 @@ class Forward {
     a.lengths = a_.lengths;
     a.t = t;
     a.many_rows = a_.B >= kManyRows;
+    a.sweep = sweep_;
     k_.projection_step(a);
   }
 
@@ -545,6 +567,7 @@ class Forward {
   int wave_chunk_ = 1;
   int D_ = 1, H_out_ = 0, gcols_ = 0, ld_c_ = 0, ld_h_ = 0, chunk_ = 1;
   int64_t span_ = 1;
+  int sweep_ = 0;
   bool proj_ = false, batch_split_ = false;
 };
 

@@ -29,6 +29,25 @@ FASTRNN_INLINE void carry_row(const StepArgs& s, int p, int b) {
   }
 }
 
+// G_x rows [b0, b1) of panel p: the step's own input projection (StepArgs::in_*), by the
+// same kernel as the whole-chunk projection, so the values are the same bits.
+template <int NV>
+FASTRNN_INLINE void project_panel(const StepArgs& s, int p) {
+  GemmArgs g;
+  g.a = s.in_x + s.b0 * s.in_ldx;
+  g.lda = s.in_ldx;
+  g.rows = s.b1 - s.b0;
+  g.w = s.in_w;
+  g.K = s.in_K;
+  g.nv = NV;
+  g.p0 = p;
+  g.p1 = p + 1;
+  g.bias = s.in_bias;
+  g.c = s.in_gx + s.b0 * s.ld_gx;
+  g.ldc = s.ld_gx;
+  gemm_panels<NV>(g);
+}
+
 // The dot products of row b with panel w, the i-th panel this step visits, plus this
 // panel's share of the input projection computed ahead (StepArgs::ahead_*). The step's
 // n panels times kAheadRows parts cover the group's n projection panels: visit u of part
@@ -65,10 +84,14 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
   // a working set a little larger than the cache misses on every line under LRU, while a
   // back-and-forth sweep starts on what the previous step left in cache. The panel order
   // never changes a result (each panel is independent).
-  const bool backwards = (s.t & 1) != 0;
+  // Calls of one step alternate through s.sweep, so a stream's steps zigzag too; with
+  // in_gx each panel's input projection comes right before it (see project_panel), so the
+  // sweep covers W_ih as well.
+  const bool backwards = ((s.t + s.sweep) & 1) != 0;
   for (int i = 0; i < s.p1 - s.p0; ++i) {
     const int p = backwards ? s.p1 - 1 - i : s.p0 + i;
     const float* w = s.w + static_cast<ptrdiff_t>(p) * s.K * NV * 16;
+    if (s.in_gx != nullptr) project_panel<NV>(s, p);
     for_row_blocks<kMaxR>(s.b0, s.b1, [&](auto rows, int b0) {
       constexpr int R = decltype(rows)::value;
       bool any_active = false;
