@@ -264,3 +264,31 @@ def test_bad_state_is_rejected_and_leaves_stream_unchanged():
     with pytest.raises(ValueError):
         stream.reset((np.zeros((2, 4)), np.zeros((2, 5))))
     assert_state_equal(stream.state, before)
+
+
+# Large enough for two threads (hidden units split; batch rows split at 200): a
+# step then projects its inputs panel by panel inside the step kernel, in alternating panel
+# order from call to call; still the whole call's bits, on every ISA and thread count.
+BIG = [
+    ("LSTM", dict(input_size=200, hidden_size=256), 1),
+    ("GRU", dict(input_size=96, hidden_size=160, num_layers=2), 1),
+    ("LSTM", dict(input_size=64, hidden_size=512, proj_size=96), 1),
+    ("RNN", dict(input_size=32, hidden_size=400), 2),
+    ("GRU", dict(input_size=8, hidden_size=16), 200),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("cls,kw,batch", BIG, ids=[f"{c}-{b}" for c, _, b in BIG])
+def test_big_streams_equal_whole_call(cls, kw, batch, threads, isa, threads_restored):
+    rng = np.random.default_rng(2)
+    model = make(cls, kw)
+    fastrnn.set_num_threads(threads)
+    assert model._core.threads_for(batch) == threads
+    x = random_input(model, 9, batch, rng)
+    state = random_state(model, batch, rng)
+    y_whole, state_whole = model(x, state)
+    stream = model.stream(batch=batch, state=state)
+    y_steps = stack_steps(model, [stream.step(x_t) for x_t in steps_of(model, x, batch)], batch)
+    assert np.array_equal(y_steps, y_whole)
+    assert_state_equal(stream.state, state_whole)
