@@ -91,30 +91,41 @@ struct RowCount {
 };
 
 // Calls body(RowCount<R>{}, first_row) for row blocks of kMaxR rows, then the tail blocks,
-// so every row block size is a compile-time constant.
+// so every row block size is a compile-time constant. With tall blocks (kMaxR ≥ 6) a tail
+// of 1 or 2 rows joins the last full block and the 7 or 8 rows run as 4 + 3 or 4 + 4, and 5
+// rows as 3 + 2: a block of one or two rows reads a weight vector from cache for every one
+// or two FMAs, which cache bandwidth cannot feed (measured, B = 32: the step 3% and the
+// GEMM 1.5% slower than at B = 30 or 36). The blocking never changes a result.
 template <int kMaxR, class Body>
 FASTRNN_INLINE void for_row_blocks(int b0, int b1, Body&& body) {
   int b = b0;
-  for (; b + kMaxR <= b1; b += kMaxR) body(RowCount<kMaxR>{}, b);
-  if constexpr (kMaxR > 1) {
-    const int rest = b1 - b;
-    if (rest > 0) {
-      if constexpr (kMaxR >= 6) {
-        if (rest >= 4) {
-          body(RowCount<4>{}, b);
-          b += 4;
-        }
-      }
-      if constexpr (kMaxR >= 3) {
-        if (b1 - b >= 2) {
-          body(RowCount<2>{}, b);
-          b += 2;
-        }
-      }
-      while (b < b1) {
-        body(RowCount<1>{}, b);
-        ++b;
-      }
+  int full = (b1 - b0) / kMaxR, rest = (b1 - b0) % kMaxR;
+  if constexpr (kMaxR >= 6) {
+    if (full > 0 && rest > 0 && rest < 3) {
+      --full;
+      rest += kMaxR;
     }
   }
+  for (; full > 0; --full, b += kMaxR) body(RowCount<kMaxR>{}, b);
+  if constexpr (kMaxR >= 6) {
+    // rest ≤ 8 here: blocks of 4, then 3 (5 as 3 + 2).
+    while (rest >= 4 && rest != 5) {
+      body(RowCount<4>{}, b);
+      b += 4;
+      rest -= 4;
+    }
+    if (rest >= 3) {
+      body(RowCount<3>{}, b);
+      b += 3;
+      rest -= 3;
+    }
+  }
+  if constexpr (kMaxR >= 3) {
+    if (rest >= 2) {
+      body(RowCount<2>{}, b);
+      b += 2;
+      rest -= 2;
+    }
+  }
+  for (; rest > 0; --rest, ++b) body(RowCount<1>{}, b);
 }
