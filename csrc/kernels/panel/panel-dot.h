@@ -92,10 +92,10 @@ struct RowCount {
 
 // Calls body(RowCount<R>{}, first_row) for row blocks of kMaxR rows, then the tail blocks,
 // so every row block size is a compile-time constant. With tall blocks (kMaxR ≥ 6) a tail
-// of 1 or 2 rows joins the last full block and the 7 or 8 rows run as 4 + 3 or 4 + 4, and 5
-// rows as 3 + 2: a block of one or two rows reads a weight vector from cache for every one
-// or two FMAs, which cache bandwidth cannot feed (measured, B = 32: the step 3% and the
-// GEMM 1.5% slower than at B = 30 or 36). The blocking never changes a result.
+// of 1 or 2 rows joins the last full block and the 7 or 8 rows run as 4 + 3 or 4 + 4: a
+// block of one or two rows reads a weight vector from cache for every one or two FMAs,
+// which cache bandwidth cannot feed (measured, B = 32: the step 3% and the GEMM 1.5% slower
+// than at B = 30 or 36). The blocking never changes a result.
 template <int kMaxR, class Body>
 FASTRNN_INLINE void for_row_blocks(int b0, int b1, Body&& body) {
   int b = b0;
@@ -108,8 +108,13 @@ FASTRNN_INLINE void for_row_blocks(int b0, int b1, Body&& body) {
   }
   for (; full > 0; --full, b += kMaxR) body(RowCount<kMaxR>{}, b);
   if constexpr (kMaxR >= 6) {
-    // rest ≤ 8 here: blocks of 4, then 3 (5 as 3 + 2).
-    while (rest >= 4 && rest != 5) {
+    // rest ≤ 8 here: 5 in one block, else blocks of 4, then 3.
+    if (rest == 5) {
+      body(RowCount<5>{}, b);
+      b += 5;
+      rest = 0;
+    }
+    while (rest >= 4) {
       body(RowCount<4>{}, b);
       b += 4;
       rest -= 4;

@@ -125,7 +125,7 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
   }
 }
 
-// Few rows (batch 1, 2): K split in two chains to hide FMA latency. Many rows: the GEMM's
+// Few rows (batch 1 to 3): K split in two chains to hide FMA latency. Many rows: the GEMM's
 // taller row block, which reads each weight vector once per kGemmRows rows.
 // The choice depends on the whole batch (s.many_rows), never on the thread's slice, so the
 // result of a row is the same for any thread count.
