@@ -24,6 +24,18 @@ struct GemmArgs {
   ptrdiff_t ldc;
 };
 
+// Input projection rows a step computes itself (see StepArgs): x (stride ldx, K columns)
+// times the packed W_ih panels [p0, p1) plus bias, into gx (row stride StepArgs::ld_gx):
+// the same values gemm would write.
+struct InputProjection {
+  const float* x;
+  ptrdiff_t ldx;
+  int K;
+  const float* w;
+  const float* bias;
+  float* gx;
+};
+
 // One recurrent time step for batch rows [b0, b1) and panels [p0, p1).
 // Rows whose length ≤ t are inactive: their state is carried (h = h_prev, c untouched) and
 // their output row is zero; that is a PackedSequence's meaning.
@@ -52,29 +64,24 @@ struct StepArgs {
                              // step-driver.h); set from B only, never from b0..b1
   int sweep;                 // added to t to choose the panel order (see step-driver.h)
   // Optional: this step's own input projection, panel by panel, right before the panel's
-  // dot products (single-step calls): rows [b0, b1) of in_x (stride in_ldx, in_K columns)
-  // times the packed W_ih plus in_bias, into in_gx (= gx, row stride ld_gx), exactly as
-  // gemm would. Null in_gx: gx already holds it.
-  const float* in_x;
-  ptrdiff_t in_ldx;
-  int in_K;
-  const float* in_w;
-  const float* in_bias;
-  float* in_gx;
+  // dot products (single-step calls): rows [b0, b1) of in, into in.gx (= gx). Null in.gx:
+  // gx already holds it.
+  InputProjection in;
   // Optional, batch 1 only: part of a later group of steps' input projection, computed
-  // between this step's dot products (see panel_dot_ahead in panel/panel-dot.h).
-  // Rows [0, KernelTable::ahead_rows) of ahead_x (stride ahead_ldx, ahead_K columns) times
-  // the packed W_ih panels [p0, p1) plus ahead_bias, into ahead_gx (row stride ld_gx):
-  // the same values gemm would write. A group takes ahead_rows steps; this step does
-  // its ahead_part-th share (0 ≤ ahead_part < ahead_rows). Null ahead_gx: none.
-  const float* ahead_x;
-  ptrdiff_t ahead_ldx;
-  int ahead_K;
-  const float* ahead_w;
-  const float* ahead_bias;
-  float* ahead_gx;
+  // between this step's dot products (see panel_dot_ahead in panel/panel-dot.h): rows
+  // [0, KernelTable::ahead_rows) of ahead. A group takes ahead_rows steps; this step does
+  // its ahead_part-th share (0 ≤ ahead_part < ahead_rows). Null ahead.gx: none.
+  InputProjection ahead;
   int ahead_part;
 };
+
+// The kernel table of the including ISA file: its own (internal-linkage) kernels, in the
+// order of KernelTable's members.
+#define FASTRNN_KERNEL_TABLE(isa_name)                                                  \
+  {                                                                                    \
+    isa_name, kAheadRows, gemm, lstm_step, gru_step, rnn_step<false>, rnn_step<true>, \
+        projection_step, map_sigmoid, map_tanh                                         \
+  }
 
 struct KernelTable {
   const char* isa;

@@ -21,17 +21,6 @@ namespace {
 // clang-format on
 }  // namespace
 
-extern const KernelTable kKernelsAvx2 = {
-    "avx2",
-    kAheadRows,
-    gemm,
-    lstm_step,
-    gru_step,
-    rnn_step<false>,
-    rnn_step<true>,
-    projection_step,
-    map_sigmoid,
-    map_tanh,
-};
+extern const KernelTable kKernelsAvx2 = FASTRNN_KERNEL_TABLE("avx2");
 
 }  // namespace fastrnn

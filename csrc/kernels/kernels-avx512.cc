@@ -21,17 +21,6 @@ namespace {
 // clang-format on
 }  // namespace
 
-extern const KernelTable kKernelsAvx512 = {
-    "avx512",
-    kAheadRows,
-    gemm,
-    lstm_step,
-    gru_step,
-    rnn_step<false>,
-    rnn_step<true>,
-    projection_step,
-    map_sigmoid,
-    map_tanh,
-};
+extern const KernelTable kKernelsAvx512 = FASTRNN_KERNEL_TABLE("avx512");
 
 }  // namespace fastrnn

@@ -22,17 +22,6 @@ namespace {
 // clang-format on
 }  // namespace
 
-extern const KernelTable kKernelsScalar = {
-    "scalar",
-    kAheadRows,
-    gemm,
-    lstm_step,
-    gru_step,
-    rnn_step<false>,
-    rnn_step<true>,
-    projection_step,
-    map_sigmoid,
-    map_tanh,
-};
+extern const KernelTable kKernelsScalar = FASTRNN_KERNEL_TABLE("scalar");
 
 }  // namespace fastrnn

@@ -298,10 +298,10 @@ class Forward {
                    int64_t s0, int64_t s1, Sync& sync) {
     // Batch 1, one direction: only the first group of steps' input projection comes first;
     // each group's steps compute the next group's, between their own dot products (see
-    // StepArgs::ahead_*). A last group shorter than kernels().ahead_rows is projected
+    // StepArgs::ahead). A last group shorter than kernels().ahead_rows is projected
     // plainly when its turn comes.
     // A single-step call (a stream's step) projects each panel's inputs right before the
-    // panel's dot products instead (StepArgs::in_*): the step then sweeps W_ih and W_hh
+    // panel's dot products instead (StepArgs::in): the step then sweeps W_ih and W_hh
     // panel by panel, and alternate calls sweep back, starting on what stayed in cache.
     const bool inline_projection = a_.T == 1;
     const int group =
@@ -486,22 +486,11 @@ class Forward {
     a.t = t;
     a.many_rows = a_.B >= kManyRows;
     a.sweep = sweep_;
-    if (in != nullptr) {
-      const int I = m_.cfg.layer_input(l);
-      a.in_x = in->base + (t - in->t0) * a_.B * I;
-      a.in_ldx = I;
-      a.in_K = I;
-      a.in_w = w.w_ih.data();
-      a.in_bias = w.bias.data();
-      a.in_gx = gx;
-    }
+    const int I = m_.cfg.layer_input(l);
+    if (in != nullptr)
+      a.in = {in->base + (t - in->t0) * a_.B * I, I, I, w.w_ih.data(), w.bias.data(), gx};
     if (ahead.gx != nullptr) {
-      a.ahead_x = ahead.x;
-      a.ahead_ldx = m_.cfg.layer_input(l);
-      a.ahead_K = m_.cfg.layer_input(l);
-      a.ahead_w = w.w_ih.data();
-      a.ahead_bias = w.bias.data();
-      a.ahead_gx = ahead.gx;
+      a.ahead = {ahead.x, I, I, w.w_ih.data(), w.bias.data(), ahead.gx};
       a.ahead_part = ahead.part;
     }
     if (proj_) {

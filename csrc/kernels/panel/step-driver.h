@@ -29,27 +29,27 @@ FASTRNN_INLINE void carry_row(const StepArgs& s, int p, int b) {
   }
 }
 
-// G_x rows [b0, b1) of panel p: the step's own input projection (StepArgs::in_*), by the
+// G_x rows [b0, b1) of panel p: the step's own input projection (StepArgs::in), by the
 // same kernel as the whole-chunk projection, so the values are the same bits.
 template <int NV>
 FASTRNN_INLINE void project_panel(const StepArgs& s, int p) {
   GemmArgs g;
-  g.a = s.in_x + s.b0 * s.in_ldx;
-  g.lda = s.in_ldx;
+  g.a = s.in.x + s.b0 * s.in.ldx;
+  g.lda = s.in.ldx;
   g.rows = s.b1 - s.b0;
-  g.w = s.in_w;
-  g.K = s.in_K;
+  g.w = s.in.w;
+  g.K = s.in.K;
   g.nv = NV;
   g.p0 = p;
   g.p1 = p + 1;
-  g.bias = s.in_bias;
-  g.c = s.in_gx + s.b0 * s.ld_gx;
+  g.bias = s.in.bias;
+  g.c = s.in.gx + s.b0 * s.ld_gx;
   g.ldc = s.ld_gx;
   gemm_panels<NV>(g);
 }
 
 // The dot products of row b with panel w, the i-th panel this step visits, plus this
-// panel's share of the input projection computed ahead (StepArgs::ahead_*). The step's
+// panel's share of the input projection computed ahead (StepArgs::ahead). The step's
 // n panels times kAheadRows parts cover the group's n projection panels: visit u of part
 // ahead_part is piece u % kAheadRows (a k range) of panel p0 + u / kAheadRows; pieces
 // after the first continue from the partial sums the previous piece stored.
@@ -59,19 +59,19 @@ FASTRNN_INLINE void step_dot_ahead(const StepArgs& s, const float* w, int b, int
   constexpr int RA = kAheadRows;
   const int u = s.ahead_part * (s.p1 - s.p0) + i;
   const int q = s.p0 + u / RA, piece = u % RA;
-  const int k0 = piece * s.ahead_K / RA, k1 = (piece + 1) * s.ahead_K / RA;
-  float* gx = s.ahead_gx + q * NV * 16;
+  const int k0 = piece * s.ahead.K / RA, k1 = (piece + 1) * s.ahead.K / RA;
+  float* gx = s.ahead.gx + q * NV * 16;
   V acc_a[RA][NV];
 #pragma GCC unroll 4
   for (int r = 0; r < RA; ++r)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v)
       acc_a[r][v] = piece > 0      ? vload(gx + r * s.ld_gx + 16 * v)
-                    : s.ahead_bias ? vload(s.ahead_bias + q * NV * 16 + 16 * v)
+                    : s.ahead.bias ? vload(s.ahead.bias + q * NV * 16 + 16 * v)
                                    : vzero();
   panel_dot_ahead<NV, KS, RA>(w, s.K, s.h_prev + b * s.ld_h_prev, acc,
-                              s.ahead_w + static_cast<ptrdiff_t>(q) * s.ahead_K * NV * 16,
-                              s.ahead_x, s.ahead_ldx, k0, k1, acc_a);
+                              s.ahead.w + static_cast<ptrdiff_t>(q) * s.ahead.K * NV * 16,
+                              s.ahead.x, s.ahead.ldx, k0, k1, acc_a);
 #pragma GCC unroll 4
   for (int r = 0; r < RA; ++r)
 #pragma GCC unroll 4
@@ -85,13 +85,13 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
   // back-and-forth sweep starts on what the previous step left in cache. The panel order
   // never changes a result (each panel is independent).
   // Calls of one step alternate through s.sweep, so a stream's steps zigzag too; with
-  // in_gx each panel's input projection comes right before it (see project_panel), so the
+  // in.gx each panel's input projection comes right before it (see project_panel), so the
   // sweep covers W_ih as well.
   const bool backwards = ((s.t + s.sweep) & 1) != 0;
   for (int i = 0; i < s.p1 - s.p0; ++i) {
     const int p = backwards ? s.p1 - 1 - i : s.p0 + i;
     const float* w = s.w + static_cast<ptrdiff_t>(p) * s.K * NV * 16;
-    if (s.in_gx != nullptr) project_panel<NV>(s, p);
+    if (s.in.gx != nullptr) project_panel<NV>(s, p);
     for_row_blocks<kMaxR>(s.b0, s.b1, [&](auto rows, int b0) {
       constexpr int R = decltype(rows)::value;
       bool any_active = false;
@@ -133,7 +133,7 @@ template <int NV, int kUnits, class Init, class Epilogue>
 FASTRNN_INLINE void step_panels(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
   if (s.many_rows)
     step_panels_blocked<NV, kUnits, kGemmRows, 1, false>(s, init, epilogue);
-  else if (s.ahead_gx != nullptr)  // its own copy: the plain loop's code stays as it was
+  else if (s.ahead.gx != nullptr)  // its own copy: the plain loop's code stays as it was
     step_panels_blocked<NV, kUnits, kStepRows, kStepSplitK, true>(s, init, epilogue);
   else
     step_panels_blocked<NV, kUnits, kStepRows, kStepSplitK, false>(s, init, epilogue);
