@@ -1,0 +1,204 @@
+// anatomy: where the time of fastrnn's kernels goes on this machine, one thread, measured by
+// taking pieces away. Built by bench/anatomy.py from the AVX-512 kernel headers of csrc/ with
+// the flags CMakeLists.txt gives kernels-avx512.cc; prints "name value unit" lines.
+//
+// Each figure is the best of many repetitions (noise only ever makes a run slower).
+//   gemm_*       the input-projection GEMM alone (rows × 64-column panels × K)
+//   step_*       an LSTM step (B rows, H = K): full kernel; with the cell math replaced by a
+//                plain store of the four gate sums (dots); without the output row (no_y)
+//   b1_*         batch 1, T = 100 steps of an LSTM with I = H: projection GEMM then steps
+//                (separate), or each group of steps projecting the next group inside its
+//                dot products (ahead, what fastrnn does when the weights stay in cache)
+// Only for measurement: not part of the package.
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "kernels/kernel-table.h"
+
+namespace fastrnn {
+namespace {
+// clang-format off
+#include "kernels/vec/vec-avx512.h"
+#include "kernels/activations/activations.h"
+#include "kernels/panel/panel-dot.h"
+#include "kernels/gemm/gemm.h"
+#include "kernels/panel/step-driver.h"
+#include "kernels/lstm-step/lstm-step.h"
+// clang-format on
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+template <class F>
+double best_seconds(F&& f, int reps) {
+  f();
+  double best = 1e30;
+  for (int i = 0; i < reps; ++i) {
+    const double t0 = now();
+    f();
+    best = std::min(best, now() - t0);
+  }
+  return best;
+}
+
+struct Buffer {
+  explicit Buffer(size_t n) : v(n + 16) {
+    for (size_t i = 0; i < v.size(); ++i)
+      v[i] = static_cast<float>((i * 2654435761u) % 2001) * 1e-4f - 0.1f;
+  }
+  float* data() { return v.data(); }
+  std::vector<float> v;
+};
+
+void report(const char* name, double value, const char* unit) {
+  std::printf("%s %.4g %s\n", name, value, unit);
+}
+
+// An LSTM layer's buffers for B rows, H = I = K hidden units (P = H / 16 panels).
+struct Layer {
+  Layer(int B, int K, int T)
+      : B(B), K(K), P(K / 16), w_hh(size_t(P) * K * 64), w_ih(size_t(P) * K * 64),
+        bias(size_t(P) * 64), x(size_t(T) * B * K), gx(size_t(T) * B * P * 64),
+        h{Buffer(size_t(B) * K), Buffer(size_t(B) * K)}, c(size_t(B) * K),
+        y(size_t(T) * B * K) {}
+
+  StepArgs step_args(int t, bool with_y) {
+    StepArgs s{};
+    s.w = w_hh.data();
+    s.K = K;
+    s.p1 = P;
+    s.b1 = B;
+    s.h_prev = h[t & 1].data();
+    s.ld_h_prev = K;
+    s.carry = s.h_prev;
+    s.ld_carry = K;
+    s.gx = gx.data() + size_t(t) * B * P * 64;
+    s.ld_gx = P * 64;
+    s.c = c.data();
+    s.ld_c = K;
+    s.h = h[(t + 1) & 1].data();
+    s.ld_h = K;
+    s.y = with_y ? y.data() + size_t(t) * B * K : nullptr;
+    s.ld_y = K;
+    s.y_cols = K;
+    s.t = t;
+    s.many_rows = B >= 4;
+    return s;
+  }
+
+  GemmArgs gemm_args(int t0, int rows) {
+    GemmArgs g{};
+    g.a = x.data() + size_t(t0) * B * K;
+    g.lda = K;
+    g.rows = rows;
+    g.w = w_ih.data();
+    g.K = K;
+    g.nv = 4;
+    g.p1 = P;
+    g.bias = bias.data();
+    g.c = gx.data() + size_t(t0) * B * P * 64;
+    g.ldc = P * 64;
+    return g;
+  }
+
+  int B, K, P;
+  Buffer w_hh, w_ih, bias, x, gx;
+  Buffer h[2];
+  Buffer c, y;
+};
+
+void batched(int B, int K) {
+  const int T = 8;
+  Layer L(B, K, T);
+  const double flops = 2.0 * B * 4 * K * K * T;  // per T steps of one matrix
+  const double gemm_s = best_seconds([&] { gemm(L.gemm_args(0, B * T)); }, 40);
+  const auto steps = [&](bool with_y, bool dots) {
+    for (int t = 0; t < T; ++t) {
+      const StepArgs s = L.step_args(t, with_y);
+      if (!dots) {
+        lstm_step(s);
+        continue;
+      }
+      step_panels<4, 16>(
+          s, [&](int p, int b, V(&acc)[4]) { init_from_gx<4>(s, p, b, acc); },
+          [&](int p, int b, V(&acc)[4]) {
+            vstore(s.h + b * s.ld_h + p * 16, vadd(vadd(acc[0], acc[1]), vadd(acc[2], acc[3])));
+          });
+    }
+  };
+  const double full = best_seconds([&] { steps(true, false); }, 40);
+  const double no_y = best_seconds([&] { steps(false, false); }, 40);
+  const double dots = best_seconds([&] { steps(false, true); }, 40);
+  char name[64];
+  std::snprintf(name, sizeof name, "gemm_rows%d_K%d", B * T, K);
+  report(name, flops / gemm_s * 1e-9, "GFLOP/s");
+  std::snprintf(name, sizeof name, "step_B%d_H%d_full", B, K);
+  report(name, flops / full * 1e-9, "GFLOP/s");
+  std::snprintf(name, sizeof name, "step_B%d_H%d_no_y", B, K);
+  report(name, flops / no_y * 1e-9, "GFLOP/s");
+  std::snprintf(name, sizeof name, "step_B%d_H%d_dots", B, K);
+  report(name, flops / dots * 1e-9, "GFLOP/s");
+}
+
+// Batch 1, T = 100, an LSTM with I = H = K: the projection of all steps first, or ahead
+// inside the steps, over `panels` of the K / 16 gate panels (all: one thread; half: what
+// each of two threads owns).
+void batch1(int K, int panels, const char* tag) {
+  const int T = 100;
+  Layer L(1, K, T);
+  L.P = panels;
+  const double separate = best_seconds(
+      [&] {
+        gemm(L.gemm_args(0, T));
+        for (int t = 0; t < T; ++t) lstm_step(L.step_args(t, true));
+      },
+      60);
+  const double ahead = best_seconds(
+      [&] {
+        constexpr int R = kAheadRows;
+        gemm(L.gemm_args(0, R));
+        for (int t = 0; t < T; ++t) {
+          StepArgs s = L.step_args(t, true);
+          const int next = (t / R + 1) * R;
+          if (next + R <= T) {
+            s.ahead = {L.x.data() + size_t(next) * K, K, K, L.w_ih.data(), L.bias.data(),
+                       L.gx.data() + size_t(next) * L.P * 64};
+            s.ahead_part = t % R;
+          } else if (next < T && t % R == 0) {
+            gemm(L.gemm_args(next, T - next));
+          }
+          lstm_step(s);
+        }
+      },
+      60);
+  const double proj = best_seconds([&] { gemm(L.gemm_args(0, T)); }, 60);
+  char name[64];
+  std::snprintf(name, sizeof name, "b1_H%d_%s_projection", K, tag);
+  report(name, proj * 1e6, "us");
+  std::snprintf(name, sizeof name, "b1_H%d_%s_separate", K, tag);
+  report(name, separate * 1e6, "us");
+  std::snprintf(name, sizeof name, "b1_H%d_%s_ahead", K, tag);
+  report(name, ahead * 1e6, "us");
+}
+
+}  // namespace
+}  // namespace fastrnn
+
+int main() {
+  using namespace fastrnn;
+  batched(64, 512);
+  batched(8, 256);
+  batch1(256, 16, "all");  // LSTM I = H = 256: 16 gate panels, W_ih + W_hh = 2 MiB
+  batch1(256, 8, "half");  // what each of 2 threads owns: 1 MiB
+  return 0;
+}
