@@ -1,5 +1,5 @@
-"""Batch rows run in register blocks (6 rows, tails of 5, 4, 3, 2, 1; see for_row_blocks in
-csrc/kernels/panel/panel-dot.h). A row's arithmetic never depends on its block, so from
+"""Batch rows run in register blocks (with AVX-512: 6 rows, tails of 5, 4 and 3; other ISAs
+block differently; see for_row_blocks in csrc/kernels/panel/panel-dot.h). A row's arithmetic never depends on its block, so from
 batch 4 on (where steps use the tall blocks) each row's result is the same bits whatever
 the batch size: every tail shape is checked against the rows of one large batch, on every
 ISA, for every cell, with lengths (inactive rows inside a block)."""

@@ -33,16 +33,14 @@ constexpr size_t kSpanFloats = size_t{1} << 18;
 constexpr double kMinMacsPerThread = 64.0 * 1024;
 
 // From this batch size on, step kernels use the tall row block (see kernels/panel/step-driver.h):
-// batches of 4 and 5 then read each weight panel once per step in one 4- or 5-row block,
-// instead of 3 + 1 or 3 + 2 rows in two passes (measured: B=4, H=1536, 17% faster; B=4,
-// H=256, 18%).
+// with AVX-512, batches of 4 and 5 then read each weight panel once per step in one 4- or
+// 5-row block, instead of 3 + 1 or 3 + 2 rows in two passes (measured: B=4, H=1536, 17%
+// faster; B=4, H=256, 18%). Their K runs in one chain then: results differ from the
+// split-K order by float rounding (≤ 2.5e-7 seen), still the same for any thread count.
 constexpr int64_t kManyRows = 4;
 
 // Below this batch size a unidirectional stack of small layers may run as a wavefront.
 constexpr int64_t kWavefrontRows = 6;
-#ifndef SUPER
-#define SUPER 32
-#endif
 
 // A layer step of at least this many multiply-adds (~0.5 us) amortises a wavefront tick's
 // barrier; below it a stack stays on one thread.
@@ -299,7 +297,8 @@ class Forward {
     // Batch 1, one direction: only the first group of steps' input projection comes first;
     // each group's steps compute the next group's, between their own dot products (see
     // StepArgs::ahead). A last group shorter than kernels().ahead_rows is projected
-    // plainly when its turn comes.
+    // plainly at the first step of the group before it, whose steps then compute nothing
+    // ahead.
     // A single-step call (a stream's step) projects each panel's inputs right before the
     // panel's dot products instead (StepArgs::in): the step then sweeps W_ih and W_hh
     // panel by panel, and alternate calls sweep back, starting on what stayed in cache.

@@ -28,9 +28,10 @@ void rnn_forward(const RnnModel& model, const ForwardArgs& args);
 int rnn_forward_threads(const RnnModel& model, int64_t B, int max_threads);
 
 // Whether layer l, at batch B, computes its input projection a group of steps ahead,
-// inside the recurrent steps (batch 1, one direction, weights that stay in cache; not in
-// the wavefront of small stacks, which projects a tick's chunk at once); exposed
-// for tests, which check that path against the plain one bit for bit.
+// inside the recurrent steps (batch 1, one direction, weights that stay in cache); exposed
+// for tests, which check that path against the plain one bit for bit. The answer is for
+// the layer-by-layer path: a stack that runs as a wavefront (small layers, more than one
+// thread, see rnn_forward_threads) projects each tick's chunk at once instead.
 bool rnn_forward_projects_ahead(const RnnModel& model, int layer, int64_t B);
 
 }  // namespace fastrnn
