@@ -305,12 +305,10 @@ class Forward {
     const bool inline_projection = a_.T == 1;
     const int group =
         !inline_projection && rnn_forward_projects_ahead(m_, l, a_.B) ? k_.ahead_rows : 0;
-    if (inline_projection) {
-      // see step_gates
-    } else if (group > 0)
+    if (group > 0)
       project_inputs(l, 0, slice[0], in, s0, std::min<int64_t>(s1, s0 + group),
                      ws_->gx[0].data());
-    else
+    else if (!inline_projection)
       for (int d = 0; d < D_; ++d)
         project_inputs(l, d, slice[d], in, s0, s1, ws_->gx[d].data());
     for (int64_t s = s0; s < s1; ++s) {
@@ -582,7 +580,7 @@ bool rnn_forward_projects_ahead(const RnnModel& m, int layer, int64_t B) {
   const double bytes = sizeof(float) * static_cast<double>(w.w_ih.size() + w.w_hh.size());
   const double macs = static_cast<double>(m.geo.gates) * cfg.hidden_size *
                       (cfg.layer_input(layer) + cfg.h_out());
-  return bytes <= kMaxWeightBytes && macs >= kMinMacs && kernels().ahead_rows > 0;
+  return bytes <= kMaxWeightBytes && macs >= kMinMacs;
 }
 
 int rnn_forward_threads(const RnnModel& m, int64_t B, int max_threads) {
