@@ -358,6 +358,20 @@ PYBIND11_MODULE(_core, m) {
   m.def("hardware_threads", &fastrnn::threads_hardware);
   m.def("isa", [] { return std::string(fastrnn::kernels().isa); });
   m.def("isa_available", &fastrnn::kernels_available);
+  m.def("kernel_tiles", [] {
+    const fastrnn::KernelTable& k = fastrnn::kernels();
+    const auto shape = [](int rows, int cols) {
+      return std::to_string(rows) + "x" + std::to_string(cols);
+    };
+    py::dict d;
+    d["vector_floats"] = k.tiles.vector_floats;
+    d["gemm"] = shape(k.tiles.gemm_rows, k.tiles.gemm_cols);
+    d["step_batch1"] = shape(1, k.tiles.step1_cols);
+    d["step"] = shape(k.tiles.step_rows, k.tiles.step_cols);
+    d["split_k"] = k.tiles.split_k;
+    d["ahead_rows"] = k.ahead_rows;
+    return d;
+  });
   m.def("set_isa", [](const std::string& name) {
     try {
       return fastrnn::kernels_select(name);

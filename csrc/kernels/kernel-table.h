@@ -75,17 +75,40 @@ struct StepArgs {
   int ahead_part;
 };
 
-// The kernel table of the including ISA file: its own (internal-linkage) kernels, in the
-// order of KernelTable's members.
-#define FASTRNN_KERNEL_TABLE(isa_name)                                                  \
-  {                                                                                    \
-    isa_name, kAheadRows, gemm, lstm_step, gru_step, rnn_step<false>, rnn_step<true>, \
-        projection_step, map_sigmoid, map_tanh                                         \
+// The register tiles an ISA's kernels use (reported by cpu_info): rows × columns (floats)
+// of the GEMM tile, of an LSTM step's tile at batch 1 and with many rows, and whether few-row
+// steps split K in two chains.
+struct KernelTiles {
+  int vector_floats;  // floats per SIMD register
+  int gemm_rows, gemm_cols;
+  int step1_cols;  // batch 1: one row
+  int step_rows, step_cols;  // many rows (B ≥ 4), LSTM
+  int split_k;
+};
+
+// The kernel table of ISA namespace `ns` (its kernels have internal linkage inside it), in
+// the order of KernelTable's members.
+#define FASTRNN_KERNEL_TABLE(ns)                                                         \
+  {                                                                                     \
+    #ns, ns::kAheadRows, ns::kTiles, ns::gemm, ns::lstm_step, ns::gru_step,             \
+        ns::rnn_step<false>, ns::rnn_step<true>, ns::projection_step, ns::map_sigmoid,  \
+        ns::map_tanh                                                                    \
+  }
+
+// The tiles of the including ISA, from its vec-*.h constants (after the kernel headers).
+#define FASTRNN_KERNEL_TILES                                                            \
+  constexpr KernelTiles kTiles {                                                        \
+    kVecLanes, kGemmRows, (kGemmGates < 4 ? kGemmGates : 4) * 16,                       \
+        step_gates<4, 1, kStepSplitK>() * 16, step_rows_many<4>(),                      \
+        (kStepSumRows > 0 ? kGemmGates : step_gates<4, step_rows_many<4>(), 1>()) * 16, \
+        kStepSplitK                                                                     \
   }
 
 struct KernelTable {
   const char* isa;
-  int ahead_rows;  // rows of input projection a batch-1 step group computes ahead (StepArgs)
+  int ahead_rows;  // rows of input projection a batch-1 step group computes ahead
+                   // (StepArgs); 0: the ISA never computes it ahead
+  KernelTiles tiles;
   void (*gemm)(const GemmArgs&);
   void (*lstm_step)(const StepArgs&);      // gates → c, h (or r = o ⊙ tanh(c) with projection)
   void (*gru_step)(const StepArgs&);

@@ -8,6 +8,8 @@
 #include "kernels/kernel-table.h"
 
 namespace fastrnn {
+// A named namespace per ISA, so that a profile tells the ISAs' kernels apart.
+namespace avx2 {
 namespace {
 // clang-format off
 #include "kernels/vec/vec-avx2.h"
@@ -19,8 +21,10 @@ namespace {
 #include "kernels/gru-step/gru-step.h"
 #include "kernels/rnn-step/rnn-step.h"
 // clang-format on
+FASTRNN_KERNEL_TILES;
 }  // namespace
+}  // namespace avx2
 
-extern const KernelTable kKernelsAvx2 = FASTRNN_KERNEL_TABLE("avx2");
+extern const KernelTable kKernelsAvx2 = FASTRNN_KERNEL_TABLE(avx2);
 
 }  // namespace fastrnn

@@ -8,6 +8,8 @@
 #include "kernels/kernel-table.h"
 
 namespace fastrnn {
+// A named namespace per ISA, so that a profile tells the ISAs' kernels apart.
+namespace avx512 {
 namespace {
 // clang-format off
 #include "kernels/vec/vec-avx512.h"
@@ -19,8 +21,10 @@ namespace {
 #include "kernels/gru-step/gru-step.h"
 #include "kernels/rnn-step/rnn-step.h"
 // clang-format on
+FASTRNN_KERNEL_TILES;
 }  // namespace
+}  // namespace avx512
 
-extern const KernelTable kKernelsAvx512 = FASTRNN_KERNEL_TABLE("avx512");
+extern const KernelTable kKernelsAvx512 = FASTRNN_KERNEL_TABLE(avx512);
 
 }  // namespace fastrnn

@@ -9,6 +9,8 @@
 #include "kernels/kernel-table.h"
 
 namespace fastrnn {
+// A named namespace per ISA, so that a profile tells the ISAs' kernels apart.
+namespace scalar {
 namespace {
 // clang-format off
 #include "kernels/vec/vec-scalar.h"
@@ -20,8 +22,10 @@ namespace {
 #include "kernels/gru-step/gru-step.h"
 #include "kernels/rnn-step/rnn-step.h"
 // clang-format on
+FASTRNN_KERNEL_TILES;
 }  // namespace
+}  // namespace scalar
 
-extern const KernelTable kKernelsScalar = FASTRNN_KERNEL_TABLE("scalar");
+extern const KernelTable kKernelsScalar = FASTRNN_KERNEL_TABLE(scalar);
 
 }  // namespace fastrnn

@@ -575,6 +575,7 @@ bool rnn_forward_projects_ahead(const RnnModel& m, int layer, int64_t B) {
   constexpr double kMaxWeightBytes = 8.0 * 1024 * 1024;
   constexpr double kMinMacs = 64.0 * 1024;
   const RnnConfig& cfg = m.cfg;
+  if (kernels().ahead_rows == 0) return false;  // the ISA's registers leave no room for it
   if (B != 1 || cfg.num_directions != 1 || layer < 0 || layer >= cfg.num_layers) return false;
   const PackedWeights& w = m.weights[layer];
   const double bytes = sizeof(float) * static_cast<double>(w.w_ih.size() + w.w_hh.size());

@@ -20,7 +20,8 @@ def get_num_threads() -> int:
 
 
 def cpu_info() -> dict:
-    """The instruction set in use, those this CPU can run, its features and the threads."""
+    """The instruction set in use, those this CPU can run, its features, the register tiles
+    of the kernels in use (rows x columns in floats) and the threads."""
     from . import __version__
 
     return {
@@ -28,6 +29,7 @@ def cpu_info() -> dict:
         "isa": _core.isa(),
         "available": list(_core.isa_available()),
         "features": dict(_core.cpu_features()),
+        "tiles": dict(_core.kernel_tiles()),
         "num_threads": _core.get_num_threads(),
         "hardware_threads": _core.hardware_threads(),
     }

@@ -1,4 +1,4 @@
-// Vectorised exp, sigmoid and tanh on the 16-lane vector V of the including ISA.
+// Vectorised exp, sigmoid and tanh on the vector V of the including ISA (kVecLanes lanes).
 // Math:     exp by range reduction x = n·ln2 + r, |r| ≤ ln2/2, and a degree-7 Taylor
 //           polynomial (truncation 5e-9 relative); sigmoid(x) = 1 / (1 + exp(-x));
 //           tanh(x) = x·P(x²)/Q(x²) (degree 4 over 4 in x²) on |x| ≤ 9, clamped to [-1, 1].
@@ -66,9 +66,9 @@ inline V vtanh(V x) {
 
 inline void map_sigmoid(const float* x, float* y, size_t n) {
   size_t i = 0;
-  for (; i + 16 <= n; i += 16) vstore(y + i, vsigmoid(vload(x + i)));
+  for (; i + kVecLanes <= n; i += kVecLanes) vstore(y + i, vsigmoid(vload(x + i)));
   if (i < n) {
-    float tmp[16] = {0};
+    float tmp[kVecLanes] = {0};
     for (size_t j = i; j < n; ++j) tmp[j - i] = x[j];
     vstore_n(y + i, vsigmoid(vload(tmp)), static_cast<int>(n - i));
   }
@@ -76,9 +76,9 @@ inline void map_sigmoid(const float* x, float* y, size_t n) {
 
 inline void map_tanh(const float* x, float* y, size_t n) {
   size_t i = 0;
-  for (; i + 16 <= n; i += 16) vstore(y + i, vtanh(vload(x + i)));
+  for (; i + kVecLanes <= n; i += kVecLanes) vstore(y + i, vtanh(vload(x + i)));
   if (i < n) {
-    float tmp[16] = {0};
+    float tmp[kVecLanes] = {0};
     for (size_t j = i; j < n; ++j) tmp[j - i] = x[j];
     vstore_n(y + i, vtanh(vload(tmp)), static_cast<int>(n - i));
   }

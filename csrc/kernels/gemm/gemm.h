@@ -1,27 +1,54 @@
-// Input projection: C = A · Wᵀ + bias over whole panels, all time steps of a chunk at once.
-// Math:     c[r][p·NV·16 + j] = bias[p·NV·16 + j] + Σ_k a[r][k] · W[p][k][j]
+// Input projection: C = A · Wᵀ + bias over whole panels, all time steps of a chunk at once;
+// and panel_accumulate, the same loops adding A · Wᵀ to sums already in memory (the step
+// kernels' gate sums on ISAs whose registers hold less than a panel, see step-driver.h).
+// Math:     c[r][p·NV·16 + j] = bias[p·NV·16 + j] + Σ_k a[r][k] · W[p][k][j], k ascending.
 // Layout:   a: (rows, K), stride lda; w: (panels, K, NV, 16); c: (rows, ≥ p1·NV·16), stride
-//           ldc; panel-outer loop so one panel (K·NV·64 bytes) stays in L1/L2 while rows pass.
+//           ldc. Loops: panel; depth blocks of kGemmDepth k; the ISA's tile columns
+//           (kGemmGates packed vectors: all of a panel on AVX-512, one on AVX2); blocks of
+//           kGemmRows rows. The tile's weights (kGemmDepth × kGemmGates · 64 bytes) stay in
+//           L1 while every row passes; a depth block continues each sum from the value the
+//           previous one stored, so blocking never changes a result.
 // Accuracy: fp32 FMA dot products in k order (see panel-dot.h).
 // Included inside an ISA's anonymous namespace (no includes here).
+
+// sums[r][j] += Σ_k a[r][k] · panel[k][j] for j < NV·16, rows [0, rows); panel: one packed
+// panel (K, NV, 16); sums: (rows, ≥ NV·16), stride ld_sums, holding the start values.
+template <int NV>
+FASTRNN_INLINE void panel_accumulate(const float* panel, int K, const float* a, ptrdiff_t lda,
+                                     int rows, float* sums, ptrdiff_t ld_sums) {
+  constexpr int kRow = NV * 16;
+  constexpr int kG = kGemmGates < NV ? kGemmGates : NV;
+  static_assert(NV % kG == 0, "GEMM tiles must cover a panel's vectors exactly");
+  constexpr int C = kG * kSub;
+  for (int k0 = 0; k0 < K; k0 += kGemmDepth) {
+    const int kc = K - k0 < kGemmDepth ? K - k0 : kGemmDepth;
+    for (int g0 = 0; g0 < NV; g0 += kG) {
+      const float* w = panel + static_cast<ptrdiff_t>(k0) * kRow + g0 * 16;
+      for_row_blocks<kGemmRows>(0, rows, [&](auto block, int r0) {
+        constexpr int R = decltype(block)::value;
+        V acc[R][C];
+        for (int r = 0; r < R; ++r)
+          for (int c = 0; c < C; ++c)
+            acc[r][c] = vload(sums + (r0 + r) * ld_sums + g0 * 16 + c * kVecLanes);
+        panel_dot<kRow, C, R, 1>(w, kc, a + r0 * lda + k0, lda, acc);
+        for (int r = 0; r < R; ++r)
+          for (int c = 0; c < C; ++c)
+            vstore(sums + (r0 + r) * ld_sums + g0 * 16 + c * kVecLanes, acc[r][c]);
+      });
+    }
+  }
+}
 
 template <int NV>
 void gemm_panels(const GemmArgs& g) {
   constexpr int kCols = NV * 16;
   for (int p = g.p0; p < g.p1; ++p) {
-    const float* w = g.w + static_cast<ptrdiff_t>(p) * g.K * kCols;
-    const float* bias = g.bias ? g.bias + p * kCols : nullptr;
-    for_row_blocks<kGemmRows>(0, g.rows, [&](auto rows, int r0) {
-      constexpr int R = decltype(rows)::value;
-      V acc[R][NV];
-      for (int r = 0; r < R; ++r)
-        for (int v = 0; v < NV; ++v) acc[r][v] = bias ? vload(bias + 16 * v) : vzero();
-      panel_dot<NV, R, 1>(w, g.K, g.a + r0 * g.lda, g.lda, acc);
-      for (int r = 0; r < R; ++r) {
-        float* c = g.c + (r0 + r) * g.ldc + p * kCols;
-        for (int v = 0; v < NV; ++v) vstore(c + 16 * v, acc[r][v]);
-      }
-    });
+    float* c = g.c + p * kCols;
+    for (int r = 0; r < g.rows; ++r)
+      for (int j = 0; j < kCols; j += kVecLanes)
+        vstore(c + r * g.ldc + j, g.bias ? vload(g.bias + p * kCols + j) : vzero());
+    panel_accumulate<NV>(g.w + static_cast<ptrdiff_t>(p) * g.K * kCols, g.K, g.a, g.lda,
+                         g.rows, c, g.ldc);
   }
 }
 

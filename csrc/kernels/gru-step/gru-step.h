@@ -11,20 +11,21 @@
 void gru_step(const StepArgs& s) {
   step_panels<3, 16>(
       s,
-      [&](int p, int b, V(&acc)[3]) {
-        const float* gx = s.gx + b * s.ld_gx + p * 48;
+      [&](int p, int b, int sub, V(&acc)[3]) {
+        const float* gx = s.gx + b * s.ld_gx + p * 48 + sub * kVecLanes;
         acc[0] = vload(gx);
         acc[1] = vload(gx + 16);
-        acc[2] = s.b_hn ? vload(s.b_hn + p * 16) : vzero();
+        acc[2] = s.b_hn ? vload(s.b_hn + unit_of<16>(p, 0, sub)) : vzero();
       },
-      [&](int p, int b, V(&acc)[3]) {
-        const float* gx = s.gx + b * s.ld_gx + p * 48;
+      [&](int p, int b, int sub, V(&acc)[3]) {
+        const int u = unit_of<16>(p, 0, sub);
+        const float* gx = s.gx + b * s.ld_gx + p * 48 + sub * kVecLanes;
         const V r = vsigmoid(acc[0]);
         const V z = vsigmoid(acc[1]);
         const V n = vtanh(vfma(r, acc[2], vload(gx + 32)));
-        const V h_prev = vload(s.h_prev + b * s.ld_h_prev + p * 16);
+        const V h_prev = vload(s.h_prev + b * s.ld_h_prev + u);
         const V h = vfma(z, vsub(h_prev, n), n);
-        vstore(s.h + b * s.ld_h + p * 16, h);
-        store_output(s, b, p * 16, h);
+        vstore(s.h + b * s.ld_h + u, h);
+        store_output(s, b, u, h);
       });
 }

@@ -10,30 +10,32 @@
 
 void lstm_step(const StepArgs& s) {
   step_panels<4, 16>(
-      s, [&](int p, int b, V(&acc)[4]) { init_from_gx<4>(s, p, b, acc); },
-      [&](int p, int b, V(&acc)[4]) {
+      s, [&](int p, int b, int sub, V(&acc)[4]) { init_from_gx<4>(s, p, b, sub, acc); },
+      [&](int p, int b, int sub, V(&acc)[4]) {
         const V i = vsigmoid(acc[0]);
         const V f = vsigmoid(acc[1]);
         const V g = vtanh(acc[2]);
         const V o = vsigmoid(acc[3]);
-        float* c = s.c + b * s.ld_c + p * 16;
+        const int u = unit_of<16>(p, 0, sub);
+        float* c = s.c + b * s.ld_c + u;
         const V c_new = vfma(f, vload(c), vmul(i, g));
         vstore(c, c_new);
         const V h = vmul(o, vtanh(c_new));
-        vstore(s.h + b * s.ld_h + p * 16, h);
-        store_output(s, b, p * 16, h);
+        vstore(s.h + b * s.ld_h + u, h);
+        store_output(s, b, u, h);
       });
 }
 
 void projection_step(const StepArgs& s) {
   step_panels<4, 64>(
-      s, [&](int, int, V(&acc)[4]) {
+      s, [&](int, int, int, V(&acc)[4]) {
         for (int v = 0; v < 4; ++v) acc[v] = vzero();
       },
-      [&](int p, int b, V(&acc)[4]) {
+      [&](int p, int b, int sub, V(&acc)[4]) {
         for (int v = 0; v < 4; ++v) {
-          vstore(s.h + b * s.ld_h + p * 64 + 16 * v, acc[v]);
-          store_output(s, b, p * 64 + 16 * v, acc[v]);
+          const int u = unit_of<64>(p, v, sub);
+          vstore(s.h + b * s.ld_h + u, acc[v]);
+          store_output(s, b, u, acc[v]);
         }
       });
 }

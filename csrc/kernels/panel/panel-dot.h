@@ -1,84 +1,97 @@
 // The one microkernel every matmul in fastrnn is built on: R rows of A times one packed
 // panel, accumulated in registers.
-// Math:     acc[r][v] += Σ_k a[r·lda + k] · w[k][v][0..15], k ascending; with KS = 2 the even
-//           and odd k run in two chains that are added at the end. The order depends only
-//           on K and the ISA, never on R or on the thread split, so results are
-//           bit-identical for any number of threads.
-// Layout:   w: one panel, (K, NV, 16) floats, contiguous (see ops/pack.h);
+// Math:     acc[r][c] += Σ_k a[r·lda + k] · w[k][column c], k ascending; with KS = 2 the
+//           even and odd k run in two chains that are added at the end. The order depends
+//           only on K, KS and the ISA, never on R, on the tile's columns or on the thread
+//           split, so results are bit-identical for any number of threads.
+// Layout:   w: one panel, (K, NV, 16) floats, contiguous (see ops/pack.h); a tile takes C
+//           V's of contiguous columns (some or all of the NV packed vectors);
 //           a: R rows of K floats, row stride lda.
 // Accuracy: plain fp32 FMA accumulation, as a BLAS dot product.
 // Included inside an ISA's anonymous namespace after its vec-*.h (no includes here).
 
 #define FASTRNN_INLINE inline __attribute__((always_inline))
 
-template <int NV, int R>
+// A packed vector of 16 floats (ops/pack.h) is kSub V's of the including ISA: 1 with
+// 16-lane vectors, 2 halves with AVX2's 8 lanes.
+constexpr int kSub = 16 / kVecLanes;
+static_assert(kSub * kVecLanes == 16, "a packed vector must be whole V's");
+
+// acc[r][c] += a[r·lda + k] · w[k·kRow + c·kVecLanes] for a tile of R rows and C V's of
+// contiguous columns; w points at the tile's first column in row 0 of the panel (kRow
+// floats per panel row).
+template <int kRow, int C, int R>
 FASTRNN_INLINE void panel_dot_k(const float* w, const float* a, ptrdiff_t lda, int k,
-                                V (&acc)[R][NV]) {
-  const float* wk = w + static_cast<ptrdiff_t>(k) * NV * 16;
-  V wv[NV];
-#pragma GCC unroll 4
-  for (int v = 0; v < NV; ++v) wv[v] = vload(wk + 16 * v);
+                                V (&acc)[R][C]) {
+  const float* wk = w + static_cast<ptrdiff_t>(k) * kRow;
+  V wv[C];
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) wv[c] = vload(wk + c * kVecLanes);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     const V x = vset1(a[r * lda + k]);
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[r][v] = vfma(wv[v], x, acc[r][v]);
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) acc[r][c] = vfma(wv[c], x, acc[r][c]);
   }
 }
 
-template <int NV, int R, int KS>
+// The tile's dot products over the whole panel depth K, k ascending (KS = 2: even and odd
+// k in two chains, added at the end).
+template <int kRow, int C, int R, int KS>
 FASTRNN_INLINE void panel_dot(const float* w, int K, const float* a, ptrdiff_t lda,
-                              V (&acc)[R][NV]) {
+                              V (&acc)[R][C]) {
   int k = 0;
   if constexpr (KS == 2) {
-    V odd[R][NV];
+    V odd[R][C];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) odd[r][v] = vzero();
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) odd[r][c] = vzero();
     for (; k + 1 < K; k += 2) {
-      panel_dot_k<NV, R>(w, a, lda, k, acc);
-      panel_dot_k<NV, R>(w, a, lda, k + 1, odd);
+      panel_dot_k<kRow, C, R>(w, a, lda, k, acc);
+      panel_dot_k<kRow, C, R>(w, a, lda, k + 1, odd);
     }
-    if (k < K) panel_dot_k<NV, R>(w, a, lda, k, acc);
+    if (k < K) panel_dot_k<kRow, C, R>(w, a, lda, k, acc);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[r][v] = vadd(acc[r][v], odd[r][v]);
+#pragma GCC unroll 16
+      for (int c = 0; c < C; ++c) acc[r][c] = vadd(acc[r][c], odd[r][c]);
   } else {
-    for (; k < K; ++k) panel_dot_k<NV, R>(w, a, lda, k, acc);
+    for (; k < K; ++k) panel_dot_k<kRow, C, R>(w, a, lda, k, acc);
   }
 }
 
-// panel_dot<NV, 1, KS> of one row, with k iterations [k0, k1) of panel_dot<NV, RA, 1> of
-// RA other rows and another panel (the input projection of later steps) spread evenly
-// between its iterations. A batch-1 step streams its weights from cache at one load per
-// FMA and leaves FMA slots idle; the projection's FMAs, which reuse each loaded weight RA
-// times, fill them. Each sum takes the same FMAs in the same order as in the separate
-// kernels: the results are bit-identical.
-template <int NV, int KS, int RA>
-FASTRNN_INLINE void panel_dot_ahead(const float* w, int K, const float* a, V (&acc)[1][NV],
-                                    const float* wa, const float* xa, ptrdiff_t ldxa, int k0,
-                                    int k1, V (&acc_a)[RA][NV]) {
+// panel_dot of one row over a whole panel (C = kRow / kVecLanes), with k iterations
+// [k0, k1) of panel_dot<…, RA, 1> of RA other rows and another panel (the input projection
+// of later steps) spread evenly between its iterations. A batch-1 step streams its weights
+// from cache at one load per FMA and leaves FMA slots idle; the projection's FMAs, which
+// reuse each loaded weight RA times, fill them. Each sum takes the same FMAs in the same
+// order as in the separate kernels: the results are bit-identical.
+template <int kRow, int KS, int RA>
+FASTRNN_INLINE void panel_dot_ahead(const float* w, int K, const float* a,
+                                    V (&acc)[1][kRow / kVecLanes], const float* wa,
+                                    const float* xa, ptrdiff_t ldxa, int k0, int k1,
+                                    V (&acc_a)[RA][kRow / kVecLanes]) {
+  constexpr int C = kRow / kVecLanes;
   const int iters = K / KS;  // the step's (pairs of) k iterations
   int ka = k0, credit = 0;
-  const auto ahead_k = [&] { panel_dot_k<NV, RA>(wa, xa, ldxa, ka++, acc_a); };
+  const auto ahead_k = [&] { panel_dot_k<kRow, C, RA>(wa, xa, ldxa, ka++, acc_a); };
   int k = 0;
   if constexpr (KS == 2) {
-    V odd[1][NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) odd[0][v] = vzero();
+    V odd[1][C];
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) odd[0][c] = vzero();
     for (; k + 1 < K; k += 2) {
-      panel_dot_k<NV, 1>(w, a, 0, k, acc);
-      panel_dot_k<NV, 1>(w, a, 0, k + 1, odd);
+      panel_dot_k<kRow, C, 1>(w, a, 0, k, acc);
+      panel_dot_k<kRow, C, 1>(w, a, 0, k + 1, odd);
       for (credit += k1 - k0; credit >= iters; credit -= iters) ahead_k();
     }
-    if (k < K) panel_dot_k<NV, 1>(w, a, 0, k, acc);
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) acc[0][v] = vadd(acc[0][v], odd[0][v]);
+    if (k < K) panel_dot_k<kRow, C, 1>(w, a, 0, k, acc);
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) acc[0][c] = vadd(acc[0][c], odd[0][c]);
   } else {
     for (; k < K; ++k) {
-      panel_dot_k<NV, 1>(w, a, 0, k, acc);
+      panel_dot_k<kRow, C, 1>(w, a, 0, k, acc);
       for (credit += k1 - k0; credit >= iters; credit -= iters) ahead_k();
     }
   }
@@ -123,6 +136,13 @@ FASTRNN_INLINE void for_row_blocks(int b0, int b1, Body&& body) {
       body(RowCount<3>{}, b);
       b += 3;
       rest -= 3;
+    }
+  }
+  if constexpr (kMaxR >= 4 && kMaxR < 6) {
+    if (rest == 3) {
+      body(RowCount<3>{}, b);
+      b += 3;
+      rest = 0;
     }
   }
   if constexpr (kMaxR >= 3) {

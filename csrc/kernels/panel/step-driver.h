@@ -1,6 +1,7 @@
 // The shared skeleton of every recurrent step kernel: for each panel and block of batch
-// rows, start the accumulators (init), add h_prev · W_hh (panel_dot), then apply the cell's
-// gate math in registers (epilogue). Inactive rows (length ≤ t) carry their state and get a
+// rows (and, where a tile takes one half of AVX2's 16-float vectors, each half), start the
+// accumulators (init), add h_prev · W_hh (panel_dot), then apply the cell's gate math in
+// registers (epilogue, on one V per packed vector: `sub` says which). Inactive rows (length ≤ t) carry their state and get a
 // zero output row instead. Nothing of shape (B, G) is ever written to memory.
 // Included inside an ISA's anonymous namespace (no includes here).
 
@@ -8,24 +9,31 @@ FASTRNN_INLINE bool row_active(const StepArgs& s, int b) {
   return s.lengths == nullptr || s.t < s.lengths[b];
 }
 
-// Writes one 16-unit vector of an output row, never past y_cols.
+// Writes one V of an output row (units unit0 .. unit0 + kVecLanes), never past y_cols.
 FASTRNN_INLINE void store_output(const StepArgs& s, int b, int unit0, V val) {
   if (s.y == nullptr) return;
   const int n = s.y_cols - unit0;
   float* y = s.y + b * s.ld_y + unit0;
-  if (n >= 16)
+  if (n >= kVecLanes)
     vstore(y, val);
   else if (n > 0)
     vstore_n(y, val, n);
 }
 
-// Inactive row: h = carried state, output zero, c untouched.
+// The first unit of V number `sub` of packed vector v in panel p, for panels of kUnits
+// units (16: a gate's units; 64: four blocks of 16).
 template <int kUnits>
-FASTRNN_INLINE void carry_row(const StepArgs& s, int p, int b) {
-  const int unit0 = p * kUnits;
-  for (int u = 0; u < kUnits; u += 16) {
-    if (s.carry) vstore(s.h + b * s.ld_h + unit0 + u, vload(s.carry + b * s.ld_carry + unit0 + u));
-    store_output(s, b, unit0 + u, vzero());
+FASTRNN_INLINE int unit_of(int p, int v, int sub) {
+  return p * kUnits + 16 * v + sub * kVecLanes;
+}
+
+// Inactive row: h = carried state, output zero, c untouched (the units of one sub-vector).
+template <int kUnits>
+FASTRNN_INLINE void carry_row(const StepArgs& s, int p, int b, int sub) {
+  for (int v = 0; v < kUnits / 16; ++v) {
+    const int u = unit_of<kUnits>(p, v, sub);
+    if (s.carry) vstore(s.h + b * s.ld_h + u, vload(s.carry + b * s.ld_carry + u));
+    store_output(s, b, u, vzero());
   }
 }
 
@@ -53,29 +61,39 @@ FASTRNN_INLINE void project_panel(const StepArgs& s, int p) {
 // n panels times kAheadRows parts cover the group's n projection panels: visit u of part
 // ahead_part is piece u % kAheadRows (a k range) of panel p0 + u / kAheadRows; pieces
 // after the first continue from the partial sums the previous piece stored.
-template <int NV, int KS>
+template <int NV, int KS, int RA>
 FASTRNN_INLINE void step_dot_ahead(const StepArgs& s, const float* w, int b, int i,
-                                   V (&acc)[1][NV]) {
-  constexpr int RA = kAheadRows;
+                                   V (&acc)[1][NV * kSub]) {
+  constexpr int C = NV * kSub;
   const int u = s.ahead_part * (s.p1 - s.p0) + i;
   const int q = s.p0 + u / RA, piece = u % RA;
   const int k0 = piece * s.ahead.K / RA, k1 = (piece + 1) * s.ahead.K / RA;
   float* gx = s.ahead.gx + q * NV * 16;
-  V acc_a[RA][NV];
+  V acc_a[RA][C];
 #pragma GCC unroll 4
   for (int r = 0; r < RA; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v)
-      acc_a[r][v] = piece > 0      ? vload(gx + r * s.ld_gx + 16 * v)
-                    : s.ahead.bias ? vload(s.ahead.bias + q * NV * 16 + 16 * v)
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c)
+      acc_a[r][c] = piece > 0      ? vload(gx + r * s.ld_gx + c * kVecLanes)
+                    : s.ahead.bias ? vload(s.ahead.bias + q * NV * 16 + c * kVecLanes)
                                    : vzero();
-  panel_dot_ahead<NV, KS, RA>(w, s.K, s.h_prev + b * s.ld_h_prev, acc,
-                              s.ahead.w + static_cast<ptrdiff_t>(q) * s.ahead.K * NV * 16,
-                              s.ahead.x, s.ahead.ldx, k0, k1, acc_a);
+  panel_dot_ahead<NV * 16, KS, RA>(w, s.K, s.h_prev + b * s.ld_h_prev, acc,
+                                       s.ahead.w + static_cast<ptrdiff_t>(q) * s.ahead.K * NV * 16,
+                                       s.ahead.x, s.ahead.ldx, k0, k1, acc_a);
 #pragma GCC unroll 4
   for (int r = 0; r < RA; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) vstore(gx + r * s.ld_gx + 16 * v, acc_a[r][v]);
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) vstore(gx + r * s.ld_gx + c * kVecLanes, acc_a[r][c]);
+}
+
+// Packed vectors (gates) a step tile of R rows takes at once: all NV when their
+// R · NV · kSub · KS accumulators fit the ISA's budget (AVX-512 always), else the largest
+// divisor of NV that fits (AVX2 from 2 rows on: 6 rows × 1 gate = 12 ymm accumulators).
+template <int NV, int R, int KS>
+constexpr int step_gates() {
+  for (int g = NV; g > 1; --g)
+    if (NV % g == 0 && R * g * kSub * KS <= kStepAccumulators) return g;
+  return 1;
 }
 
 template <int NV, int kUnits, int kMaxR, int KS, bool kAhead, class Init, class Epilogue>
@@ -97,51 +115,141 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
       bool any_active = false;
       for (int r = 0; r < R; ++r) any_active |= row_active(s, b0 + r);
       if (!any_active) {
-        for (int r = 0; r < R; ++r) carry_row<kUnits>(s, p, b0 + r);
+        for (int r = 0; r < R; ++r)
+          for (int sub = 0; sub < kSub; ++sub) carry_row<kUnits>(s, p, b0 + r, sub);
         return;
       }
       // init and epilogue see copies: if the accumulators' address escaped into a lambda
       // that is not inlined, GCC would keep them on the stack inside the k loop (measured:
       // 2.2x slower LSTM steps at B=64).
-      V acc[R][NV];
-      for (int r = 0; r < R; ++r) {
-        V row[NV];
-        init(p, b0 + r, row);
-        for (int v = 0; v < NV; ++v) acc[r][v] = row[v];
-      }
-      if constexpr (kAhead && R == 1)
-        step_dot_ahead<NV, KS>(s, w, b0, i, acc);
-      else
-        panel_dot<NV, R, KS>(w, s.K, s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev, acc);
-      for (int r = 0; r < R; ++r) {
-        V row[NV];
-        for (int v = 0; v < NV; ++v) row[v] = acc[r][v];
-        if (row_active(s, b0 + r))
-          epilogue(p, b0 + r, row);
+      constexpr int kG = step_gates<NV, R, KS>();
+      if constexpr (kG == NV) {
+        // The whole panel in registers: init, dot products, epilogue.
+        V acc[R][NV * kSub];
+        for (int r = 0; r < R; ++r)
+          for (int j = 0; j < kSub; ++j) {
+            V row[NV];
+            init(p, b0 + r, j, row);
+            for (int v = 0; v < NV; ++v) acc[r][v * kSub + j] = row[v];
+          }
+        if constexpr (kAhead && R == 1)
+          step_dot_ahead<NV, KS, kAheadRows>(s, w, b0, i, acc);
         else
-          carry_row<kUnits>(s, p, b0 + r);
+          panel_dot<NV * 16, NV * kSub, R, KS>(w, s.K, s.h_prev + b0 * s.ld_h_prev,
+                                               s.ld_h_prev, acc);
+        for (int r = 0; r < R; ++r)
+          for (int j = 0; j < kSub; ++j) {
+            V row[NV];
+            for (int v = 0; v < NV; ++v) row[v] = acc[r][v * kSub + j];
+            if (row_active(s, b0 + r))
+              epilogue(p, b0 + r, j, row);
+            else
+              carry_row<kUnits>(s, p, b0 + r, j);
+          }
+      } else {
+        // kG gates at a time, the block's gate sums kept in L1 between the groups (the
+        // same FMAs in the same order: each sum continues from the stored value). Each
+        // group reads only its own columns of W, so the panel is read once per block.
+        alignas(64) float sums[R][NV * 16];
+        for (int r = 0; r < R; ++r)
+          for (int j = 0; j < kSub; ++j) {
+            V row[NV];
+            init(p, b0 + r, j, row);
+            for (int v = 0; v < NV; ++v) vstore(&sums[r][16 * v + j * kVecLanes], row[v]);
+          }
+        for (int g0 = 0; g0 < NV; g0 += kG) {
+          V acc[R][kG * kSub];
+          for (int r = 0; r < R; ++r)
+            for (int c = 0; c < kG * kSub; ++c) acc[r][c] = vload(&sums[r][16 * g0 + c * kVecLanes]);
+          panel_dot<NV * 16, kG * kSub, R, KS>(w + 16 * g0, s.K, s.h_prev + b0 * s.ld_h_prev,
+                                               s.ld_h_prev, acc);
+          for (int r = 0; r < R; ++r)
+            for (int c = 0; c < kG * kSub; ++c) vstore(&sums[r][16 * g0 + c * kVecLanes], acc[r][c]);
+        }
+        for (int r = 0; r < R; ++r)
+          for (int j = 0; j < kSub; ++j) {
+            V row[NV];
+            for (int v = 0; v < NV; ++v) row[v] = vload(&sums[r][16 * v + j * kVecLanes]);
+            if (row_active(s, b0 + r))
+              epilogue(p, b0 + r, j, row);
+            else
+              carry_row<kUnits>(s, p, b0 + r, j);
+          }
       }
     });
   }
 }
 
-// Few rows (batch 1 to 3): K split in two chains to hide FMA latency. Many rows: the GEMM's
-// taller row block, which reads each weight vector once per kGemmRows rows.
+// Many rows on ISAs whose registers hold less than a panel's gates for a tall row block
+// (AVX2): blocks of up to kStepSumRows rows take the GEMM's path (panel_accumulate: one
+// gate's 16 columns × 6 rows per tile, depth blocks, the tile's weights in L1 while the
+// block's rows pass) into gate sums on the stack, then the epilogue runs row by row. The
+// sums take the same FMAs in the same order as in registers: the same bits.
+template <int NV, int kUnits, class Init, class Epilogue>
+FASTRNN_INLINE void step_panels_summed(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
+  const bool backwards = ((s.t + s.sweep) & 1) != 0;  // see step_panels_blocked
+  for (int i = 0; i < s.p1 - s.p0; ++i) {
+    const int p = backwards ? s.p1 - 1 - i : s.p0 + i;
+    const float* w = s.w + static_cast<ptrdiff_t>(p) * s.K * NV * 16;
+    if (s.in.gx != nullptr) project_panel<NV>(s, p);
+    for (int b0 = s.b0; b0 < s.b1; b0 += kStepSumRows) {
+      const int rows = s.b1 - b0 < kStepSumRows ? s.b1 - b0 : kStepSumRows;
+      bool any_active = false;
+      for (int r = 0; r < rows; ++r) any_active |= row_active(s, b0 + r);
+      if (!any_active) {
+        for (int r = 0; r < rows; ++r)
+          for (int sub = 0; sub < kSub; ++sub) carry_row<kUnits>(s, p, b0 + r, sub);
+        continue;
+      }
+      alignas(64) float sums[kStepSumRows][NV * 16];
+      for (int r = 0; r < rows; ++r)
+        for (int j = 0; j < kSub; ++j) {
+          V row[NV];
+          init(p, b0 + r, j, row);
+          for (int v = 0; v < NV; ++v) vstore(&sums[r][16 * v + j * kVecLanes], row[v]);
+        }
+      panel_accumulate<NV>(w, s.K, s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev, rows, &sums[0][0],
+                           NV * 16);
+      for (int r = 0; r < rows; ++r)
+        for (int j = 0; j < kSub; ++j) {
+          V row[NV];
+          for (int v = 0; v < NV; ++v) row[v] = vload(&sums[r][16 * v + j * kVecLanes]);
+          if (row_active(s, b0 + r))
+            epilogue(p, b0 + r, j, row);
+          else
+            carry_row<kUnits>(s, p, b0 + r, j);
+        }
+    }
+  }
+}
+
+// Few rows (batch 1 to 3): kStepRows rows, K split in two chains where the ISA hides FMA
+// latency that way (kStepSplitK). Many rows: the ISA's tallest step tile
+// (step_rows_many), which reads each weight vector once per block of rows.
 // The choice depends on the whole batch (s.many_rows), never on the thread's slice, so the
 // result of a row is the same for any thread count.
 template <int NV, int kUnits, class Init, class Epilogue>
 FASTRNN_INLINE void step_panels(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
-  if (s.many_rows)
-    step_panels_blocked<NV, kUnits, kGemmRows, 1, false>(s, init, epilogue);
-  else if (s.ahead.gx != nullptr)  // its own copy: the plain loop's code stays as it was
-    step_panels_blocked<NV, kUnits, kStepRows, kStepSplitK, true>(s, init, epilogue);
-  else
-    step_panels_blocked<NV, kUnits, kStepRows, kStepSplitK, false>(s, init, epilogue);
+  if (s.many_rows) {
+    if constexpr (kStepSumRows > 0)
+      step_panels_summed<NV, kUnits>(s, init, epilogue);
+    else
+      step_panels_blocked<NV, kUnits, step_rows_many<NV>(), 1, false>(s, init, epilogue);
+    return;
+  }
+  if constexpr (kAheadRows > 0) {
+    if (s.ahead.gx != nullptr) {  // its own copy: the plain loop's code stays as it was
+      step_panels_blocked<NV, kUnits, kStepRows, kStepSplitK, true>(s, init, epilogue);
+      return;
+    }
+  }
+  step_panels_blocked<NV, kUnits, kStepRows, kStepSplitK, false>(s, init, epilogue);
 }
 
-// Accumulators start from the input projection row (which already holds the biases).
+// Accumulators start from the input projection row (which already holds the biases): V
+// number `sub` of each of the panel's NV packed vectors.
 template <int NV>
-FASTRNN_INLINE void init_from_gx(const StepArgs& s, int p, int b, V (&acc)[NV]) {
-  const float* gx = s.gx + b * s.ld_gx + p * NV * 16;
+FASTRNN_INLINE void init_from_gx(const StepArgs& s, int p, int b, int sub, V (&acc)[NV]) {
+  const float* gx = s.gx + b * s.ld_gx + p * NV * 16 + sub * kVecLanes;
   for (int v = 0; v < NV; ++v) acc[v] = vload(gx + 16 * v);
 }

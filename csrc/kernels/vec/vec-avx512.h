@@ -8,10 +8,21 @@ struct V {
 };
 using VMask = __mmask16;
 
-// Register budget (32 zmm): rows per step block, and whether to split K in two chains.
+// One V holds a whole 16-float packed vector (types.h).
+constexpr int kVecLanes = 16;
+
+// Register tiles for 32 zmm: rows per block, and whether few-row steps split K in two chains.
+constexpr int kGemmRows = 6;   // 6 rows × 4 vectors = 24 accumulators
+constexpr int kGemmGates = 4;  // a GEMM tile spans the whole panel (every gate)
+constexpr int kGemmDepth = 1 << 30;  // no depth blocks: a panel streams from L2
+constexpr int kStepAccumulators = 24;
 constexpr int kStepRows = 3;  // 3 rows × 4 gates × 2 chains = 24 accumulators
 constexpr int kStepSplitK = 2;
-constexpr int kGemmRows = 6;  // 6 rows × 4 vectors = 24 accumulators
+constexpr int kStepSumRows = 0;  // many-row steps keep a whole panel's gates in registers
+template <int NV>
+constexpr int step_rows_many() {
+  return kGemmRows;  // 6 rows × 4 gates: each weight vector feeds 6 FMAs
+}
 constexpr int kAheadRows = 4;  // 4 rows × 4 vectors + 2 × 4 step chains + 4 weights = 28
 
 inline V vload(const float* p) { return {_mm512_loadu_ps(p)}; }

@@ -9,9 +9,22 @@ struct VMask {
   bool m[16];
 };
 
+// One V holds a whole 16-float packed vector (types.h). The tiles only decide the order of
+// work here (the compiler vectorises what it can); sums run in one chain, like AVX2's.
+constexpr int kVecLanes = 16;
+constexpr int kGemmRows = 4;
+constexpr int kGemmGates = 4;
+constexpr int kGemmDepth = 1 << 30;
+constexpr int kStepAccumulators = 16;  // whole panels: 4 rows × 4 gates
 constexpr int kStepRows = 1;
 constexpr int kStepSplitK = 1;
-constexpr int kGemmRows = 4;
+constexpr int kStepSumRows = 0;  // many-row steps keep a whole panel's gates in registers
+template <int NV>
+constexpr int step_rows_many() {
+  return kGemmRows;
+}
+// One row: the input projection ahead gains nothing here, but the oracle runs the same
+// bookkeeping as AVX-512's, so every machine's tests cover it.
 constexpr int kAheadRows = 1;
 
 #define FASTRNN_LANES(expr)                         \
