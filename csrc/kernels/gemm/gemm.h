@@ -13,12 +13,19 @@
 
 // sums[r][j] += Σ_k a[r][k] · panel[k][j] for j < NV·16, rows [0, rows); panel: one packed
 // panel (K, NV, 16); sums: (rows, ≥ NV·16), stride ld_sums, holding the start values.
+// Packed vectors per GEMM tile: the largest divisor of NV up to the ISA's kGemmGates.
+template <int NV>
+constexpr int gemm_gates() {
+  for (int g = kGemmGates < NV ? kGemmGates : NV; g > 1; --g)
+    if (NV % g == 0) return g;
+  return 1;
+}
+
 template <int NV>
 FASTRNN_INLINE void panel_accumulate(const float* panel, int K, const float* a, ptrdiff_t lda,
                                      int rows, float* sums, ptrdiff_t ld_sums) {
   constexpr int kRow = NV * 16;
-  constexpr int kG = kGemmGates < NV ? kGemmGates : NV;
-  static_assert(NV % kG == 0, "GEMM tiles must cover a panel's vectors exactly");
+  constexpr int kG = gemm_gates<NV>();
   constexpr int C = kG * kSub;
   for (int k0 = 0; k0 < K; k0 += kGemmDepth) {
     const int kc = K - k0 < kGemmDepth ? K - k0 : kGemmDepth;

@@ -1,8 +1,11 @@
 // The shared skeleton of every recurrent step kernel: for each panel and block of batch
-// rows (and, where a tile takes one half of AVX2's 16-float vectors, each half), start the
-// accumulators (init), add h_prev · W_hh (panel_dot), then apply the cell's gate math in
-// registers (epilogue, on one V per packed vector: `sub` says which). Inactive rows (length ≤ t) carry their state and get a
-// zero output row instead. Nothing of shape (B, G) is ever written to memory.
+// rows, start the gate sums (init), add h_prev · W_hh (panel_dot), then apply the cell's
+// gate math (epilogue). init and epilogue see one V per packed vector of the panel (`sub`
+// says which V of its 16 floats: always 0 where one V holds 16, 0 or 1 on AVX2). The sums
+// live in registers when the ISA's tile holds a whole panel's gates (step_gates), else in
+// a small block on the stack between gate groups or GEMM tiles (step_panels_summed).
+// Inactive rows (length ≤ t) carry their state and get a zero output row instead. Nothing
+// of shape (B, G) is ever written to the caller's memory.
 // Included inside an ISA's anonymous namespace (no includes here).
 
 FASTRNN_INLINE bool row_active(const StepArgs& s, int b) {
