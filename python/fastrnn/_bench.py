@@ -1,5 +1,5 @@
-"""Benchmark workloads and a side-by-side runner: fastrnn against torch, onnxruntime and
-openvino, in one process, alternating, at the same thread count.
+"""Benchmark workloads and a side-by-side runner: fastrnn against torch, onnxruntime, openvino
+and tract, in one process, alternating, at the same thread count.
 
 Used by `fastrnn bench` and by the scripts in the repository's bench/ folder. Every peer is
 optional and imported only when asked for; a missing peer is skipped with a note.
@@ -7,7 +7,7 @@ optional and imported only when asked for; a missing peer is skipped with a note
 How a comparison is made, for one workload at one thread count:
 
 1. One torch module (seeded) gives the weights to everyone: fastrnn copies them with
-   `from_torch`, onnxruntime and openvino run the ONNX graph exported from that module
+   `from_torch`, onnxruntime, openvino and tract run the ONNX graph exported from that module
    (legacy TorchScript exporter, opset 17). Without torch, fastrnn alone runs a seeded
    `fastrnn.LSTM(..., seed=...)` (or GRU/RNN).
 2. Every peer's output and final state are compared with torch's whole-sequence call before
@@ -25,8 +25,11 @@ Streaming workloads are 100 single-step calls carrying the state; one timed call
 whole loop of 100 steps. fastrnn runs its serving API: `stream = model.stream(batch=B)` once,
 then `stream.step(x_t)` with x_t of shape (B, I), the state carried inside the stream (reset
 at the start of each timed loop). torch calls the module with x[t:t+1] and the previous
-state. onnxruntime and openvino run a graph exported for one step, with the state as inputs
-(h0, c0) that the loop feeds back.
+state. onnxruntime, openvino and tract run a graph exported for one step, with the state as
+inputs (h0, c0) that the loop feeds back.
+
+tract is single-threaded: it runs at every thread count (a user's choice stays a user's
+choice), but its records say threads_used=1 and the tables mark it "(1t)".
 
 FLOPs count the matrix products only (2 per multiply-add of x·W_ihᵀ and h·W_hhᵀ): the gate
 nonlinearities and elementwise updates are O(G) per step and not counted.
@@ -52,8 +55,11 @@ TOLERANCE = 1e-4  # a peer further than this (max abs) from torch is flagged as 
 PARITY_TOLERANCE = 1e-5  # fastrnn's documented parity guarantee (README, "Parity guarantee")
 ONNX_OPSET = 17
 
-PEERS = ("fastrnn", "torch", "onnxruntime", "openvino")
+PEERS = ("fastrnn", "torch", "onnxruntime", "openvino", "tract")
 _PEER_ALIASES = {"ort": "onnxruntime", "ov": "openvino", "pytorch": "torch"}
+# Peers that run on one thread whatever they are given (tract's Python bindings offer no
+# thread count): timed at every thread count, marked as one thread in every table.
+SINGLE_THREADED = ("tract",)
 _GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
 # A burst of calls to one peer lasts about this long (at least _MIN_BURST calls, at most
@@ -233,6 +239,8 @@ def peer_versions() -> dict:
             out[peer] = None
         elif peer == "openvino":
             out[peer] = getattr(mod, "__version__", None) or mod.get_version()
+        elif peer == "tract":  # no __version__; the native library knows its own
+            out[peer] = mod.version()
         else:
             out[peer] = mod.__version__
     return out
@@ -502,11 +510,28 @@ def _prepare_openvino(case: Case, threads: int):
     return _onnx_graph_call(case, lambda feed: req.infer(feed, share_inputs=True).to_tuple())
 
 
+def _prepare_tract(case: Case, threads: int):
+    """tract runs on one thread whatever `threads` says (see SINGLE_THREADED). Its runnable is
+    optimised for the graph's fixed shapes; one execution state serves every call (the graph
+    itself is stateless: a stream's state goes in and out as h0/c0 like for the others)."""
+    import tract
+
+    model = tract.onnx().load(case.onnx_path()).into_model()
+    order = [model.input_name(i) for i in range(model.input_count())]  # tract takes a list
+    state = model.into_runnable().spawn_state()
+
+    def run(feed):
+        return [t.to_numpy() for t in state.run([feed[name] for name in order])]
+
+    return _onnx_graph_call(case, run)
+
+
 _PREPARE = {
     "fastrnn": _prepare_fastrnn,
     "torch": _prepare_torch,
     "onnxruntime": _prepare_onnxruntime,
     "openvino": _prepare_openvino,
+    "tract": _prepare_tract,
 }
 
 
@@ -541,6 +566,7 @@ class Result:
     samples: int = 0
     others_load: float | None = None  # share of all cores other processes used while timing
     note: str = ""
+    threads_used: int | None = None  # fewer than `threads` for a single-threaded peer (tract)
 
     @property
     def timed(self) -> bool:
@@ -687,6 +713,9 @@ def run(
 def _run_one(case, n, peers, active, skipped, min_time, retries, say, tag) -> list:
     w = case.w
     records = {p: Result(w.name, p, n, note=skipped[p] or "") for p in peers}
+    for p in peers:
+        if p in SINGLE_THREADED:
+            records[p].threads_used = 1
     calls = {}
     for peer in active:
         say(f"{tag} {w.name} threads={n}: preparing {peer}")
@@ -844,11 +873,18 @@ def format_markdown(results, bounds: dict | None = None) -> str:
             row.append(f"{me.median_us / b:.2f}" if b and me and me.timed else "—")
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
-    lines.append(
+    legend = (
         "Median time per call (streaming: per 100 steps). (×r): that peer's median ÷ fastrnn's "
         "(above 1: fastrnn is faster). fastrnn speedup: the best peer's median ÷ fastrnn's. "
         f"⚠: output differs from torch by more than {TOLERANCE:g}."
     )
+    single = sorted({r.peer for r in results if r.timed and _on_fewer_threads(r)})
+    if single:
+        legend += (
+            f" (1t): {' and '.join(single)} ran on one thread, being single-threaded (it is "
+            "timed at every thread count all the same, as a user would run it)."
+        )
+    lines.append(legend)
     notes = format_notes(results)
     if notes:
         lines.append("")
@@ -862,9 +898,16 @@ def _cell(r: Result | None, me: Result | None) -> str:
     text = format_time(r.median_us)
     if me is not None and me.timed:
         text += f" (×{r.median_us / me.median_us:.2f})"
+    if _on_fewer_threads(r):
+        text += f" ({r.threads_used}t)"
     if r.agrees is False:
         text += " ⚠"
     return text
+
+
+def _on_fewer_threads(r: Result) -> bool:
+    """True when the peer ran on fewer threads than the row's thread count (tract)."""
+    return r.threads_used is not None and r.threads_used < r.threads
 
 
 def format_detail(results) -> str:
@@ -898,8 +941,9 @@ def format_detail(results) -> str:
                     if r.median_us >= me.median_us
                     else f"{me.median_us / r.median_us:.2f}× faster"
                 )
+            name = f"{peer} (1t)" if _on_fewer_threads(r) else peer
             lines.append(
-                f"{n:>7}  {peer:<12}{format_time(r.median_us):>10}{format_time(r.p90_us):>10}"
+                f"{n:>7}  {name:<12}{format_time(r.median_us):>10}{format_time(r.p90_us):>10}"
                 f"{r.gflops:>9.1f}{err:>17}  {rel}"
             )
     return "\n".join(lines)
@@ -1006,7 +1050,8 @@ def plot(results, path: str, title: str = "fastrnn vs peers") -> None:
                 if me and r and me.timed and r.timed:
                     xs.append(i + (k - (len(rivals) - 1) / 2) * width)
                     ys.append(r.median_us / me.median_us)
-            bars = ax.bar(xs, ys, width, label=peer)
+            label = f"{peer} (1 thread)" if n > 1 and peer in SINGLE_THREADED else peer
+            bars = ax.bar(xs, ys, width, label=label)
             ax.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_yscale("log")

@@ -66,7 +66,7 @@ def _add_bench(sub) -> None:
     names = "\n".join(f"  {w.name:<16} {w.describe()}" for w in _bench.WORKLOADS.values())
     p = sub.add_parser(
         "bench",
-        help="time fastrnn against every installed peer (torch, onnxruntime, openvino)",
+        help="time fastrnn against every installed peer (torch, onnxruntime, openvino, tract)",
         description=textwrap.fill(
             "Times fastrnn and every installed peer side by side, in one process, alternating, "
             "at the same thread count, after checking every peer's output against torch. Prints "
