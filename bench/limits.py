@@ -1,21 +1,31 @@
 """This machine's limits, and each workload's lower bound on it.
 
     python bench/limits.py               measure (or reuse bench/limits.json) and print the
-                                         bound of every workload, and fastrnn's distance to
-                                         it when bench/results.json exists
+                                         bound of every workload for the ISA fastrnn uses,
+                                         and fastrnn's distance to it when this CPU's results
+                                         file (bench/results/<cpu>-<isa>.json) exists
+    python bench/limits.py --isa avx2    the bounds of fastrnn's AVX2 path (AVX2 FMA peak)
     python bench/limits.py --remeasure   measure again and rewrite bench/limits.json
+    python bench/limits.py --quick       1 thread, one run per figure (a few seconds; rough)
 
 The measurement: limits_probe.cc (next to this file), compiled at run time with the system
 g++ into a temporary directory, runs at 1 and 2 threads
-- the peak fp32 FMA rate: independent chains of FMAs on the widest vectors the CPU has;
+- the peak fp32 FMA rate of each vector ISA the CPU has: independent chains of FMAs on zmm
+  registers (AVX-512) and on ymm registers (AVX2 + FMA), kept apart because a CPU's AVX2 peak
+  is not always half its AVX-512 one (Zen 4 runs a zmm FMA as two ymm halves);
 - the read bandwidth of L1, L2, L3 and DRAM: each thread sums its own buffer, sized to sit in
-  that level (half of L1d, half of L2, a share of L3 at least twice L2, four times L3).
+  that level (half of L1d, half of L2, a share of L3 at least twice L2, four times L3 — at
+  most a quarter of the free memory), with the widest vectors the CPU has.
 Each figure is the best of several runs (noise only ever makes a run slower), counting only
 runs during which other processes left the cores alone.
 
-The lower bound of a workload at n threads (issue 4, item 3):
+bench/limits.json: {"caches", "fma_gflops": {threads: the widest ISA's peak}, "fma_isa": that
+ISA, "fma_gflops_by_isa": {isa: {threads: peak}}, "read_gbps": {level: {threads: GB/s}},
+"noisy", "repeat", "cpu"} (keys of thread counts are strings).
 
-    bound = max(FLOPs / peak(n),  T · Σ|W_hh| / bandwidth(n, level))
+The lower bound of a workload at n threads (issue 4, item 3), for the ISA fastrnn runs:
+
+    bound = max(FLOPs / peak(isa, n),  T · Σ|W_hh| / bandwidth(n, level))
 
 FLOPs count the matrix products (see fastrnn._bench). Σ|W_hh| is the fp32 size of every W_hh
 of the stack (all layers and directions): each time step must read all of it. `level` is the
@@ -27,7 +37,6 @@ batched over time either: their bytes per step and working set are Σ(|W_ih| + |
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import shutil
@@ -38,57 +47,81 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROBE_SOURCE = os.path.join(HERE, "limits_probe.cc")
 LIMITS_JSON = os.path.join(HERE, "limits.json")
-RESULTS_JSON = os.path.join(HERE, "results.json")
+RESULTS_DIR = os.path.join(HERE, "results")  # compare.py's output: one file per CPU and ISA
 LEVELS = ("L1", "L2", "L3", "DRAM")
+VECTOR_ISAS = ("avx512", "avx2")  # the FMA peaks measured, those the CPU has (fastrnn's names)
+REPEAT = 3  # quiet runs per figure, the best kept
 
 from workloads import WORKLOADS, format_time, runner  # noqa: E402  (after the constants above)
 
 
-def _read_text(path: str) -> str:
-    with open(path) as f:
-        return f.read().strip()
+class NoCompiler(RuntimeError):
+    """The probe cannot be built: no g++ on this machine."""
+
+
+def results_stem(machine: dict) -> str:
+    """The name of a results file without extension: "<cpu slug>-<fastrnn's ISA>"."""
+    return f"{machine['slug']}-{machine['fastrnn']['isa']}"
 
 
 def cache_sizes() -> dict:
     """{"L1": bytes per core, "L2": bytes per core, "L3": bytes shared} from sysfs (Linux);
     common sizes (48 KiB, 1 MiB, 32 MiB) where it is missing."""
-    sizes = {"L1": 48 << 10, "L2": 1 << 20, "L3": 32 << 20}
-    for index in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*"):
-        try:
-            level, kind, text = (
-                _read_text(os.path.join(index, key)) for key in ("level", "type", "size")
-            )
-        except OSError:
-            continue
-        if kind == "Instruction":
-            continue
-        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1], 1)
-        sizes[f"L{level}"] = int(text.rstrip("KMG")) * scale
-    return sizes
+    found = runner.cpu_caches()
+    return {
+        "L1": found.get("L1d", 48 << 10),
+        "L2": found.get("L2", 1 << 20),
+        "L3": found.get("L3", 32 << 20),
+    }
+
+
+def _free_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) << 10
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _read_sizes(caches: dict, threads: int) -> dict:
     """Bytes per thread for the read test of each level."""
+    dram = 4 * caches["L3"]
+    free = _free_memory()
+    if free:  # a VM may report a host's L3 of hundreds of MiB
+        dram = min(dram, free // (4 * threads))
     return {
         "L1": caches["L1"] // 2,
         "L2": caches["L2"] // 2,
         "L3": max(2 * caches["L2"], caches["L3"] // (2 * threads)),
-        "DRAM": 4 * caches["L3"],
+        "DRAM": dram,
     }
 
 
-def measure(threads=(1, 2), repeat: int = 3, say=print) -> dict:
-    """Compiles and runs the probe; returns {"caches", "fma_gflops": {n: ...},
-    "read_gbps": {level: {n: ...}}} (keys are strings in JSON)."""
+def vector_isas() -> list:
+    """The ISAs of VECTOR_ISAS this CPU runs (fastrnn's detection), widest first."""
+    available = runner.machine_info()["fastrnn"]["available"]
+    return [isa for isa in VECTOR_ISAS if isa in available]
+
+
+def measure(threads=(1, 2), repeat: int = REPEAT, say=print) -> dict:
+    """Compiles and runs the probe; returns the content of limits.json (see the module
+    docstring) but "cpu". Raises NoCompiler without g++."""
     gxx = shutil.which("g++") or shutil.which("c++")
     if gxx is None:
-        raise RuntimeError("bench/limits.py needs a C++ compiler (g++) to build limits_probe.cc")
+        raise NoCompiler("bench/limits.py needs a C++ compiler (g++) to build limits_probe.cc")
     caches = cache_sizes()
+    isas = vector_isas()
     out = {
         "caches": caches,
         "fma_gflops": {},
+        "fma_isa": isas[0] if isas else "scalar",
+        "fma_gflops_by_isa": {isa: {} for isa in isas},
         "read_gbps": {level: {} for level in LEVELS},
         "noisy": [],
+        "repeat": repeat,
     }
     with tempfile.TemporaryDirectory(prefix="fastrnn-limits-") as tmp:
         exe = os.path.join(tmp, "limits_probe")
@@ -96,9 +129,10 @@ def measure(threads=(1, 2), repeat: int = 3, say=print) -> dict:
 
         def probe(*args) -> float:
             """Best of `repeat` runs taken while other processes left the cores alone (at most
-            4·repeat tries; if none was quiet, the best of all, and the figure is noted)."""
+            4·repeat tries, one when repeat is 1; if none was quiet, the best of all, and the
+            figure is noted)."""
             quiet, noisy = [], []
-            for _ in range(4 * repeat):
+            for _ in range(4 * repeat if repeat > 1 else 1):
                 meter = runner.LoadMeter().start()
                 value = float(
                     subprocess.run(
@@ -114,39 +148,62 @@ def measure(threads=(1, 2), repeat: int = 3, say=print) -> dict:
             return max(quiet or noisy)
 
         for n in threads:
-            say(f"limits: FMA peak at {n} thread(s)")
-            out["fma_gflops"][str(n)] = probe("fma", n)
+            for isa in isas:
+                say(f"limits: {isa} FMA peak at {n} thread(s)")
+                out["fma_gflops_by_isa"][isa][str(n)] = probe("fma", n, isa)
+            out["fma_gflops"][str(n)] = (
+                out["fma_gflops_by_isa"][isas[0]][str(n)] if isas else probe("fma", n, "scalar")
+            )
             for level, size in _read_sizes(caches, n).items():
                 say(f"limits: {level} read bandwidth at {n} thread(s), {size >> 10} KiB per thread")
                 out["read_gbps"][level][str(n)] = probe("read", n, size)
     return out
 
 
-def load_or_measure(remeasure: bool = False, threads=(1, 2), say=print) -> dict:
-    """bench/limits.json when it exists, was measured on this CPU and covers `threads`, else
-    a fresh measurement (written there, with the CPU's name)."""
+def load_or_measure(
+    remeasure: bool = False, threads=(1, 2), say=print, repeat: int = REPEAT
+) -> dict:
+    """bench/limits.json when it exists, was measured on this CPU, covers `threads` and every
+    vector ISA's peak, with at least `repeat` runs per figure; else a fresh measurement
+    (written there, with the CPU's name). Raises NoCompiler without g++."""
     cpu = runner.machine_info()["cpu"]
     if not remeasure and os.path.exists(LIMITS_JSON):
         with open(LIMITS_JSON) as f:
             limits = json.load(f)
+        by_isa = limits.get("fma_gflops_by_isa", {})
         if limits.get("cpu") != cpu:
             say(
                 f"limits: {LIMITS_JSON} was measured on {limits.get('cpu', 'an unknown CPU')}, "
                 f"this is {cpu}: measuring again"
             )
-        elif all(str(n) in limits["fma_gflops"] for n in threads):
+        elif (
+            all(str(n) in by_isa.get(isa, {}) for n in threads for isa in vector_isas())
+            and all(str(n) in limits["fma_gflops"] for n in threads)
+            and limits.get("repeat", REPEAT) >= repeat
+        ):
             return limits
-    limits = measure(threads, say=say)
+    limits = measure(threads, repeat=repeat, say=say)
     limits["cpu"] = cpu
     with open(LIMITS_JSON, "w") as f:
         json.dump(limits, f, indent=2)
     return limits
 
 
-def lower_bound(w, limits: dict, threads: int) -> dict:
-    """{"bound_us", "flop_us", "read_us", "level"}: workload w's lower bound at `threads`."""
+def fma_peak(limits: dict, threads: int, isa: str | None = None) -> float:
+    """GFLOP/s: the FMA peak of `isa` at `threads` (the widest ISA's without `isa`, or when
+    limits has no figure for it: a file from before the peaks per ISA, or a scalar run)."""
     n = str(threads)
-    flop_us = w.flops() / (limits["fma_gflops"][n] * 1e3)
+    by_isa = limits.get("fma_gflops_by_isa", {})
+    if isa in by_isa and n in by_isa[isa]:
+        return by_isa[isa][n]
+    return limits["fma_gflops"][n]
+
+
+def lower_bound(w, limits: dict, threads: int, isa: str | None = None) -> dict:
+    """{"bound_us", "flop_us", "read_us", "level"}: workload w's lower bound at `threads` for
+    fastrnn's `isa` (its FMA peak; default: the widest ISA's)."""
+    n = str(threads)
+    flop_us = w.flops() / (fma_peak(limits, threads, isa) * 1e3)
     per_step = w.w_hh_bytes() + (w.w_ih_bytes() if w.streaming else 0)
     caches = limits["caches"]
     capacity = {"L1": threads * caches["L1"], "L2": threads * caches["L2"], "L3": caches["L3"]}
@@ -160,10 +217,10 @@ def lower_bound(w, limits: dict, threads: int) -> dict:
     }
 
 
-def bounds_for(names, thread_counts, limits: dict) -> dict:
+def bounds_for(names, thread_counts, limits: dict, isa: str | None = None) -> dict:
     """{(workload, threads): bound in µs}, the shape fastrnn._bench.format_markdown takes."""
     return {
-        (name, n): lower_bound(WORKLOADS[name], limits, n)["bound_us"]
+        (name, n): lower_bound(WORKLOADS[name], limits, n, isa)["bound_us"]
         for name in names
         for n in thread_counts
     }
@@ -174,11 +231,14 @@ def format_limits(limits: dict) -> str:
     caches = limits["caches"]
     head = "| | " + " | ".join(f"{n} thread{'s' if int(n) > 1 else ''}" for n in threads) + " |"
     lines = [head, "|---|" + "--:|" * len(threads)]
-    lines.append(
-        "| peak fp32 FMA, GFLOP/s | "
-        + " | ".join(f"{limits['fma_gflops'][n]:.0f}" for n in threads)
-        + " |"
-    )
+    peaks = limits.get("fma_gflops_by_isa") or {"": limits["fma_gflops"]}
+    for isa, by_threads in peaks.items():
+        what = {"avx512": "AVX-512 (zmm)", "avx2": "AVX2 (ymm)"}.get(isa, isa)
+        lines.append(
+            f"| peak fp32 FMA{', ' + what if what else ''}, GFLOP/s | "
+            + " | ".join(f"{by_threads[n]:.0f}" if n in by_threads else "—" for n in threads)
+            + " |"
+        )
     for level in LEVELS:
         size = (
             f" ({caches[level] >> 10} KiB{' per core' if level in ('L1', 'L2') else ''})"
@@ -198,22 +258,24 @@ def format_limits(limits: dict) -> str:
     return "\n".join(lines)
 
 
-def format_bounds(limits: dict, results: list | None = None, names=None) -> str:
-    """A markdown table: each workload's bound at each thread count, what sets it, and
-    (given results records as dicts) fastrnn's median and its ratio to the bound."""
+def format_bounds(limits: dict, results: list | None = None, names=None, isa=None) -> str:
+    """A markdown table: each workload's bound at each thread count for fastrnn's `isa`, what
+    sets it, and (given results records as dicts) fastrnn's median and its ratio to the
+    bound."""
     fastrnn = {}
     for r in results or []:
         if r["peer"] == "fastrnn" and r["median_us"] is not None:
             fastrnn[(r["workload"], r["threads"])] = r["median_us"]
     threads = sorted(int(n) for n in limits["fma_gflops"])
     names = names or [n for n in WORKLOADS if n != "default"]
+    flop = f"FLOP time ({isa} peak)" if isa in limits.get("fma_gflops_by_isa", {}) else "FLOP time"
     lines = [
-        "| workload | threads | FLOP time | W read time (level) | lower bound | fastrnn | fastrnn ÷ bound |",
+        f"| workload | threads | {flop} | W read time (level) | lower bound | fastrnn | fastrnn ÷ bound |",
         "|---|--:|--:|--:|--:|--:|--:|",
     ]
     for name in names:
         for n in threads:
-            b = lower_bound(WORKLOADS[name], limits, n)
+            b = lower_bound(WORKLOADS[name], limits, n, isa)
             me = fastrnn.get((name, n))
             ratio = f"{me / b['bound_us']:.2f}" if me else "—"
             lines.append(
@@ -233,19 +295,39 @@ def main(argv=None) -> int:
     p.add_argument(
         "--threads", nargs="+", type=int, default=[1, 2], help="thread counts (default: 1 2)"
     )
+    p.add_argument(
+        "--isa",
+        choices=VECTOR_ISAS + ("scalar",),
+        help="the fastrnn ISA whose FMA peak bounds the workloads (default: the one fastrnn uses)",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="1 thread, one run per figure: a few seconds, rough"
+    )
     args = p.parse_args(argv)
+    if args.quick:
+        args.threads = [1]
 
     def say(msg):
         print(msg, file=sys.stderr, flush=True)
 
-    limits = load_or_measure(args.remeasure, args.threads, say)
+    try:
+        limits = load_or_measure(args.remeasure, args.threads, say, 1 if args.quick else REPEAT)
+    except NoCompiler as e:
+        print(f"bench/limits.py: {e}", file=sys.stderr)
+        return 2
+    machine = runner.machine_info()
+    isa = args.isa or machine["fastrnn"]["isa"]
+    machine["fastrnn"]["isa"] = isa
+    path = os.path.join(RESULTS_DIR, results_stem(machine) + ".json")
     results = None
-    if os.path.exists(RESULTS_JSON):
-        with open(RESULTS_JSON) as f:
+    if os.path.exists(path):
+        with open(path) as f:
             results = json.load(f)["results"]
     print(format_limits(limits))
     print()
-    print(format_bounds(limits, results))
+    print(format_bounds(limits, results, isa=isa))
+    if results:
+        print(f"\nfastrnn's times: {os.path.relpath(path)}")
     return 0
 
 

@@ -1,12 +1,14 @@
 // limits_probe: this machine's peak fp32 FMA rate and read bandwidth, for bench/limits.py.
 //
-//   limits_probe fma THREADS          -> GFLOP/s of THREADS threads, each running FMAs only
+//   limits_probe fma THREADS [ISA]    -> GFLOP/s of THREADS threads, each running FMAs only;
+//                                        ISA: avx512 (zmm), avx2 (ymm FMA) or scalar, default
+//                                        the widest the CPU has
 //   limits_probe read THREADS BYTES   -> GB/s of THREADS threads, each summing its own
 //                                        BYTES-long buffer over and over (so BYTES picks the
 //                                        cache level: a buffer that fits L1 reads from L1)
 //
-// Prints one number. Uses the widest vectors the CPU has (AVX-512, else AVX2+FMA, else
-// scalar), chosen at run time. The inner loops are unrolled by pragma so the accumulators
+// Prints one number (exit status 2 for an ISA this CPU lacks). The reads use the widest
+// vectors the CPU has (AVX-512, else AVX2, else scalar), chosen at run time. The inner loops are unrolled by pragma so the accumulators
 // live in registers (GCC at -O2 otherwise keeps the arrays in memory). Each figure is the
 // best of 5 timed runs, each run long enough (>= 50 ms) that timer and thread start-up
 // costs vanish. Build: g++ -O2 -std=c++17 -pthread.
@@ -55,12 +57,15 @@ __attribute__((target("avx2,fma"))) float fma_loop_avx2(long iters) {
   return s;
 }
 
+volatile float g_scale = 0.9999999f, g_offset = 1e-7f;  // volatile: GCC folded the loop away
+
 float fma_loop_scalar(long iters) {
   float acc[8];
   for (int j = 0; j < 8; ++j) acc[j] = 1.0f + j * 1e-3f;
+  const float a = g_scale, b = g_offset;
   for (long i = 0; i < iters; ++i)
 #pragma GCC unroll 16
-    for (int j = 0; j < 8; ++j) acc[j] = acc[j] * 0.9999999f + 1e-7f;
+    for (int j = 0; j < 8; ++j) acc[j] = acc[j] * a + b;
   float s = 0;
   for (float v : acc) s += v;
   return s;
@@ -72,10 +77,17 @@ struct FmaKernel {
   double flops_per_iter;
 };
 
-FmaKernel fma_kernel() {
-  if (__builtin_cpu_supports("avx512f")) return {fma_loop_avx512, 16.0 * 16 * 2};
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {fma_loop_avx2, 12.0 * 8 * 2};
-  return {fma_loop_scalar, 8.0 * 2};
+// The kernel of `isa` ("" = the widest this CPU has); loop is null when the CPU lacks it.
+FmaKernel fma_kernel(const char* isa) {
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool widest = *isa == '\0';
+  if (std::strcmp(isa, "avx512") == 0 || (widest && avx512))
+    return {avx512 ? fma_loop_avx512 : nullptr, 16.0 * 16 * 2};
+  if (std::strcmp(isa, "avx2") == 0 || (widest && avx2))
+    return {avx2 ? fma_loop_avx2 : nullptr, 12.0 * 8 * 2};
+  if (std::strcmp(isa, "scalar") == 0 || widest) return {fma_loop_scalar, 8.0 * 2};
+  return {nullptr, 0};
 }
 
 // --- read bandwidth ------------------------------------------------------------------------
@@ -160,7 +172,13 @@ double time_threads(int threads, const std::function<float(int, long)>& work, lo
     return *std::max_element(end.begin(), end.end()) - start;
   };
   amount = 1;
-  while (run_once(amount) < 0.05) amount *= 2;
+  while (run_once(amount) < 0.05) {
+    amount *= 2;
+    if (amount > (1L << 40)) {  // a loop the compiler removed: never reaches 50 ms
+      std::fprintf(stderr, "limits_probe: the timed loop takes no time\n");
+      std::exit(3);
+    }
+  }
   double best = 1e30;
   for (int i = 0; i < 5; ++i) best = std::min(best, run_once(amount));
   return best;
@@ -170,13 +188,17 @@ double time_threads(int threads, const std::function<float(int, long)>& work, lo
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: limits_probe fma THREADS | read THREADS BYTES\n");
+    std::fprintf(stderr, "usage: limits_probe fma THREADS [ISA] | read THREADS BYTES\n");
     return 2;
   }
   const int threads = std::max(1, std::atoi(argv[2]));
   long amount = 0;
   if (std::strcmp(argv[1], "fma") == 0) {
-    const FmaKernel k = fma_kernel();
+    const FmaKernel k = fma_kernel(argc > 3 ? argv[3] : "");
+    if (k.loop == nullptr) {
+      std::fprintf(stderr, "limits_probe: this CPU cannot run %s\n", argc > 3 ? argv[3] : "?");
+      return 2;
+    }
     const double s = time_threads(threads, [&](int, long iters) { return k.loop(iters); }, amount);
     std::printf("%.2f\n", threads * amount * k.flops_per_iter / s / 1e9);
     return 0;
@@ -194,6 +216,6 @@ int main(int argc, char** argv) {
     for (auto b : bufs) std::free(b);
     return 0;
   }
-  std::fprintf(stderr, "usage: limits_probe fma THREADS | read THREADS BYTES\n");
+  std::fprintf(stderr, "usage: limits_probe fma THREADS [ISA] | read THREADS BYTES\n");
   return 2;
 }
