@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "kernels/kernel-table.h"
@@ -44,8 +45,12 @@ double now() {
       .count();
 }
 
+// `anatomy quick`: a tenth of the repetitions (a smoke run; the figures are rougher).
+bool g_quick = false;
+
 template <class F>
 double best_seconds(F&& f, int reps) {
+  if (g_quick) reps = std::max(2, reps / 10);
   f();
   double best = 1e30;
   for (int i = 0; i < reps; ++i) {
@@ -201,8 +206,9 @@ void batch1(int K, int panels, const char* tag) {
 }  // namespace
 }  // namespace fastrnn
 
-int main() {
+int main(int argc, char** argv) {
   using namespace fastrnn;
+  g_quick = argc > 1 && std::string(argv[1]) == "quick";
   batched(64, 512);
   batched(8, 256);
   batch1(256, 16, "all");  // LSTM I = H = 256: 16 gate panels, W_ih + W_hh = 2 MiB

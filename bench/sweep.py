@@ -3,6 +3,9 @@
     python bench/sweep.py                    both sweeps, 1 and 2 threads, torch alongside (~4 min)
     python bench/sweep.py --no-torch         fastrnn alone (~2 min)
     python bench/sweep.py --only H --threads 1 --target-ms 10
+    python bench/sweep.py --only B --sizes 1 4 8   some points of one sweep
+    python bench/sweep.py --quick            H = 64 and 256 at 1 thread, a few seconds; writes
+                                             into a temporary directory
 
 Two sweeps of a one-layer LSTM with I = H, time-major, zero initial state:
 
@@ -32,7 +35,9 @@ limits.py (W_hh read from the smallest cache that holds it, or the FMA peak) ris
 much means the weights moved to a slower cache level, not that fastrnn fell off a cliff.
 
 Writes bench/sweep.json (every measurement), bench/sweep.md (the tables and the flags) and
-bench/sweep.png (time per step and GFLOP/s against H and against B).
+bench/sweep.png (time per step and GFLOP/s against H and against B). The bounds are those of
+the ISA fastrnn runs (its FMA peak; FASTRNN_ISA=avx2 sweeps the AVX2 path); without g++ for
+limits.py, the tables have no bounds.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -58,6 +64,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 H_SWEEP = (32, 48, 64, 96, 100, 128, 192, 256, 257, 384, 512, 768, 1000, 1024, 1536, 2048)
 B_SWEEP = (1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 24, 32, 48, 64, 100, 128, 256)
 H_FOR_B = 256
+QUICK_SIZES = (64, 256)  # --quick: two points of the H sweep (W_hh 64 KiB and 1 MiB)
 CLIFF = 1.5  # a rise in time per multiply-add above this between neighbours is flagged
 T_MIN, T_MAX = 8, 2048  # T_MAX bounds torch's calls at small H (~10× fastrnn's time per step)
 MIN_ROUNDS, POINT_SECONDS = 5, 3.0  # after 5 rounds, a point stops once it has taken 3 s
@@ -201,10 +208,14 @@ def time_point(point: Point, runners: dict, rounds: int, torch_mod, drain) -> tu
     return samples, meter.stop()
 
 
-def bound_ns(H: int, B: int, T: int, lim: dict, threads: int) -> float:
-    """limits.py's lower bound per step, in ns."""
+def bound_ns(
+    H: int, B: int, T: int, lim: dict | None, threads: int, isa: str | None = None
+) -> float | None:
+    """limits.py's lower bound per step for fastrnn's isa, in ns (None without limits)."""
+    if lim is None:
+        return None
     w = Workload("sweep", "LSTM", B, T, H, H)
-    return limits.lower_bound(w, lim, threads)["bound_us"] * 1e3 / T
+    return limits.lower_bound(w, lim, threads, isa)["bound_us"] * 1e3 / T
 
 
 def measure(
@@ -265,9 +276,10 @@ def series(records: dict, sweep: str) -> list:
     return sorted(recs, key=lambda r: (r["H"], r["B"]))
 
 
-def find_cliffs(records: dict, thread_counts, lim: dict) -> list:
+def find_cliffs(records: dict, thread_counts, lim: dict | None, isa: str | None = None) -> list:
     """[{sweep, runner, at (H, B), previous (H, B), rise, bound_rise, explained}] for every
-    neighbour pair of fastrnn's points where time per multiply-add rises above CLIFF×."""
+    neighbour pair of fastrnn's points where time per multiply-add rises above CLIFF×
+    (bound_rise None, explained False without limits)."""
     flags = []
     for sweep in ("H", "B"):
         recs = series(records, sweep)
@@ -282,9 +294,11 @@ def find_cliffs(records: dict, thread_counts, lim: dict) -> list:
                 rise = per_mac_b / per_mac_a
                 if rise <= CLIFF:
                     continue
-                ba = bound_ns(a["H"], a["B"], a["T"], lim, n) / a["macs_per_step"]
-                bb = bound_ns(b["H"], b["B"], b["T"], lim, n) / b["macs_per_step"]
-                bound_rise = bb / ba
+                ba = bound_ns(a["H"], a["B"], a["T"], lim, n, isa)
+                bb = bound_ns(b["H"], b["B"], b["T"], lim, n, isa)
+                bound_rise = (
+                    (bb / b["macs_per_step"]) / (ba / a["macs_per_step"]) if ba and bb else None
+                )
                 one = b["runners"].get("fastrnn@1")
                 flags.append(
                     {
@@ -295,7 +309,8 @@ def find_cliffs(records: dict, thread_counts, lim: dict) -> list:
                         "rise": rise,
                         "bound_rise": bound_rise,
                         # the machine's bound rises at least halfway (in log terms) as much
-                        "explained": math.log(bound_rise) >= 0.5 * math.log(rise),
+                        "explained": bound_rise is not None
+                        and math.log(bound_rise) >= 0.5 * math.log(rise),
                         # n threads no faster than one where fastrnn splits the work: every
                         # timed call ran on one thread (back-off) or waited for a taken core
                         "as_one_thread": n > 1
@@ -328,6 +343,7 @@ def _t(ns: float | None) -> str:
 
 def format_markdown(doc: dict) -> str:
     recs, thread_counts, lim = doc["records"], doc["threads"], doc["limits"]
+    isa = doc["machine"]["fastrnn"]["isa"]
     names = [f"fastrnn@{n}" for n in thread_counts]
     torch_names = [
         f"torch@{n}" for n in thread_counts if any(f"torch@{n}" in r["runners"] for r in recs)
@@ -339,6 +355,8 @@ def format_markdown(doc: dict) -> str:
         ("B", f"Time per step against B (H = I = {H_FOR_B})"),
     ):
         rows = sorted((r for r in recs if r["sweep"] == sweep), key=lambda r: (r["H"], r["B"]))
+        if not rows:
+            continue  # --only the other sweep
         head = [sweep, "T"]
         for name in names:
             n = name.split("@")[1]
@@ -364,8 +382,9 @@ def format_markdown(doc: dict) -> str:
                     cell = f"**{cell}** ⚠"
                 if r["threads_used"].get(str(n), n) < n:
                     cell += f" ({r['threads_used'][str(n)]}t)"
-                bound = bound_ns(r["H"], r["B"], r["T"], lim, n)
-                row += [cell, f"{x['gflops']:.1f}", f"{x['ns_per_step'] / bound:.2f}"]
+                bound = bound_ns(r["H"], r["B"], r["T"], lim, n, isa)
+                ratio = f"{x['ns_per_step'] / bound:.2f}" if bound else "—"
+                row += [cell, f"{x['gflops']:.1f}", ratio]
             for name in torch_names:
                 x = r["runners"].get(name)
                 row.append(_t(x["ns_per_step"]) if x else "—")
@@ -408,7 +427,8 @@ def format_markdown(doc: dict) -> str:
             lines.append(
                 f"- {f['runner'].replace('@', ' at ')} thread(s), {what} {f['previous'][i]} → "
                 f"{f['at'][i]}: time per multiply-add ×{f['rise']:.2f}; the machine's bound "
-                f"×{f['bound_rise']:.2f} → "
+                + (f"×{f['bound_rise']:.2f}" if f["bound_rise"] else "unknown (no limits)")
+                + " → "
                 + (
                     "explained by the memory hierarchy"
                     if f["explained"]
@@ -472,6 +492,7 @@ def plot(doc: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     recs, thread_counts, lim = doc["records"], doc["threads"], doc["limits"]
+    isa = doc["machine"]["fastrnn"]["isa"]
     flagged = {(f["sweep"], *f["at"], f["runner"]) for f in doc["cliffs"]}
     colors = {1: "tab:blue", 2: "tab:orange"}
     sweeps = [sw for sw in ("H", "B") if any(r["sweep"] == sw for r in recs)]
@@ -506,9 +527,12 @@ def plot(doc: dict, path: str) -> None:
                         markerfacecolor="none",
                         markeredgecolor="red",
                     )
-            bounds = [bound_ns(r["H"], r["B"], r["T"], lim, n) / 1e3 for r in rows]
+            if lim is None:
+                continue
+            bounds = [bound_ns(r["H"], r["B"], r["T"], lim, n, isa) / 1e3 for r in rows]
             ax_t.plot(xs, bounds, ":", color=c, label=f"lower bound, {n} thread{'s' * (n > 1)}")
-            ax_g.axhline(lim["fma_gflops"][str(n)], color=c, linestyle=":", linewidth=0.8)
+            peak = limits.fma_peak(lim, n, isa)
+            ax_g.axhline(peak, color=c, linestyle=":", linewidth=0.8)
         ax_t.set_xscale("log")
         ax_t.set_yscale("log")
         ax_g.set_xscale("log")
@@ -526,7 +550,7 @@ def plot(doc: dict, path: str) -> None:
         ax_g.set_title(f"GFLOP/s against {what} (dotted: FMA peak)", fontsize=10)
         ax_g.set_ylabel("GFLOP/s")
         ax_g.set_xlabel(sweep)
-        if sweep == "H":
+        if sweep == "H" and lim is not None:
             caches = lim["caches"]
             for level, size in (("L2", caches["L2"]), ("L3", caches["L3"])):
                 h = math.sqrt(size / 16)  # W_hh of an LSTM: 4H·H floats = 16·H² bytes
@@ -543,27 +567,42 @@ def plot(doc: dict, path: str) -> None:
 def write_readme(markdown: str) -> bool:
     from compare import write_readme as write_between
 
-    return write_between(markdown, os.path.join(HERE, "README.md"), "<!-- sweep:begin -->",
-                         "<!-- sweep:end -->")
+    return write_between(
+        markdown, os.path.join(HERE, "README.md"), "<!-- sweep:begin -->", "<!-- sweep:end -->"
+    )
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    p.add_argument("--threads", nargs="+", type=int, help="thread counts (default: 1 2)")
     p.add_argument("--only", choices=["H", "B"], help="one sweep only")
+    p.add_argument(
+        "--sizes",
+        nargs="+",
+        type=int,
+        metavar="N",
+        help="only these points of the sweep(s): values of H (H sweep) or B (B sweep)",
+    )
     p.add_argument("--no-torch", action="store_true", help="fastrnn alone")
     p.add_argument("--target-ms", type=float, default=2.0, help="time of one fastrnn call")
-    p.add_argument("--rounds", type=int, default=15, help="timed calls per runner and pass")
+    p.add_argument("--rounds", type=int, help="timed calls per runner and pass (default: 15)")
     p.add_argument(
         "--wait-quiet",
         type=float,
-        default=1.0,
         metavar="S",
-        help="before each point, wait up to S s for other processes to leave the cores alone",
+        help="before each point, wait up to S s (default 1) for other processes to leave the "
+        "cores alone",
     )
-    p.add_argument("--recheck", type=int, default=2, help="passes over flagged points")
-    p.add_argument("--out", default=HERE, help="directory for sweep.json/.md/.png")
+    p.add_argument("--recheck", type=int, help="passes over flagged points (default: 2)")
+    p.add_argument("--out", help="directory for sweep.json/.md/.png (default: bench/)")
     p.add_argument("--no-readme", action="store_true", help="leave bench/README.md alone")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a smoke run: H = {' and '.join(map(str, QUICK_SIZES))} at 1 thread (unless "
+        "--only, --sizes, --threads), 3 rounds, no recheck, no waiting; into a temporary "
+        "directory (unless --out), bench/README.md left alone",
+    )
     p.add_argument(
         "--render",
         metavar="JSON",
@@ -572,18 +611,41 @@ def main(argv=None) -> int:
     )
     args = p.parse_args(argv)
     say = _bench.print_progress
+    if args.quick:
+        if args.only is None and args.sizes is None:
+            args.only, args.sizes = "H", list(QUICK_SIZES)
+        args.threads = args.threads or [1]
+        args.rounds = args.rounds or 3
+        args.recheck = 0 if args.recheck is None else args.recheck
+        args.wait_quiet = 0.0 if args.wait_quiet is None else args.wait_quiet
+        args.out = args.out or tempfile.mkdtemp(prefix="fastrnn-sweep-")
+        args.no_readme = True
+    args.threads = args.threads or [1, 2]
+    args.rounds = args.rounds or 15
+    args.recheck = 2 if args.recheck is None else args.recheck
+    args.wait_quiet = 1.0 if args.wait_quiet is None else args.wait_quiet
+    args.out = args.out or HERE
     if args.render:
         return render(args.render, args, say)
     torch_mod = None if args.no_torch else _bench._try_import("torch")
-    lim = limits.load_or_measure(False, args.threads, say)
+    try:
+        lim = limits.load_or_measure(False, args.threads, say, 1 if args.quick else limits.REPEAT)
+    except limits.NoCompiler as e:
+        say(f"no lower bounds: {e}")
+        lim = None
+    isa = _bench.machine_info()["fastrnn"]["isa"]
     threads = list(args.threads)
 
     start = time.perf_counter()
     points = []
     if args.only in (None, "H"):
-        points += [Point("H", H, 1, torch_mod) for H in H_SWEEP]
+        sizes = [H for H in H_SWEEP if args.sizes is None or H in args.sizes]
+        points += [Point("H", H, 1, torch_mod) for H in sizes]
     if args.only in (None, "B"):
-        points += [Point("B", H_FOR_B, B, torch_mod) for B in B_SWEEP]
+        sizes = [B for B in B_SWEEP if args.sizes is None or B in args.sizes]
+        points += [Point("B", H_FOR_B, B, torch_mod) for B in sizes]
+    if not points:
+        p.error(f"--sizes {args.sizes}: none is a point of the sweep(s)")
     for q in points:
         q.calibrate(args.target_ms / 1e3)
     by_key = {(q.sweep, q.H, q.B): q for q in points}
@@ -592,7 +654,7 @@ def main(argv=None) -> int:
     )
     checked = []
     for k in range(args.recheck):
-        flags = find_cliffs(records, threads, lim)
+        flags = find_cliffs(records, threads, lim, isa)
         if not flags:
             break
         again = flagged_points(flags, by_key)
@@ -616,7 +678,7 @@ def main(argv=None) -> int:
         "cliff_threshold": CLIFF,
         "rechecked": checked,
         "records": recs,
-        "cliffs": find_cliffs(records, threads, lim),
+        "cliffs": find_cliffs(records, threads, lim, isa),
         "largest_rise": largest_rise(records, threads),
     }
     write_outputs(doc, args, say)
@@ -657,7 +719,8 @@ def render(path: str, args, say) -> int:
     with open(path, encoding="utf-8") as f:
         doc = json.load(f)
     records = {(r["sweep"], r["H"], r["B"]): r for r in doc["records"]}
-    doc["cliffs"] = find_cliffs(records, doc["threads"], doc["limits"])
+    isa = doc["machine"]["fastrnn"]["isa"]
+    doc["cliffs"] = find_cliffs(records, doc["threads"], doc["limits"], isa)
     doc["largest_rise"] = largest_rise(records, doc["threads"])
     write_outputs(doc, args, say)
     return 0
