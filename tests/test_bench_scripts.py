@@ -3,8 +3,8 @@ item 6): compare.py, limits.py, sweep.py, anatomy.py and `pytest bench`, each in
 each in its quick mode (one small workload or two sweep points, 1 thread, a few seconds).
 
 The scripts run from a copy of bench/ in a temporary checkout whose python/fastrnn holds the
-sources and the stub _core.pyi but no compiled core (a checkout after `pip install .`): they
-must import the installed package, and whatever they write (limits.json, results) lands in
+stub _core.pyi and no compiled core, as after `pip install .`, plus an __init__.py that fails
+on import: they must import the installed package, and whatever they write (limits.json, results) lands in
 the copy or in a temporary directory, never in the repository. csrc/ is linked for anatomy.py
 (the kernel headers). Missing peers (onnxruntime, openvino, tract), matplotlib or
 pytest-benchmark only leave out their part; limits.py and anatomy.py need g++ and are skipped
