@@ -47,8 +47,9 @@ Blocking blocking_derive(const CpuCaches& caches) {
   // 32 MiB 54% slower): a quarter of it, the largest size measured to gain. On the Intel
   // guest (L3 far) it loses from the L3 by far more: 2 MiB of weights 15% slower than the
   // plain path, 4 MiB 75%, 8 MiB 40%, 32 MiB 17%; within the L2 the loss is small but
-  // still there (0.5 MiB 8%, 1 MiB 2%): whether the kernels gain from it at all on a core
-  // with full-width AVX-512 is the kernels' question, not the caches'.
+  // still there (0.5 MiB 8%, 1 MiB 2%; at 2 threads, 0.5 and 1 MiB per thread: 9% and
+  // 2-5%, 2 and 4 MiB per thread: 21% and 60%): whether the kernels gain from it at all on
+  // a core with full-width AVX-512 is the kernels' question, not the caches'.
   b.ahead_max_weight_bytes = near / 4;
   return b;
 }
