@@ -10,6 +10,7 @@ avx2, avx512), with the ISA's name in its test id. To run one ISA only:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -53,6 +54,24 @@ def torch_single_threaded():
         yield
     finally:
         torch.set_num_threads(before)
+
+
+# The caches of the Zen 4 the blocking was tuned on (csrc/ops/blocking.cc): under them the
+# blocking is the one the tests' sizes were chosen for (G_x chunks of 128 Ki floats, spans
+# of 256 Ki, the batch-1 ahead projection up to 8 MiB of weights), on any CPU.
+ZEN4_CACHES = {"l1d": 32 << 10, "l2": 1 << 20, "l3": 32 << 20, "l3_near": True}
+
+
+@contextlib.contextmanager
+def caches_pinned(**caches):
+    """Runs with the blocking derived from these caches (see fastrnn._core.cpu_caches_override),
+    then restores the session's: the detected caches and any FASTRNN_CACHE_* overrides."""
+    _core.cpu_caches_override(**caches)
+    try:
+        yield
+    finally:
+        _core.cpu_caches_override()
+        fastrnn._runtime.caches_select_from_env()
 
 
 @pytest.fixture

@@ -14,8 +14,18 @@ from __future__ import annotations
 import fastrnn
 import numpy as np
 import pytest
-from conftest import flatten
+from conftest import ZEN4_CACHES, caches_pinned, flatten
 from fastrnn import _core
+
+
+@pytest.fixture(scope="module", autouse=True)
+def zen4_blocking():
+    """The sizes below are chosen for the blocking of the Zen 4 caches (chunks, spans and
+    the 8 MiB bound of the ahead path, see csrc/ops/blocking.cc): pinned, so that the
+    boundaries fall where the comments say on any CPU."""
+    with caches_pinned(**ZEN4_CACHES):
+        yield
+
 
 # (constructor, T values); sizes chosen so that every layer takes the ahead path at batch 1
 # (asserted below): ≥ 64 Ki multiply-adds per step, ≤ 8 MiB of weights.

@@ -10,7 +10,7 @@ import pytest
 
 import fastrnn
 from fastrnn import _bench
-from fastrnn._cli import build_parser, main
+from fastrnn._cli import _bytes, build_parser, main
 
 FAST = ["--threads", "1", "--min-time", "0.01", "--quiet"]
 
@@ -22,8 +22,24 @@ def test_info(capsys):
     assert f"fastrnn        {fastrnn.__version__}" in out
     assert f"isa in use     {info['isa']}" in out
     assert ", ".join(info["available"]) in out
+    caches, blocking = info["caches"], info["blocking"]
+    assert f"from {caches['source']}" in out and "FASTRNN_CACHE_L1D" in out
+    assert f"G_x chunk {_bytes(4 * blocking['gx_chunk_floats'])}" in out
+    assert f"ahead up to {_bytes(blocking['ahead_max_weight_bytes'])}" in out
     for peer in ("torch", "onnxruntime", "openvino"):
         assert peer in out
+
+
+def test_info_sizes():
+    assert [_bytes(n) for n in (48 << 10, 2 << 20, 480 << 20, 3 << 19, 1 << 30, 1500, 1025)] == [
+        "48 KiB",
+        "2 MiB",
+        "480 MiB",
+        "1.5 MiB",
+        "1 GiB",
+        "1500 B",
+        "1025 B",
+    ]
 
 
 def test_no_command_runs_bench(monkeypatch, capsys):

@@ -15,8 +15,10 @@
 #include <vector>
 
 #include "core/threads.h"
+#include "cpu/cpu-caches.h"
 #include "cpu/cpu-features.h"
 #include "cpu/kernel-select.h"
+#include "ops/blocking.h"
 #include "ops/pack.h"
 #include "ops/rnn-forward.h"
 
@@ -280,8 +282,8 @@ class Model {
     return y;
   }
 
-  bool projects_ahead(int layer, int64_t batch) const {
-    return fastrnn::rnn_forward_projects_ahead(model_, layer, batch);
+  bool projects_ahead(int layer, int64_t batch, int threads) const {
+    return fastrnn::rnn_forward_projects_ahead(model_, layer, batch, std::max(1, threads));
   }
 
   int threads_for(int64_t batch, int max_threads) const {
@@ -328,6 +330,28 @@ class Model {
   fastrnn::RnnModel model_;
 };
 
+// A cache size override from Python (bytes), or the detected size for None.
+size_t cache_size_or(const std::optional<py::int_>& value, const char* name, size_t detected) {
+  if (!value) return detected;
+  return static_cast<size_t>(
+      int_in_range(*value, name, fastrnn::kMinCacheBytes, fastrnn::kMaxCacheBytes));
+}
+
+// The caches in use; shared_by 0 (not known) becomes None.
+py::dict caches_dict(const fastrnn::CpuCaches& c) {
+  const auto count = [](int n) { return n > 0 ? py::object(py::int_(n)) : py::object(py::none()); };
+  py::dict d;
+  d["l1d"] = c.l1d;
+  d["l2"] = c.l2;
+  d["l3"] = c.l3;
+  d["l1d_shared_by"] = count(c.l1d_shared_by);
+  d["l2_shared_by"] = count(c.l2_shared_by);
+  d["l3_shared_by"] = count(c.l3_shared_by);
+  d["l3_near"] = c.l3_near;
+  d["source"] = c.source;
+  return d;
+}
+
 py::array_t<float> map_activation(const FloatArray& x, bool sigmoid) {
   FloatArray y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
   const auto& k = fastrnn::kernels();
@@ -349,7 +373,8 @@ PYBIND11_MODULE(_core, m) {
            py::arg("lengths"), py::arg("num_threads") = 0)
       .def("step", &Model::step, py::arg("x"), py::arg("h"), py::arg("c"))
       .def("threads_for", &Model::threads_for, py::arg("batch"), py::arg("max_threads") = 0)
-      .def("projects_ahead", &Model::projects_ahead, py::arg("layer"), py::arg("batch"));
+      .def("projects_ahead", &Model::projects_ahead, py::arg("layer"), py::arg("batch"),
+           py::arg("threads") = 1);
 
   m.def("set_num_threads", [](const py::int_& n) {
     fastrnn::threads_set(static_cast<int>(int_in_range(n, "num_threads", 1, max_threads())));
@@ -386,6 +411,37 @@ PYBIND11_MODULE(_core, m) {
     d["avx512"] = f.avx512;
     d["avx512_bf16"] = f.avx512_bf16;
     d["avx512_vnni"] = f.avx512_vnni;
+    return d;
+  });
+  m.def("cpu_caches", [] { return caches_dict(fastrnn::blocking_caches()); });
+  // Sets the caches the blocking derives from: the detected ones with the given levels
+  // replaced (bytes; None: detected). The sizes replaced report their source as "env".
+  // l3_near (see CpuCaches) is for tests that stand in for another CPU.
+  m.def(
+      "cpu_caches_override",
+      [](std::optional<py::int_> l1d, std::optional<py::int_> l2, std::optional<py::int_> l3,
+         std::optional<bool> l3_near) {
+        fastrnn::CpuCaches c = fastrnn::cpu_caches_detect();
+        c.l1d = cache_size_or(l1d, "FASTRNN_CACHE_L1D", c.l1d);
+        c.l2 = cache_size_or(l2, "FASTRNN_CACHE_L2", c.l2);
+        c.l3 = cache_size_or(l3, "FASTRNN_CACHE_L3", c.l3);
+        if (l3_near) c.l3_near = *l3_near;
+        if (l1d && l2 && l3)
+          c.source = "env";
+        else if (l1d || l2 || l3)
+          c.source += "+env";
+        fastrnn::blocking_select(c);
+      },
+      py::arg("l1d") = py::none(), py::arg("l2") = py::none(), py::arg("l3") = py::none(),
+      py::arg("l3_near") = py::none());
+  m.def("blocking", [] {
+    const fastrnn::Blocking b = fastrnn::blocking_get();
+    py::dict d;
+    d["gx_chunk_floats"] = b.gx_chunk_floats;
+    d["span_floats"] = b.span_floats;
+    d["large_w_ih_floats"] = b.large_w_ih_floats;
+    d["ahead_max_weight_bytes"] = b.ahead_max_weight_bytes;
+    d["near_cache"] = b.near_is_private ? "l2" : "l3";
     return d;
   });
   m.def("sigmoid", [](const FloatArray& x) { return map_activation(x, true); });

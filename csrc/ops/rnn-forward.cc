@@ -11,22 +11,10 @@
 
 #include "core/threads.h"
 #include "cpu/kernel-select.h"
+#include "ops/blocking.h"
 
 namespace fastrnn {
 namespace {
-
-// G_x budget of a time chunk, all directions: 128 Ki floats (512 KiB), so the chunk's input
-// projections stay in L2 between the GEMM that writes them and the steps that read them
-// (measured against 256 Ki: bidirectional B=32, I=300, H=256 4% faster at 1 thread; 64 Ki:
-// no further gain). Raised for large W_ih, see Forward.
-constexpr size_t kGxChunkFloats = size_t{1} << 17;
-constexpr size_t kLargeWihFloats = size_t{1} << 21;  // 8 MiB
-
-// A unidirectional stack passes spans of about this many output floats (1 MiB) from layer
-// to layer, so that each layer's weights serve a span's steps in a row (measured: B=64,
-// I=H=512, 2 layers, one thread: 4-5% faster than alternating layers every step; spans of
-// 8 and 32 steps alike; no change at 2 threads).
-constexpr size_t kSpanFloats = size_t{1} << 18;
 
 // A step below this many multiply-adds per thread is faster on one core than split:
 // the per-step barrier (~0.1–0.3 us) would eat the gain.
@@ -45,6 +33,11 @@ constexpr int64_t kWavefrontRows = 6;
 // A layer step of at least this many multiply-adds (~0.5 us) amortises a wavefront tick's
 // barrier; below it a stack stays on one thread.
 constexpr double kMinWavefrontMacs = 8.0 * 1024;
+
+// Whether layer l computes its input projection ahead, inside the steps, at batch B with
+// `threads` threads splitting its panels (defined below, with rnn_forward_projects_ahead).
+bool layer_projects_ahead(const RnnModel& m, int layer, int64_t B, int threads,
+                          const Blocking& blocking);
 
 size_t mul_checked(size_t a, size_t b) {
   if (a != 0 && b > SIZE_MAX / a) throw std::length_error("fastrnn: workspace size overflows");
@@ -132,7 +125,12 @@ ThreadPlan thread_plan(const RnnModel& m, int64_t B, int64_t T, int max_threads)
 class Forward {
  public:
   Forward(const RnnModel& m, const ForwardArgs& a, ThreadPlan plan)
-      : m_(m), a_(a), k_(kernels()), nt_(plan.nt), wavefront_(plan.wavefront && plan.nt > 1) {
+      : m_(m),
+        a_(a),
+        k_(kernels()),
+        blocking_(blocking_get()),
+        nt_(plan.nt),
+        wavefront_(plan.wavefront && plan.nt > 1) {
     const RnnConfig& cfg = m.cfg;
     D_ = cfg.num_directions;
     H_out_ = cfg.h_out();
@@ -145,14 +143,17 @@ class Forward {
     // wavefront gives each thread whole layers).
     batch_split_ = !wavefront_ && nt_ > 1 && m.panels * D_ < nt_;
     const size_t B = static_cast<size_t>(a.B);
-    // Every chunk reads all of W_ih again. From L3 that costs little, but a W_ih beyond it
-    // (from 8 MiB per direction) is better amortised by a chunk's G_x of half its size
-    // (W_ih of 37 MiB, B=4: 15% faster than 128 Ki floats; 16 MiB, B=1: 3%).
+    // Threads that split one direction's panels, each holding its share of the weights.
+    panel_threads_ = wavefront_ || batch_split_ ? 1 : std::max(1, nt_ / D_);
+    const Blocking& blocking = blocking_;
+    // Every chunk reads all of W_ih again. From the near cache that costs little, but a
+    // large W_ih (blocking.large_w_ih_floats per direction, or per thread's share) is better
+    // amortised by a chunk's G_x of half its size (see ops/blocking.cc).
     size_t w_ih_floats = 0;
     for (const PackedWeights& w : m.weights) w_ih_floats = std::max(w_ih_floats, w.w_ih.size());
-    const size_t budget = w_ih_floats >= kLargeWihFloats
-                              ? std::max(kGxChunkFloats, w_ih_floats / 2 * D_)
-                              : kGxChunkFloats;
+    const size_t budget = blocking.share(w_ih_floats, panel_threads_) >= blocking.large_w_ih_floats
+                              ? std::max(blocking.gx_chunk_floats, w_ih_floats / 2 * D_)
+                              : blocking.gx_chunk_floats;
     chunk_ = static_cast<int>(std::clamp<size_t>(
         budget / std::max<size_t>(1, mul_checked(B * D_, gcols_)), 1, static_cast<size_t>(a.T)));
     Workspace& ws = t_workspace;
@@ -168,7 +169,7 @@ class Forward {
     }
     for (int d = 0; d < D_; ++d) ws.gx[d].resize(mul_checked(mul_checked(chunk_, B), gcols_));
     // Layers below the last: a unidirectional stack runs span by span through all layers,
-    // so two span-sized buffers (≈ 1 MiB) suffice and memory does not grow with T. A
+    // so two span-sized buffers (≈ one L2 each) suffice and memory does not grow with T. A
     // bidirectional layer needs the whole output of the layer below (its backward pass
     // starts at the end): one T-sized buffer, ping-ponged with the caller's y.
     const size_t row = mul_checked(B, static_cast<size_t>(D_) * H_out_);
@@ -184,9 +185,9 @@ class Forward {
       ws.seq[0].resize(mul_checked(mul_checked(static_cast<size_t>(2 * (L - 1)), wave_chunk_),
                                    row));
     } else if (L > 1 && D_ == 1) {
-      // A layer runs a span of whole chunks (≈ kSpanFloats of its output) before the next
-      // layer takes it over: each layer's weights serve several steps in a row.
-      span_ = chunk_ * std::max<size_t>(1, kSpanFloats / mul_checked(chunk_, row));
+      // A layer runs a span of whole chunks (≈ blocking.span_floats of its output) before
+      // the next layer takes it over: each layer's weights serve several steps in a row.
+      span_ = chunk_ * std::max<size_t>(1, blocking.span_floats / mul_checked(chunk_, row));
       span_ = std::min<int64_t>(span_, a.T);
       ws.seq[0].resize(mul_checked(span_, row));
       if (L > 2) ws.seq[1].resize(mul_checked(span_, row));
@@ -304,7 +305,9 @@ class Forward {
     // panel by panel, and alternate calls sweep back, starting on what stayed in cache.
     const bool inline_projection = a_.T == 1;
     const int group =
-        !inline_projection && rnn_forward_projects_ahead(m_, l, a_.B) ? k_.ahead_rows : 0;
+        !inline_projection && layer_projects_ahead(m_, l, a_.B, panel_threads_, blocking_)
+            ? k_.ahead_rows
+            : 0;
     if (group > 0)
       project_inputs(l, 0, slice[0], in, s0, std::min<int64_t>(s1, s0 + group),
                      ws_->gx[0].data());
@@ -553,8 +556,10 @@ class Forward {
   const RnnModel& m_;
   const ForwardArgs& a_;
   const KernelTable& k_;
+  const Blocking blocking_;  // read once per call: every thread decides alike
   Workspace* ws_ = nullptr;
   int nt_;
+  int panel_threads_ = 1;
   bool wavefront_;
   int wave_chunk_ = 1;
   int D_ = 1, H_out_ = 0, gcols_ = 0, ld_c_ = 0, ld_h_ = 0, chunk_ = 1;
@@ -563,25 +568,29 @@ class Forward {
   bool proj_ = false, batch_split_ = false;
 };
 
-}  // namespace
-
 // The input projection computed ahead inside the steps (Forward::layer_chunk) pays when
 // both weight matrices stay in cache across steps: the steps then stream W_ih as well as
-// W_hh, and from beyond the cache that costs more than the projection's FMAs saved
-// (measured, batch 1, one thread: 8 MiB of weights 6% faster, 13 MiB 5% slower, 32 MiB
-// 54% slower); and when a step is large enough for the bookkeeping per panel (≥ 64 Ki
+// W_hh, and from beyond the cache that costs more than the projection's FMAs saved (the
+// bound on the weights, or on a thread's share of them, comes from the caches: see
+// ops/blocking.cc); and when a step is large enough for the bookkeeping per panel (≥ 64 Ki
 // multiply-adds: H = I = 64 4% slower, H = I = 128 4% faster).
-bool rnn_forward_projects_ahead(const RnnModel& m, int layer, int64_t B) {
-  constexpr double kMaxWeightBytes = 8.0 * 1024 * 1024;
+bool layer_projects_ahead(const RnnModel& m, int layer, int64_t B, int threads,
+                          const Blocking& blocking) {
   constexpr double kMinMacs = 64.0 * 1024;
   const RnnConfig& cfg = m.cfg;
   if (kernels().ahead_rows == 0) return false;  // the ISA's registers leave no room for it
   if (B != 1 || cfg.num_directions != 1 || layer < 0 || layer >= cfg.num_layers) return false;
   const PackedWeights& w = m.weights[layer];
-  const double bytes = sizeof(float) * static_cast<double>(w.w_ih.size() + w.w_hh.size());
+  const size_t bytes = sizeof(float) * blocking.share(w.w_ih.size() + w.w_hh.size(), threads);
   const double macs = static_cast<double>(m.geo.gates) * cfg.hidden_size *
                       (cfg.layer_input(layer) + cfg.h_out());
-  return bytes <= kMaxWeightBytes && macs >= kMinMacs;
+  return bytes <= blocking.ahead_max_weight_bytes && macs >= kMinMacs;
+}
+
+}  // namespace
+
+bool rnn_forward_projects_ahead(const RnnModel& m, int layer, int64_t B, int threads) {
+  return layer_projects_ahead(m, layer, B, threads, blocking_get());
 }
 
 int rnn_forward_threads(const RnnModel& m, int64_t B, int max_threads) {

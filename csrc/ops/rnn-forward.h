@@ -29,9 +29,11 @@ int rnn_forward_threads(const RnnModel& model, int64_t B, int max_threads);
 
 // Whether layer l, at batch B, computes its input projection a group of steps ahead,
 // inside the recurrent steps (batch 1, one direction, weights that stay in cache); exposed
-// for tests, which check that path against the plain one bit for bit. The answer is for
-// the layer-by-layer path: a stack that runs as a wavefront (small layers, more than one
-// thread, see rnn_forward_threads) projects each tick's chunk at once instead.
-bool rnn_forward_projects_ahead(const RnnModel& model, int layer, int64_t B);
+// for tests, which check that path against the plain one bit for bit. threads: how many
+// split the layer's panels (where the weights stay in each core's own L2, each thread
+// holds only its share: see ops/blocking.h). The answer is for the layer-by-layer path: a
+// stack that runs as a wavefront (small layers, more than one thread, see
+// rnn_forward_threads) projects each tick's chunk at once instead.
+bool rnn_forward_projects_ahead(const RnnModel& model, int layer, int64_t B, int threads = 1);
 
 }  // namespace fastrnn

@@ -7,7 +7,13 @@
 
 __version__ = "0.1.0"
 
-from ._runtime import cpu_info, get_num_threads, select_isa_from_env, set_num_threads
+from ._runtime import (
+    caches_select_from_env,
+    cpu_info,
+    get_num_threads,
+    select_isa_from_env,
+    set_num_threads,
+)
 from ._modules import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from ._torch import from_torch
 from ._io import load
@@ -15,6 +21,7 @@ from ._stream import Stream
 from ._verify import VerifyReport, verify
 
 select_isa_from_env()
+caches_select_from_env()
 
 __all__ = [
     "LSTM",

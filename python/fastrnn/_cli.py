@@ -2,7 +2,7 @@
 
     fastrnn                      same as `fastrnn bench`: the default model against every peer
     fastrnn bench [--all | --workload NAME ...] [--threads 1 2] [--json PATH] [--plot PNG]
-    fastrnn info                 version, instruction sets, CPU features, threads
+    fastrnn info                 version, instruction sets, CPU features, threads, caches
     fastrnn verify MODEL_FILE    a fastrnn file or torch state_dict against torch (_cli_model)
     fastrnn convert IN OUT       a torch state_dict file to a fastrnn file (_cli_model)
 
@@ -31,11 +31,39 @@ def _progress(args):
 def _add_info(sub) -> None:
     p = sub.add_parser(
         "info",
-        help="version, instruction set in use and available, CPU features, threads",
+        help="version, instruction set in use and available, CPU features, threads, caches",
         description="Shows fastrnn's version, the instruction set in use and those this CPU can "
-        "run, the CPU features fastrnn detected, the thread count, and which peers are installed.",
+        "run, the CPU features fastrnn detected, the thread count, the cache sizes and the "
+        "blocking derived from them, and which peers are installed.",
     )
     p.set_defaults(func=cmd_info)
+
+
+def _bytes(n: int) -> str:
+    """1048576 → '1 MiB', 49152 → '48 KiB', 1500 → '1500 B'."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size and n % (size // 16) == 0:
+            return f"{n / size:g} {unit}"
+    return f"{n} B"
+
+
+def _caches_lines(caches: dict, blocking: dict) -> list[str]:
+    def level(name: str, key: str) -> str:
+        shared = caches[f"{key}_shared_by"]
+        by = "" if shared is None else f" ({shared} CPU{'s' if shared > 1 else ''})"
+        return f"{name} {_bytes(caches[key])}{by}"
+
+    near = "the L3" if blocking["near_cache"] == "l3" else "each core's L2 (per thread)"
+    l1d, l2, l3 = level("L1d", "l1d"), level("L2", "l2"), level("L3", "l3")
+    gx, span = _bytes(4 * blocking["gx_chunk_floats"]), _bytes(4 * blocking["span_floats"])
+    large = _bytes(4 * blocking["large_w_ih_floats"])
+    ahead = _bytes(blocking["ahead_max_weight_bytes"])
+    return [
+        f"caches         {l1d}, {l2}, {l3} per instance, from {caches['source']}",
+        "               (FASTRNN_CACHE_L1D / _L2 / _L3 to override: bytes, or 512K, 2M)",
+        f"blocking       G_x chunk {gx}, layer span {span}, weights kept in {near}:",
+        f"               chunks grow from a W_ih of {large}, batch 1 projects ahead up to {ahead}",
+    ]
 
 
 def cmd_info(args) -> int:
@@ -52,6 +80,8 @@ def cmd_info(args) -> int:
     print(
         f"threads        {info['num_threads']} (fastrnn.set_num_threads), hardware {info['hardware_threads']}"
     )
+    for line in _caches_lines(info["caches"], info["blocking"]):
+        print(line)
     print(f"python, numpy  {machine['python']}, {machine['numpy']}")
     for peer, version in machine["peers"].items():
         if peer != "fastrnn":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 
 from . import _core
@@ -21,7 +22,20 @@ def get_num_threads() -> int:
 
 def cpu_info() -> dict:
     """The instruction set in use, those this CPU can run, its features, the register tiles
-    of the kernels in use (rows x columns in floats) and the threads."""
+    of the kernels in use (rows x columns in floats), the threads, the cache sizes the
+    blocking uses and the blocking derived from them.
+
+    "caches": bytes per instance of L1d, L2 and L3, how many logical CPUs share each (None
+    when not known), l3_near (the L3 is a core complex's own, as on AMD Zen) and where the
+    sizes came from ("sysfs", "cpuid", "sysconf", "default"; "env" for those set by
+    FASTRNN_CACHE_L1D / _L2 / _L3; several joined by "+").
+    "blocking": gx_chunk_floats (the input projection of a time chunk, all directions),
+    span_floats (the output a stack passes from layer to layer per span), near_cache ("l3",
+    or "l2": each core's, the two bounds then apply to one thread's share of the weights),
+    large_w_ih_floats (W_ih of one direction from which chunks grow) and
+    ahead_max_weight_bytes (the weights of a layer up to which batch 1 projects its inputs
+    ahead, inside the steps).
+    """
     from . import __version__
 
     return {
@@ -32,6 +46,8 @@ def cpu_info() -> dict:
         "tiles": dict(_core.kernel_tiles()),
         "num_threads": _core.get_num_threads(),
         "hardware_threads": _core.hardware_threads(),
+        "caches": dict(_core.cpu_caches()),
+        "blocking": dict(_core.blocking()),
     }
 
 
@@ -48,3 +64,48 @@ def select_isa_from_env() -> None:
         return
     if warning:
         warnings.warn(warning, RuntimeWarning, stacklevel=3)
+
+
+# FASTRNN_CACHE_<level>: bytes, or a whole number with K, M or G (binary, as cache sizes
+# always are: 512K = 524288; KB, KiB, MB, MiB... alike, any case).
+CACHE_ENV = {"l1d": "FASTRNN_CACHE_L1D", "l2": "FASTRNN_CACHE_L2", "l3": "FASTRNN_CACHE_L3"}
+_SIZE = re.compile(r"(\d+)\s*(?:([kmg])(?:i?b)?|b)?", re.IGNORECASE)
+_UNIT = {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def cache_size_parse(text: str) -> int | None:
+    """Bytes from "262144", "256K", "1M", "2MiB"...; None when it is not such a size."""
+    m = _SIZE.fullmatch(text.strip())
+    return None if m is None else int(m[1]) * _UNIT[m[2] and m[2].lower()]
+
+
+def caches_select_from_env() -> None:
+    """Honours FASTRNN_CACHE_L1D / _L2 / _L3 once, at import: the blocking (cpu_info()
+    ["blocking"]) then derives from these sizes instead of the detected ones, for tests and
+    for containers that report a wrong cache. A value that is not a size, or is outside
+    [1 KiB, 1 TiB], warns (RuntimeWarning, naming the variable) and keeps the detected size."""
+    sizes: dict[str, int] = {}
+    for level, var in CACHE_ENV.items():
+        text = os.environ.get(var, "").strip()
+        if not text:
+            continue
+        size = cache_size_parse(text)
+        if size is None:
+            detected = _core.cpu_caches()[level]
+            warnings.warn(
+                f"{var}={text!r} is not a cache size (bytes, or a number with K, M or G such "
+                f"as 512K or 2M); using the detected {detected}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            continue
+        try:
+            _core.cpu_caches_override(**{level: size})  # checks the range, names the variable
+        except ValueError as e:
+            warnings.warn(
+                f"{e}; using the detected {_core.cpu_caches()[level]}", RuntimeWarning, stacklevel=3
+            )
+            continue
+        sizes[level] = size
+    if sizes:
+        _core.cpu_caches_override(**sizes)
