@@ -381,6 +381,14 @@ PYBIND11_MODULE(_core, m) {
   });
   m.def("get_num_threads", &fastrnn::threads_get);
   m.def("hardware_threads", &fastrnn::threads_hardware);
+  m.def("threads_guard", [] {
+    const fastrnn::ThreadsGuardState g = fastrnn::threads_guard_state();
+    py::dict d;
+    d["backing_off"] = g.backing_off;
+    d["contended_in_row"] = g.contended_in_row;
+    d["backoff_len"] = g.backoff_len;
+    return d;
+  });
   m.def("isa", [] { return std::string(fastrnn::kernels().isa); });
   m.def("isa_available", &fastrnn::kernels_available);
   m.def("kernel_tiles", [] {

@@ -18,8 +18,28 @@ int threads_hardware();    // threads the machine offers to this process
 // after two such calls in a row the next calls run on one thread, for a number of calls
 // that doubles while the contention lasts (16 .. 4096) and resets once a multi-thread call
 // runs clean. Results do not depend on the thread count, so only the speed changes.
-bool threads_backing_off();              // true: run this call on one thread
-void threads_report(bool contended);     // after a multi-thread call
+//
+// A cold call, one that starts more than kColdGapNs after the previous multi-thread call
+// ended, does not count as contended: its workers had gone to sleep (libgomp spins a few ms
+// after a region, then waits on a futex) and, in a VM, their idle vCPUs may have been
+// halted by the host, so waking them can take milliseconds past the first barrier
+// (measured on a 2-vCPU KVM Xeon: 7.8 ms of waits in such a call). Counting those sent a
+// service that calls every few tens of ms to one thread for good: the back-off's own
+// single-thread calls let the workers sleep, so the next multi-thread call was cold and
+// contended again, and the back-off doubled (lat_gru_256 at 2 threads: 1.01x one thread
+// instead of 1.75x). A back-off also clears the count, so it takes two fresh contended
+// calls to start the next one.
+constexpr int64_t kColdGapNs = 2'000'000;
+int64_t threads_now_ns();    // steady clock
+bool threads_backing_off();  // true: run this call on one thread
+// After a multi-thread call that ran from start_ns to end_ns (steady clock).
+void threads_report(bool contended, int64_t start_ns, int64_t end_ns);
+struct ThreadsGuardState {
+  int backing_off;       // calls still to run on one thread
+  int contended_in_row;  // contended warm multi-thread calls in a row
+  int backoff_len;       // length of the current back-off (0: no contention seen)
+};
+ThreadsGuardState threads_guard_state();
 
 // Processor hint inside spin loops (pause on x86, yield on ARM).
 inline void cpu_relax() {

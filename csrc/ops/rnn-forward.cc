@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <chrono>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
@@ -609,7 +608,7 @@ void rnn_forward(const RnnModel& model, const ForwardArgs& args) {
     return;
   }
   SpinBarrier barrier(nt);
-  const auto start = std::chrono::steady_clock::now();
+  const int64_t start_ns = threads_now_ns();
 #pragma omp parallel num_threads(nt)
   {
     // A nested or limited runtime may give fewer threads: then one thread does it all.
@@ -622,9 +621,8 @@ void rnn_forward(const RnnModel& model, const ForwardArgs& args) {
   }
   // Contended: the threads spent more than half the call waiting out descheduled peers.
   // (Uneven slices alone stay below that: a waiter waits at most as long as it worked.)
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-      std::chrono::steady_clock::now() - start).count();
-  threads_report(barrier.long_wait_ns() > ns / 2);
+  const int64_t end_ns = threads_now_ns();
+  threads_report(barrier.long_wait_ns() > (end_ns - start_ns) / 2, start_ns, end_ns);
 }
 
 }  // namespace fastrnn

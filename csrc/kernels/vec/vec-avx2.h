@@ -24,7 +24,7 @@ constexpr int kGemmRows = 6;
 constexpr int kGemmGates = 1;
 // Depth blocks of 256 k: the tile's weights (16 KiB) and a 6-row block of A (6 KiB) stay in
 // a 32 KiB L1 (Zen 3; 48 KiB on Intel): GEMM at K = 512 79% → TODO of peak (Sapphire Rapids).
-constexpr int kGemmDepth = 256;
+constexpr int kGemmDepth = 128;
 constexpr int kStepAccumulators = 12;
 constexpr int kStepRows = 3;
 constexpr int kStepSplitK = 1;
@@ -34,7 +34,7 @@ constexpr int step_rows_many() {
 }
 // Many-row steps run as the GEMM into gate sums for blocks of this many rows (on the stack:
 // 32 × 64 floats = 8 KiB, beside the GEMM tile's 16 KiB of weights in L1).
-constexpr int kStepSumRows = 32;
+constexpr int kStepSumRows = 64;
 // No input projection ahead at batch 1: the step's 8 chains and a projection tile of even
 // one row (8 more) leave no register for the weights.
 constexpr int kAheadRows = 0;
