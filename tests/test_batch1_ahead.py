@@ -22,9 +22,15 @@ from fastrnn import _core
 def zen4_blocking():
     """The sizes below are chosen for the blocking of the Zen 4 caches (chunks, spans and
     the 8 MiB bound of the ahead path, see csrc/ops/blocking.cc): pinned, so that the
-    boundaries fall where the comments say on any CPU."""
-    with caches_pinned(**ZEN4_CACHES):
-        yield
+    boundaries fall where the comments say on any CPU. And the ahead path is allowed
+    wherever the ISA has it, as on Zen 4: on cores with 512-bit-wide units the AVX-512
+    table skips it by default (ops/rnn-forward.cc), but its kernels must stay tested."""
+    _core.ahead_override(True)
+    try:
+        with caches_pinned(**ZEN4_CACHES):
+            yield
+    finally:
+        _core.ahead_override(None)
 
 
 # (constructor, T values); sizes chosen so that every layer takes the ahead path at batch 1
@@ -135,3 +141,16 @@ def test_ahead_only_where_it_pays(isa):
     assert not fastrnn.LSTM(1024, 1024, seed=0)._core.projects_ahead(0, 1)
     assert fastrnn.LSTM(512, 512, seed=0)._core.projects_ahead(0, 1) == fits
     assert not fastrnn.LSTM(512, 512, seed=0)._core.projects_ahead(1, 1)  # no layer 1
+
+
+def test_ahead_follows_the_avx512_datapath(isa):
+    # By default AVX-512 takes the ahead path only where its units are 256 bits wide (Zen 4).
+    _core.ahead_override(None)
+    try:
+        took = fastrnn.LSTM(512, 512, seed=0)._core.projects_ahead(0, 1)
+        if isa == "avx512":
+            assert took == _core.cpu_features()["avx512_half_width"]
+        else:
+            assert took == (_core.kernel_tiles()["ahead_rows"] > 0)
+    finally:
+        _core.ahead_override(True)

@@ -391,6 +391,11 @@ PYBIND11_MODULE(_core, m) {
   });
   m.def("isa", [] { return std::string(fastrnn::kernels().isa); });
   m.def("isa_available", &fastrnn::kernels_available);
+  // Private, for tests: None = the CPU's own choice, False = never, True = wherever the
+  // size rules allow (see rnn_forward_ahead_override).
+  m.def("ahead_override", [](std::optional<bool> on) {
+    fastrnn::rnn_forward_ahead_override(on ? static_cast<int>(*on) : -1);
+  });
   m.def("kernel_tiles", [] {
     const fastrnn::KernelTable& k = fastrnn::kernels();
     const auto shape = [](int rows, int cols) {
@@ -419,6 +424,7 @@ PYBIND11_MODULE(_core, m) {
     d["avx512"] = f.avx512;
     d["avx512_bf16"] = f.avx512_bf16;
     d["avx512_vnni"] = f.avx512_vnni;
+    d["avx512_half_width"] = f.avx512_half_width;
     return d;
   });
   m.def("cpu_caches", [] { return caches_dict(fastrnn::blocking_caches()); });

@@ -8,6 +8,9 @@ struct CpuFeatures {
   bool avx512 = false;    // AVX-512 F/BW/DQ/VL + OS support for zmm and opmask state
   bool avx512_bf16 = false;
   bool avx512_vnni = false;
+  // AVX-512 that runs each 512-bit operation as two halves on 256-bit units (AMD Zen 4,
+  // family 0x19); false where the units are 512 bits wide (Intel, Zen 5 servers).
+  bool avx512_half_width = false;
 };
 
 CpuFeatures cpu_features_detect();

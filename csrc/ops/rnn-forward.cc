@@ -3,12 +3,14 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
 
 #include "core/threads.h"
+#include "cpu/cpu-features.h"
 #include "cpu/kernel-select.h"
 #include "ops/blocking.h"
 
@@ -573,11 +575,26 @@ class Forward {
 // bound on the weights, or on a thread's share of them, comes from the caches: see
 // ops/blocking.cc); and when a step is large enough for the bookkeeping per panel (≥ 64 Ki
 // multiply-adds: H = I = 64 4% slower, H = I = 128 4% faster).
+// And only on cores whose FMA slots a batch-1 step leaves idle: AVX-512 on 256-bit units
+// (Zen 4: lat_lstm_256 -2% at 1 thread, -11% at 2; lat_lstm_512 -6%). Where the units are
+// 512 bits wide it did not pay (Sapphire Rapids-class Xeon, size rules lifted, median of
+// 200 alternating calls, ahead vs plain: LSTM I = H = 128 +1% / +2% at 1 / 2 threads, 160
+// +2% / +5%, 192 -0.4% / -3%, 256 +17% / -3%; GRU 192 +5% / +5%, 256 +6% / +3%), so the
+// AVX-512 table skips it there. AVX2 has no registers left for it (ahead_rows 0).
+std::atomic<int> g_ahead_override{-1};
+
+bool ahead_on_this_cpu() {
+  static const bool half_width = cpu_features_detect().avx512_half_width;
+  const int mode = g_ahead_override.load(std::memory_order_relaxed);
+  if (kernels().ahead_rows == 0 || mode == 0) return false;
+  return mode == 1 || std::strcmp(kernels().isa, "avx512") != 0 || half_width;
+}
+
 bool layer_projects_ahead(const RnnModel& m, int layer, int64_t B, int threads,
                           const Blocking& blocking) {
   constexpr double kMinMacs = 64.0 * 1024;
   const RnnConfig& cfg = m.cfg;
-  if (kernels().ahead_rows == 0) return false;  // the ISA's registers leave no room for it
+  if (!ahead_on_this_cpu()) return false;
   if (B != 1 || cfg.num_directions != 1 || layer < 0 || layer >= cfg.num_layers) return false;
   const PackedWeights& w = m.weights[layer];
   const size_t bytes = sizeof(float) * blocking.share(w.w_ih.size() + w.w_hh.size(), threads);
@@ -590,6 +607,10 @@ bool layer_projects_ahead(const RnnModel& m, int layer, int64_t B, int threads,
 
 bool rnn_forward_projects_ahead(const RnnModel& m, int layer, int64_t B, int threads) {
   return layer_projects_ahead(m, layer, B, threads, blocking_get());
+}
+
+void rnn_forward_ahead_override(int mode) {
+  g_ahead_override.store(mode, std::memory_order_relaxed);
 }
 
 int rnn_forward_threads(const RnnModel& m, int64_t B, int max_threads) {

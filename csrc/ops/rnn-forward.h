@@ -35,5 +35,9 @@ int rnn_forward_threads(const RnnModel& model, int64_t B, int max_threads);
 // stack that runs as a wavefront (small layers, more than one thread, see
 // rnn_forward_threads) projects each tick's chunk at once instead.
 bool rnn_forward_projects_ahead(const RnnModel& model, int layer, int64_t B, int threads = 1);
+// Whether the kernels' batch-1 ahead projection may be taken at all on this CPU (see
+// layer_projects_ahead): -1 the CPU's own answer, 0 never, 1 wherever the rules allow (tests
+// use it to run the AVX-512 ahead kernels on any AVX-512 machine).
+void rnn_forward_ahead_override(int mode);
 
 }  // namespace fastrnn
