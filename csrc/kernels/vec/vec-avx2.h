@@ -7,23 +7,24 @@ struct V {
 };
 using VMask = __m256;
 
-// One V is half of a 16-float packed vector (types.h): tiles name their halves (panel-dot.h).
+// One V is half of a 16-float packed vector (types.h): kSub = 2 (panel-dot.h).
 constexpr int kVecLanes = 8;
 
 // Register tiles for 16 ymm registers (the BLIS Haswell budget: 12 accumulators, the rest
 // for weight vectors and a broadcast). All sums run in one chain (K is never split), so
-// every tile gives the same bits.
+// every tile gives the same bits as every other, and as AVX2's earlier one-row kernels.
+// Measured on a Sapphire Rapids-class Xeon (AVX2 FMA peak 132 GFLOP/s per core), one core:
 //   GEMM: 6 rows × 16 columns (one gate, two ymm): 2 weight loads and 6 broadcasts per 12
-//         FMAs; the 16 columns' weights (K × 64 bytes) stay in L1 while all rows pass.
+//         FMAs. Depth blocks of 128 k keep the tile's weights (8 KiB) and a 6-row block of A
+//         (3 KiB) in any L1 (32 KiB on Zen 3) while all rows pass: rows 512 × K 512 at 96-99
+//         GFLOP/s (no blocks 93, blocks of 256 88, of 64 85); 64 rows × K 256 at 123 (93%).
 //   Step: batch 1 takes a whole LSTM panel (8 accumulators: 8 chains hide the FMA latency);
-//         more rows take fewer gates at a time (step_gates in step-driver.h): 6 rows × one
-//         gate, like the GEMM. Half-panel tiles (3 rows × 4 gates × 8 units) read every
-//         weight line twice per block, from L2: 38% of peak at B = 64, H = 512, against
-//         the gate tiles' TODO (Sapphire Rapids).
+//         2 or 3 rows the gates that fit 12 accumulators (step_gates in step-driver.h);
+//         from 4 rows the GEMM's own tiles into gate sums (kStepSumRows). An LSTM step at
+//         B = 64, H = 512: 50 GFLOP/s with half-panel tiles (3 rows × 4 gates × 8 units,
+//         which read every weight line twice per block), 95 with the GEMM's.
 constexpr int kGemmRows = 6;
 constexpr int kGemmGates = 1;
-// Depth blocks of 256 k: the tile's weights (16 KiB) and a 6-row block of A (6 KiB) stay in
-// a 32 KiB L1 (Zen 3; 48 KiB on Intel): GEMM at K = 512 79% → TODO of peak (Sapphire Rapids).
 constexpr int kGemmDepth = 128;
 constexpr int kStepAccumulators = 12;
 constexpr int kStepRows = 3;
@@ -33,7 +34,9 @@ constexpr int step_rows_many() {
   return kGemmRows;
 }
 // Many-row steps run as the GEMM into gate sums for blocks of this many rows (on the stack:
-// 32 × 64 floats = 8 KiB, beside the GEMM tile's 16 KiB of weights in L1).
+// 64 × 64 floats = 16 KiB, read back once per depth block and gate). With depth 128, against
+// 32 rows and depth 256, in the library (1 thread, median of 9): b8 LSTM H = 256 -9%,
+// bilstm_text -5%, deepbench_lstm -5%, tput_lstm_512 -0.5%, tput_gru_512 +3%.
 constexpr int kStepSumRows = 64;
 // No input projection ahead at batch 1: the step's 8 chains and a projection tile of even
 // one row (8 more) leave no register for the weights.
