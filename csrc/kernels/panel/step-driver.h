@@ -99,29 +99,66 @@ constexpr int step_gates() {
   return 1;
 }
 
-template <int NV, int kUnits, int kMaxR, int KS, bool kAhead, class Init, class Epilogue>
-FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
-  // Odd steps walk the panels backwards: W_hh is read cyclically, and a cyclic sweep over
-  // a working set a little larger than the cache misses on every line under LRU, while a
-  // back-and-forth sweep starts on what the previous step left in cache. The panel order
-  // never changes a result (each panel is independent).
-  // Calls of one step alternate through s.sweep, so a stream's steps zigzag too; with
-  // in.gx each panel's input projection comes right before it (see project_panel), so the
-  // sweep covers W_ih as well.
+// Calls body(i, p, w) for the panels a step visits, the i-th visit on panel p with packed
+// weights w, after the panel's own input projection where the step computes it.
+// Odd steps walk the panels backwards: W_hh is read cyclically, and a cyclic sweep over a
+// working set a little larger than the cache misses on every line under LRU, while a
+// back-and-forth sweep starts on what the previous step left in cache. The panel order
+// never changes a result (each panel is independent). Calls of one step alternate through
+// s.sweep, so a stream's steps zigzag too; with in.gx each panel's input projection comes
+// right before it (see project_panel), so the sweep covers W_ih as well.
+template <int NV, class Body>
+FASTRNN_INLINE void for_step_panels(const StepArgs& s, Body&& body) {
   const bool backwards = ((s.t + s.sweep) & 1) != 0;
   for (int i = 0; i < s.p1 - s.p0; ++i) {
     const int p = backwards ? s.p1 - 1 - i : s.p0 + i;
-    const float* w = s.w + static_cast<ptrdiff_t>(p) * s.K * NV * 16;
     if (s.in.gx != nullptr) project_panel<NV>(s, p);
+    body(i, p, s.w + static_cast<ptrdiff_t>(p) * s.K * NV * 16);
+  }
+}
+
+// Rows [b0, b0 + rows) of panel p when none is active: their state is carried, true.
+template <int kUnits>
+FASTRNN_INLINE bool carry_if_inactive(const StepArgs& s, int p, int b0, int rows) {
+  for (int r = 0; r < rows; ++r)
+    if (row_active(s, b0 + r)) return false;
+  for (int r = 0; r < rows; ++r)
+    for (int sub = 0; sub < kSub; ++sub) carry_row<kUnits>(s, p, b0 + r, sub);
+  return true;
+}
+
+// Gate sums of rows [b0, b0 + rows) of panel p kept in memory (sums: rows of NV·16 floats,
+// in the panel's column order): started by init, then finished by the epilogue (or carried).
+template <int NV, class Init>
+FASTRNN_INLINE void sums_start(int p, int b0, int rows, float* sums, Init& init) {
+  for (int r = 0; r < rows; ++r)
+    for (int j = 0; j < kSub; ++j) {
+      V row[NV];
+      init(p, b0 + r, j, row);
+      for (int v = 0; v < NV; ++v) vstore(sums + r * NV * 16 + 16 * v + j * kVecLanes, row[v]);
+    }
+}
+
+template <int NV, int kUnits, class Epilogue>
+FASTRNN_INLINE void sums_finish(const StepArgs& s, int p, int b0, int rows, const float* sums,
+                                Epilogue& epilogue) {
+  for (int r = 0; r < rows; ++r)
+    for (int j = 0; j < kSub; ++j) {
+      V row[NV];
+      for (int v = 0; v < NV; ++v) row[v] = vload(sums + r * NV * 16 + 16 * v + j * kVecLanes);
+      if (row_active(s, b0 + r))
+        epilogue(p, b0 + r, j, row);
+      else
+        carry_row<kUnits>(s, p, b0 + r, j);
+    }
+}
+
+template <int NV, int kUnits, int kMaxR, int KS, bool kAhead, class Init, class Epilogue>
+FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
+  for_step_panels<NV>(s, [&](int i, int p, const float* w) {
     for_row_blocks<kMaxR>(s.b0, s.b1, [&](auto rows, int b0) {
       constexpr int R = decltype(rows)::value;
-      bool any_active = false;
-      for (int r = 0; r < R; ++r) any_active |= row_active(s, b0 + r);
-      if (!any_active) {
-        for (int r = 0; r < R; ++r)
-          for (int sub = 0; sub < kSub; ++sub) carry_row<kUnits>(s, p, b0 + r, sub);
-        return;
-      }
+      if (carry_if_inactive<kUnits>(s, p, b0, R)) return;
       // init and epilogue see copies: if the accumulators' address escaped into a lambda
       // that is not inlined, GCC would keep them on the stack inside the k loop (measured:
       // 2.2x slower LSTM steps at B=64).
@@ -154,12 +191,7 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
         // same FMAs in the same order: each sum continues from the stored value). Each
         // group reads only its own columns of W, so the panel is read once per block.
         alignas(64) float sums[R][NV * 16];
-        for (int r = 0; r < R; ++r)
-          for (int j = 0; j < kSub; ++j) {
-            V row[NV];
-            init(p, b0 + r, j, row);
-            for (int v = 0; v < NV; ++v) vstore(&sums[r][16 * v + j * kVecLanes], row[v]);
-          }
+        sums_start<NV>(p, b0, R, &sums[0][0], init);
         for (int g0 = 0; g0 < NV; g0 += kG) {
           V acc[R][kG * kSub];
           for (int r = 0; r < R; ++r)
@@ -169,18 +201,10 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
           for (int r = 0; r < R; ++r)
             for (int c = 0; c < kG * kSub; ++c) vstore(&sums[r][16 * g0 + c * kVecLanes], acc[r][c]);
         }
-        for (int r = 0; r < R; ++r)
-          for (int j = 0; j < kSub; ++j) {
-            V row[NV];
-            for (int v = 0; v < NV; ++v) row[v] = vload(&sums[r][16 * v + j * kVecLanes]);
-            if (row_active(s, b0 + r))
-              epilogue(p, b0 + r, j, row);
-            else
-              carry_row<kUnits>(s, p, b0 + r, j);
-          }
+        sums_finish<NV, kUnits>(s, p, b0, R, &sums[0][0], epilogue);
       }
     });
-  }
+  });
 }
 
 // Many rows on ISAs whose registers hold less than a panel's gates for a tall row block
@@ -190,40 +214,17 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
 // sums take the same FMAs in the same order as in registers: the same bits.
 template <int NV, int kUnits, class Init, class Epilogue>
 FASTRNN_INLINE void step_panels_summed(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
-  const bool backwards = ((s.t + s.sweep) & 1) != 0;  // see step_panels_blocked
-  for (int i = 0; i < s.p1 - s.p0; ++i) {
-    const int p = backwards ? s.p1 - 1 - i : s.p0 + i;
-    const float* w = s.w + static_cast<ptrdiff_t>(p) * s.K * NV * 16;
-    if (s.in.gx != nullptr) project_panel<NV>(s, p);
+  for_step_panels<NV>(s, [&](int, int p, const float* w) {
     for (int b0 = s.b0; b0 < s.b1; b0 += kStepSumRows) {
       const int rows = s.b1 - b0 < kStepSumRows ? s.b1 - b0 : kStepSumRows;
-      bool any_active = false;
-      for (int r = 0; r < rows; ++r) any_active |= row_active(s, b0 + r);
-      if (!any_active) {
-        for (int r = 0; r < rows; ++r)
-          for (int sub = 0; sub < kSub; ++sub) carry_row<kUnits>(s, p, b0 + r, sub);
-        continue;
-      }
+      if (carry_if_inactive<kUnits>(s, p, b0, rows)) continue;
       alignas(64) float sums[kStepSumRows][NV * 16];
-      for (int r = 0; r < rows; ++r)
-        for (int j = 0; j < kSub; ++j) {
-          V row[NV];
-          init(p, b0 + r, j, row);
-          for (int v = 0; v < NV; ++v) vstore(&sums[r][16 * v + j * kVecLanes], row[v]);
-        }
+      sums_start<NV>(p, b0, rows, &sums[0][0], init);
       panel_accumulate<NV>(w, s.K, s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev, rows, &sums[0][0],
                            NV * 16);
-      for (int r = 0; r < rows; ++r)
-        for (int j = 0; j < kSub; ++j) {
-          V row[NV];
-          for (int v = 0; v < NV; ++v) row[v] = vload(&sums[r][16 * v + j * kVecLanes]);
-          if (row_active(s, b0 + r))
-            epilogue(p, b0 + r, j, row);
-          else
-            carry_row<kUnits>(s, p, b0 + r, j);
-        }
+      sums_finish<NV, kUnits>(s, p, b0, rows, &sums[0][0], epilogue);
     }
-  }
+  });
 }
 
 // Few rows (batch 1 to 3): kStepRows rows, K split in two chains where the ISA hides FMA
