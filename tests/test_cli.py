@@ -21,6 +21,7 @@ def test_info(capsys):
     info = fastrnn.cpu_info()
     assert f"fastrnn        {fastrnn.__version__}" in out
     assert f"isa in use     {info['isa']}" in out
+    assert f"kernel tiles   GEMM {info['tiles']['gemm']}, step {info['tiles']['step']}" in out
     assert ", ".join(info["available"]) in out
     caches, blocking = info["caches"], info["blocking"]
     assert f"from {caches['source']}" in out and "FASTRNN_CACHE_L1D" in out

@@ -77,6 +77,11 @@ def cmd_info(args) -> int:
     print(f"isa in use     {info['isa']}   (FASTRNN_ISA=scalar|avx2|avx512 to force a lower one)")
     print(f"isa available  {', '.join(info['available'])}")
     print(f"cpu features   {features}")
+    t = info["tiles"]
+    print(
+        f"kernel tiles   GEMM {t['gemm']}, step {t['step']} (batch 1: {t['step_batch1']}), "
+        f"rows x floats; {t['vector_floats']} floats per register"
+    )
     print(
         f"threads        {info['num_threads']} (fastrnn.set_num_threads), hardware {info['hardware_threads']}"
     )
