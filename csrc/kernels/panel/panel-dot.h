@@ -57,6 +57,11 @@ FASTRNN_INLINE void panel_dot(const float* w, int K, const float* a, ptrdiff_t l
 #pragma GCC unroll 16
       for (int c = 0; c < C; ++c) acc[r][c] = vadd(acc[r][c], odd[r][c]);
   } else {
+    // kDotUnroll k per loop iteration (the ISA's choice; the same FMAs in the same order).
+    for (; k + kDotUnroll <= K; k += kDotUnroll) {
+#pragma GCC unroll 8
+      for (int u = 0; u < kDotUnroll; ++u) panel_dot_k<kRow, C, R>(w, a, lda, k + u, acc);
+    }
     for (; k < K; ++k) panel_dot_k<kRow, C, R>(w, a, lda, k, acc);
   }
 }

@@ -14,6 +14,7 @@ struct VMask {
 constexpr int kVecLanes = 16;
 constexpr int kGemmRows = 4;
 constexpr int kGemmGates = 4;
+constexpr int kDotUnroll = 1;
 constexpr int kGemmDepth = 1 << 30;
 constexpr int kStepAccumulators = 16;  // whole panels: 4 rows × 4 gates
 constexpr int kStepRows = 1;
