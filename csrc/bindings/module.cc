@@ -418,7 +418,7 @@ PYBIND11_MODULE(_core, m) {
     }
   });
   m.def("cpu_features", [] {
-    const fastrnn::CpuFeatures f = fastrnn::cpu_features_detect();
+    const fastrnn::CpuFeatures& f = fastrnn::cpu_features();
     py::dict d;
     d["avx2"] = f.avx2;
     d["avx512"] = f.avx512;

@@ -22,21 +22,21 @@ const Entry kEntries[] = {
 #endif
 };
 
-const CpuFeatures& features() {
-  static const CpuFeatures f = cpu_features_detect();
-  return f;
-}
-
 const KernelTable* best() {
   const KernelTable* t = &kKernelsScalar;
   for (const Entry& e : kEntries)
-    if (e.supported(features())) t = e.table;
+    if (e.supported(cpu_features())) t = e.table;
   return t;
 }
 
 std::atomic<const KernelTable*> g_table{nullptr};
 
 }  // namespace
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures f = cpu_features_detect();
+  return f;
+}
 
 const KernelTable& kernels() {
   const KernelTable* t = g_table.load(std::memory_order_acquire);
@@ -50,7 +50,7 @@ const KernelTable& kernels() {
 std::vector<std::string> kernels_available() {
   std::vector<std::string> out;
   for (const Entry& e : kEntries)
-    if (e.supported(features())) out.push_back(e.name);
+    if (e.supported(cpu_features())) out.push_back(e.name);
   return out;
 }
 
@@ -64,7 +64,7 @@ std::string kernels_select(const std::string& name) {
     throw std::invalid_argument("FASTRNN_ISA must be one of scalar, avx2, avx512, auto; got '" +
                                 name + "'");
   for (const Entry& e : kEntries) {
-    if (name == e.name && e.supported(features())) {
+    if (name == e.name && e.supported(cpu_features())) {
       g_table.store(e.table, std::memory_order_release);
       return {};
     }

@@ -98,9 +98,9 @@ struct KernelTiles {
 // The tiles of the including ISA, from its vec-*.h constants (after the kernel headers).
 #define FASTRNN_KERNEL_TILES                                                            \
   constexpr KernelTiles kTiles {                                                        \
-    kVecLanes, kGemmRows, (kGemmGates < 4 ? kGemmGates : 4) * 16,                       \
-        step_gates<4, 1, kStepSplitK>() * 16, step_rows_many<4>(),                      \
-        (kStepSumRows > 0 ? kGemmGates : step_gates<4, step_rows_many<4>(), 1>()) * 16, \
+    kVecLanes, kGemmRows, gemm_gates<4>() * 16, step_gates<4, 1, kStepSplitK>() * 16,   \
+        step_rows_many<4>(),                                                            \
+        (kStepSumRows > 0 ? gemm_gates<4>() : step_gates<4, step_rows_many<4>(), 1>()) * 16, \
         kStepSplitK                                                                     \
   }
 

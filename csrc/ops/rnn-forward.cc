@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "core/threads.h"
-#include "cpu/cpu-features.h"
 #include "cpu/kernel-select.h"
 #include "ops/blocking.h"
 
@@ -584,10 +583,10 @@ class Forward {
 std::atomic<int> g_ahead_override{-1};
 
 bool ahead_on_this_cpu() {
-  static const bool half_width = cpu_features_detect().avx512_half_width;
   const int mode = g_ahead_override.load(std::memory_order_relaxed);
   if (kernels().ahead_rows == 0 || mode == 0) return false;
-  return mode == 1 || std::strcmp(kernels().isa, "avx512") != 0 || half_width;
+  return mode == 1 || std::strcmp(kernels().isa, "avx512") != 0 ||
+         cpu_features().avx512_half_width;
 }
 
 bool layer_projects_ahead(const RnnModel& m, int layer, int64_t B, int threads,

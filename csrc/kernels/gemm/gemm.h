@@ -11,8 +11,6 @@
 // Accuracy: fp32 FMA dot products in k order (see panel-dot.h).
 // Included inside an ISA's anonymous namespace (no includes here).
 
-// sums[r][j] += Σ_k a[r][k] · panel[k][j] for j < NV·16, rows [0, rows); panel: one packed
-// panel (K, NV, 16); sums: (rows, ≥ NV·16), stride ld_sums, holding the start values.
 // Packed vectors per GEMM tile: the largest divisor of NV up to the ISA's kGemmGates.
 template <int NV>
 constexpr int gemm_gates() {
@@ -21,6 +19,8 @@ constexpr int gemm_gates() {
   return 1;
 }
 
+// sums[r][j] += Σ_k a[r][k] · panel[k][j] for j < NV·16, rows [0, rows); panel: one packed
+// panel (K, NV, 16); sums: (rows, ≥ NV·16), stride ld_sums, holding the start values.
 template <int NV>
 FASTRNN_INLINE void panel_accumulate(const float* panel, int K, const float* a, ptrdiff_t lda,
                                      int rows, float* sums, ptrdiff_t ld_sums) {
