@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/thread-pool.h"
 #include "core/threads.h"
 #include "cpu/cpu-caches.h"
 #include "cpu/cpu-features.h"
@@ -85,11 +86,7 @@ constexpr int64_t kMaxPackedFloats = int64_t{1} << 35;
 // space of x86-64 (and arm64) with 4-level page tables. A larger buffer can never be
 // mapped, so asking for one is a size error, not an out-of-memory condition.
 constexpr int64_t kMaxArrayFloats = int64_t{1} << 45;
-// Threads of one call. Each OpenMP thread reserves a stack, and when the system refuses a
-// thread libgomp takes the process down: set_num_threads(10**6) and a batch of 2·10^6 rows
-// asked for 125,000 threads and crashed (segfault, 2-core VM). 1024 is beyond today's largest
-// servers (2 sockets × 192 cores × 2 SMT = 768); a machine with more may use them all.
-int max_threads() { return std::max(1024, fastrnn::threads_hardware()); }
+int max_threads() { return fastrnn::threads_max(); }
 
 // A Python int in [lo, hi], else a ValueError naming it (also beyond 64 bits).
 int64_t int_in_range(const py::int_& value, const char* name, int64_t lo, int64_t hi) {
@@ -381,6 +378,36 @@ PYBIND11_MODULE(_core, m) {
   });
   m.def("get_num_threads", &fastrnn::threads_get);
   m.def("hardware_threads", &fastrnn::threads_hardware);
+  m.def("threads_policy", [] {
+    const fastrnn::ThreadsPolicy p = fastrnn::threads_policy();
+    py::dict d;
+    d["budget"] = p.budget;
+    d["source"] = p.source;
+    d["affinity_cpus"] = p.affinity_cpus;
+    d["cgroup_cpus"] = p.cgroup_cpus > 0 ? py::object(py::float_(p.cgroup_cpus)) : py::none();
+    d["cpus"] = p.cpus;
+    d["ignored"] = p.ignored;
+    return d;
+  });
+  // Private, for tests: the quota read from fake /proc/self files.
+  m.def("cgroup_cpu_quota", [](const std::string& proc_self) {
+    const double q = fastrnn::cgroup_cpu_quota(proc_self);
+    return q > 0 ? py::object(py::float_(q)) : py::none();
+  });
+  m.def("thread_pool", [] {
+    const fastrnn::ThreadPoolState s = fastrnn::thread_pool_state();
+    py::dict d;
+    d["cores"] = s.cores;
+    d["free"] = s.free;
+    d["budget"] = s.budget;
+    d["team_free"] = s.team_free;
+    d["callers"] = s.callers;
+    d["queued"] = s.queued;
+    d["runners"] = s.runners;
+    d["workers"] = s.workers;
+    d["queued_calls"] = s.queued_calls;
+    return d;
+  });
   m.def("threads_guard", [] {
     const fastrnn::ThreadsGuardState g = fastrnn::threads_guard_state();
     py::dict d;
@@ -460,4 +487,19 @@ PYBIND11_MODULE(_core, m) {
   });
   m.def("sigmoid", [](const FloatArray& x) { return map_activation(x, true); });
   m.def("tanh", [](const FloatArray& x) { return map_activation(x, false); });
+}
+
+// For threadpoolctl (fastrnn/_threadpoolctl.py): it finds this library among the loaded ones
+// and calls these through ctypes, so they are plain C with default visibility (pybind11
+// builds everything else hidden).
+extern "C" {
+__attribute__((visibility("default"))) int fastrnn_get_num_threads() {
+  return fastrnn::threads_get();
+}
+__attribute__((visibility("default"))) void fastrnn_set_num_threads(int n) {
+  fastrnn::threads_set(std::clamp(n, 1, fastrnn::threads_max()));
+}
+__attribute__((visibility("default"))) const char* fastrnn_get_version() {
+  return FASTRNN_VERSION;
+}
 }

@@ -1,14 +1,47 @@
-// Threads: the process-wide thread count and the spinning barrier that ends every time step.
+// Threads: the process-wide thread budget and where it comes from, the oversubscription
+// guard, and the spinning barrier that ends every time step. The pool that gives each call its
+// team from the budget is core/thread-pool.h.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 
 namespace fastrnn {
 
-int threads_get();         // threads a call may use (>= 1)
-void threads_set(int n);   // n >= 1; takes effect for calls that start afterwards
-int threads_hardware();    // threads the machine offers to this process
+// The thread budget: how many threads may compute at once, over all calls of the process
+// (a call alone may use them all; concurrent calls share them, see core/thread-pool.h). The
+// first of:
+//   1. threads_set(n) (fastrnn.set_num_threads, threadpoolctl's limits);
+//   2. FASTRNN_NUM_THREADS;
+//   3. OMP_NUM_THREADS (its first entry: "4,2" is 4), which Ray, Dask and Spark set per worker;
+//   4. the CPUs this process may use: its affinity mask (taskset, cpusets), capped by the CPU
+//      quota of its cgroup (v1 cpu.cfs_quota_us / cpu.cfs_period_us, v2 cpu.max, the smallest
+//      on the path up to the hierarchy's root; a quota of 1.5 CPUs counts as 2).
+// The environment is read once, at the first use. A value that is not a whole number in
+// [1, threads_max()] is skipped, and the policy says so (ThreadsPolicy::ignored).
+struct ThreadsPolicy {
+  int budget = 1;
+  std::string source;   // "set_num_threads", "FASTRNN_NUM_THREADS", "OMP_NUM_THREADS",
+                        // "affinity" or "cgroup" (the last two: the CPU count, and which capped it)
+  int affinity_cpus = 1;     // CPUs in the affinity mask
+  double cgroup_cpus = 0;    // the cgroup CPU quota in CPUs; 0: none found
+  int cpus = 1;              // the CPUs this process may use: affinity capped by the quota
+  std::string ignored;       // environment values skipped, and why ("" if none)
+};
+ThreadsPolicy threads_policy();
+
+int threads_get();         // the thread budget (>= 1)
+void threads_set(int n);   // 1 <= n <= threads_max(); calls already running keep their teams
+int threads_hardware();    // the CPUs this process may use (ThreadsPolicy::cpus)
+// The largest budget: every thread reserves a stack, and a thread the system refuses would
+// cost the call its helpers. 1024 is beyond today's largest servers (2 sockets × 192 cores ×
+// 2 SMT = 768); a machine with more may use them all.
+int threads_max();
+
+// The CPU quota of this process's cgroup, in CPUs (0: none), read from proc_self's "cgroup"
+// and "mountinfo" files (normally /proc/self; tests point it at fakes).
+double cgroup_cpu_quota(const std::string& proc_self);
 
 // Oversubscription guard. A time step ends in a barrier, so when the machine has more
 // runnable threads than cores and one of a call's threads is descheduled, the others wait

@@ -1,6 +1,5 @@
 #include "ops/rnn-forward.h"
 
-#include <omp.h>
 
 #include <algorithm>
 #include <atomic>
@@ -9,6 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "core/thread-pool.h"
 #include "core/threads.h"
 #include "cpu/kernel-select.h"
 #include "ops/blocking.h"
@@ -620,29 +620,32 @@ void rnn_forward(const RnnModel& model, const ForwardArgs& args) {
   if (args.T <= 0 || args.B <= 0) return;
   ThreadPlan plan = thread_plan(model, args.B, args.T, args.num_threads);
   if (plan.nt > 1 && threads_backing_off()) plan = ThreadPlan{};
-  const int nt = plan.nt;
-  Forward f(model, args, plan);
-  if (nt == 1) {
-    SpinBarrier none(1);
-    f.run(0, 1, none);
-    return;
-  }
-  SpinBarrier barrier(nt);
-  const int64_t start_ns = threads_now_ns();
-#pragma omp parallel num_threads(nt)
-  {
-    // A nested or limited runtime may give fewer threads: then one thread does it all.
-    if (omp_get_num_threads() == nt) {
-      f.run(omp_get_thread_num(), nt, barrier);
-    } else if (omp_get_thread_num() == 0) {
+  // The threads come from the process-wide pool: fewer than planned when other calls hold
+  // cores, and a call that finds every core busy runs later on a pool thread (see
+  // core/thread-pool.h). Then plan again for what there is (a stack that ran as a wavefront
+  // at 2 threads runs layer by layer at 1).
+  auto call = [&](ThreadTeam& team) {
+    const ThreadPlan p =
+        team.size() < plan.nt ? thread_plan(model, args.B, args.T, team.size()) : plan;
+    const int nt = p.nt;
+    Forward f(model, args, p);
+    if (nt == 1) {
       SpinBarrier none(1);
       f.run(0, 1, none);
+      return;
     }
-  }
-  // Contended: the threads spent more than half the call waiting out descheduled peers.
-  // (Uneven slices alone stay below that: a waiter waits at most as long as it worked.)
-  const int64_t end_ns = threads_now_ns();
-  threads_report(barrier.long_wait_ns() > (end_ns - start_ns) / 2, start_ns, end_ns);
+    SpinBarrier barrier(nt);
+    const int64_t start_ns = threads_now_ns();
+    auto body = [&](int tid) {
+      if (tid < nt) f.run(tid, nt, barrier);
+    };
+    team.run(body);
+    // Contended: the threads spent more than half the call waiting out descheduled peers.
+    // (Uneven slices alone stay below that: a waiter waits at most as long as it worked.)
+    const int64_t end_ns = threads_now_ns();
+    threads_report(barrier.long_wait_ns() > (end_ns - start_ns) / 2, start_ns, end_ns);
+  };
+  thread_pool_call(plan.nt, call);
 }
 
 }  // namespace fastrnn

@@ -1,4 +1,4 @@
-// The layer × direction × time driver: one OpenMP parallel region per call.
+// The layer × direction × time driver: one thread team per call (core/thread-pool.h).
 #pragma once
 
 #include <cstdint>

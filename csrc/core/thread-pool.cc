@@ -1,0 +1,397 @@
+#include "core/thread-pool.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <new>
+#include <system_error>
+#include <thread>
+
+#include "core/threads.h"
+
+namespace fastrnn {
+namespace pool_detail {
+
+// One pool thread. Giving it work: write job and tid, then bump seq (see give).
+struct alignas(64) Worker {
+  std::atomic<uint32_t> seq{0};       // bumped once per job
+  std::atomic<bool> claimed{false};   // its next job is coming: spin whatever the tokens say
+  std::atomic<bool> sleeping{false};  // about to wait, or waiting, on cv
+  std::mutex mu;                      // with cv: the sleep once the idle spin ends
+  std::condition_variable cv;
+  Job* job = nullptr;
+  int tid = 0;
+  Worker* next = nullptr;  // the next in the idle stack or in a team (Pool::mu_ guards it)
+  Job runner;              // the job that makes this thread a runner (Pool::run_queue)
+};
+
+}  // namespace pool_detail
+
+namespace {
+using pool_detail::Job;
+using pool_detail::Worker;
+
+// How long a count of concurrent callers keeps limiting each one's team (Pool::call): long
+// beside a time step (10 us - 1 ms), short beside a change of load (a second caller gone, the
+// first gets both threads back within 10 ms). Counting only the callers inside at the
+// instant, two callers that each spend a few us in Python between steps each found the other
+// outside and took both threads; they then took turns at 2 threads (p50 100 us, p99 1 ms)
+// instead of stepping side by side at one each (p50 86 us, p99 166 us; 2-layer LSTM H = 256,
+// Sapphire Rapids-class Xeon).
+constexpr int64_t kPeakWindowNs = 10'000'000;
+
+// A call queued for a runner; lives on its caller's stack until done.
+struct Task {
+  void (*fn)(void*, ThreadTeam&) = nullptr;
+  void* ctx = nullptr;
+  std::condition_variable cv;  // with Pool::mu_
+  bool done = false;
+  std::exception_ptr error;
+};
+
+void give(Worker* w, Job* job, int tid);
+void worker_main(struct Pool* pool, Worker* w);
+
+struct Pool {
+  Pool(int cores, int budget)
+      : cores_(cores), free_(cores), budget_(budget), team_free_(budget), free_hint_(cores) {}
+
+  void call(int want, void (*fn)(void*, ThreadTeam&), void* ctx);
+  void run_queue();  // a runner's life (on a pool thread holding a core token)
+  void set_budget(int n);
+  ThreadPoolState state();
+  int free_hint() const { return free_hint_.load(std::memory_order_seq_cst); }
+
+  std::mutex mu_;  // guards everything below; pthread_atfork holds it across fork()
+
+  void idle_push_locked(Worker* w) {
+    w->next = idle_;
+    idle_ = w;
+  }
+
+ private:
+  // Up to n idle workers, claimed, linked through next (the most recently idle first: the
+  // likeliest to be still spinning). Returns how many; the rest must be started unlocked.
+  int claim_idle_locked(int n, Worker*& team);
+  Worker* start_worker();  // a new thread, claimed; nullptr if the system refused one
+  // Gives free core tokens to new runners while calls are queued. (A runner already spinning
+  // may take a queued call first; then a new one finds nothing and gives its token back
+  // after its idle spin.)
+  void feed_queue_locked();
+  void publish_locked() { free_hint_.store(free_, std::memory_order_seq_cst); }
+
+  int cores_;      // core tokens: threads that may compute at once, callers included
+  int free_;       // core tokens no thread holds
+  int budget_;     // team tokens: threads that may be in multi-thread teams at once
+  int team_free_;  // team tokens no team holds
+  int callers_ = 0;
+  int runners_ = 0;
+  std::atomic<int> workers_{0};
+  int64_t queued_calls_ = 0;
+  int peak_callers_ = 0;  // the most callers inside at once, until peak_until_ns_
+  int64_t peak_until_ns_ = 0;
+  Worker* idle_ = nullptr;   // a stack
+  std::deque<Task*> queue_;  // calls waiting for a runner, oldest first
+  std::atomic<int> free_hint_;   // free_, for idle helpers to read without the lock
+  std::atomic<int> queued_hint_{0};  // queue_.size(), for a spinning runner
+};
+
+void Pool::call(int want, void (*fn)(void*, ThreadTeam&), void* ctx) {
+  std::unique_lock<std::mutex> lock(mu_);
+  ++callers_;
+  const int64_t now = threads_now_ns();
+  if (callers_ >= peak_callers_ || now > peak_until_ns_) {
+    peak_callers_ = callers_;
+    peak_until_ns_ = now + kPeakWindowNs;
+  }
+  if (free_ <= 0 || !queue_.empty()) {  // every core busy (or others queued first): queue
+    Task task;
+    task.fn = fn;
+    task.ctx = ctx;
+    queue_.push_back(&task);
+    queued_hint_.store(static_cast<int>(queue_.size()), std::memory_order_release);
+    ++queued_calls_;
+    feed_queue_locked();
+    task.cv.wait(lock, [&] { return task.done; });
+    --callers_;
+    lock.unlock();
+    if (task.error) std::rethrow_exception(task.error);
+    return;
+  }
+  --free_;
+  // Helpers from what is free, up to the caller's fair share of the budget.
+  const int share = std::max(1, budget_ / peak_callers_);
+  int size = std::min({std::max(1, want), share, 1 + free_, team_free_});
+  if (size < 2) size = 1;
+  free_ -= size - 1;
+  if (size > 1) team_free_ -= size;
+  Worker* team = nullptr;
+  int helpers = claim_idle_locked(size - 1, team);
+  publish_locked();
+  lock.unlock();
+  for (int missing = size - 1 - helpers; missing > 0; --missing) {
+    Worker* w = start_worker();
+    if (w == nullptr) {  // no thread: the call runs on fewer
+      std::lock_guard<std::mutex> relock(mu_);
+      free_ += missing;
+      team_free_ += missing + (helpers == 0 ? 1 : 0);  // a team of one holds no team token
+      publish_locked();
+      break;
+    }
+    w->next = team;
+    team = w;
+    ++helpers;
+  }
+  std::exception_ptr error;
+  {
+    ThreadTeam t(team, helpers);
+    try {
+      fn(ctx, t);
+    } catch (...) {
+      error = std::current_exception();
+    }
+  }
+  lock.lock();
+  while (team != nullptr) {
+    Worker* next = team->next;
+    team->next = idle_;
+    idle_ = team;
+    team = next;
+  }
+  free_ += 1 + helpers;
+  if (helpers > 0) team_free_ += 1 + helpers;
+  feed_queue_locked();
+  --callers_;
+  publish_locked();
+  lock.unlock();
+  if (error) std::rethrow_exception(error);
+}
+
+void Pool::feed_queue_locked() {
+  for (size_t n = queue_.size(); n > 0 && free_ > 0; --n) {
+    Worker* w = nullptr;
+    // Starting a thread under the lock is rare: once per runner the process ever needs.
+    if (claim_idle_locked(1, w) == 0 && (w = start_worker()) == nullptr) return;
+    --free_;
+    ++runners_;
+    give(w, &w->runner, 0);
+  }
+  publish_locked();
+}
+
+void Pool::run_queue() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    if (!queue_.empty()) {
+      Task* task = queue_.front();
+      queue_.pop_front();
+      queued_hint_.store(static_cast<int>(queue_.size()), std::memory_order_release);
+      lock.unlock();
+      {
+        ThreadTeam alone(nullptr, 0);
+        try {
+          task->fn(task->ctx, alone);
+        } catch (...) {
+          task->error = std::current_exception();
+        }
+      }
+      lock.lock();
+      task->done = true;
+      task->cv.notify_one();  // under mu_: the caller cannot return (and free task) before
+      lock.unlock();
+      std::this_thread::yield();
+      lock.lock();
+      continue;
+    }
+    // Nothing queued: wait a while for the next call (its caller will queue it, as this
+    // runner holds a core), then give the core token back.
+    lock.unlock();
+    const int64_t t0 = threads_now_ns();
+    for (unsigned spins = 1; queued_hint_.load(std::memory_order_acquire) == 0; ++spins) {
+      if (spins % 64 == 0 && threads_now_ns() - t0 > kIdleSpinNs) break;
+      cpu_relax();
+    }
+    lock.lock();
+    if (queue_.empty()) {
+      --runners_;
+      ++free_;
+      publish_locked();
+      return;
+    }
+  }
+}
+
+int Pool::claim_idle_locked(int n, Worker*& team) {
+  int got = 0;
+  while (got < n && idle_ != nullptr) {
+    Worker* w = idle_;
+    idle_ = w->next;
+    w->claimed.store(true, std::memory_order_seq_cst);  // before free_hint_: see worker_main
+    w->next = team;
+    team = w;
+    ++got;
+  }
+  return got;
+}
+
+void Pool::set_budget(int n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  team_free_ += n - budget_;  // may go below 0 until the teams running return their tokens
+  budget_ = n;
+}
+
+ThreadPoolState Pool::state() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {cores_,   free_,    budget_,  team_free_, callers_, static_cast<int>(queue_.size()),
+          runners_, workers_.load(), queued_calls_};
+}
+
+Worker* Pool::start_worker() {
+  Worker* w = new (std::nothrow) Worker;
+  if (w == nullptr) return nullptr;
+  w->claimed.store(true, std::memory_order_relaxed);
+  w->runner.fn = [](void* pool, int) { static_cast<Pool*>(pool)->run_queue(); };
+  w->runner.ctx = this;
+  try {
+    std::thread(worker_main, this, w).detach();
+  } catch (const std::system_error&) {
+    delete w;
+    return nullptr;
+  }
+  workers_.fetch_add(1, std::memory_order_relaxed);
+  return w;
+}
+
+// A pool thread's life: wait for a job (spinning while it may, then asleep), run it, and
+// when it was a runner's, go back on the idle stack. The thread never ends: the pool lives
+// as long as the process (after a fork the child has a new pool, without these threads).
+void worker_main(Pool* pool, Worker* w) {
+  uint32_t seen = 0;
+  for (;;) {
+    const int64_t t0 = threads_now_ns();
+    for (unsigned spins = 1; w->seq.load(std::memory_order_acquire) == seen; ++spins) {
+      // Read free_hint before claimed: a caller claims this worker before it publishes the
+      // smaller free_hint, so a 0 that comes from that caller is seen with claimed set.
+      const bool cores_busy = pool->free_hint() <= 0;
+      const bool claimed = w->claimed.load(std::memory_order_seq_cst);
+      const bool spun_out = spins % 64 == 0 && threads_now_ns() - t0 > kIdleSpinNs;
+      if (!claimed && (cores_busy || spun_out)) {
+        // Sleep. sleeping is set before the last look at seq, and give bumps seq before it
+        // looks at sleeping (both seq_cst), so one sees the other: no wake-up is lost.
+        std::unique_lock<std::mutex> lock(w->mu);
+        w->sleeping.store(true, std::memory_order_seq_cst);
+        while (w->seq.load(std::memory_order_seq_cst) == seen) w->cv.wait(lock);
+        w->sleeping.store(false, std::memory_order_relaxed);
+        break;
+      }
+      cpu_relax();
+    }
+    seen = w->seq.load(std::memory_order_acquire);
+    Job* job = w->job;
+    const int tid = w->tid;
+    w->claimed.store(false, std::memory_order_relaxed);
+    if (job == &w->runner) {
+      pool->run_queue();
+      std::lock_guard<std::mutex> lock(pool->mu_);
+      pool->idle_push_locked(w);  // run_queue has given its core token back
+      continue;
+    }
+    try {
+      job->fn(job->ctx, tid);
+    } catch (...) {
+      if (!job->failed.exchange(true)) job->error = std::current_exception();
+    }
+    job->pending.fetch_sub(1, std::memory_order_acq_rel);  // the last use of job
+  }
+}
+
+void give(Worker* w, Job* job, int tid) {
+  w->job = job;
+  w->tid = tid;
+  w->seq.fetch_add(1, std::memory_order_seq_cst);
+  if (w->sleeping.load(std::memory_order_seq_cst)) {
+    { std::lock_guard<std::mutex> lock(w->mu); }  // it is in cv.wait, or will see seq
+    w->cv.notify_one();
+  }
+}
+
+// The pool, created at the first call; never destroyed (its threads may still be asleep on it
+// when the process exits). pthread_atfork holds its lock across fork(), so the child never
+// inherits it mid-update, and gives the child a new, empty pool.
+std::atomic<Pool*> g_pool{nullptr};
+std::mutex g_pool_create;
+
+void fork_prepare() {
+  g_pool_create.lock();
+  if (Pool* p = g_pool.load()) p->mu_.lock();
+}
+void fork_parent() {
+  if (Pool* p = g_pool.load()) p->mu_.unlock();
+  g_pool_create.unlock();
+}
+void fork_child() {
+  // The parent's pool stays locked and leaked: its threads are not in this process.
+  if (g_pool.load() != nullptr) g_pool.store(new Pool(threads_hardware(), threads_get()));
+  g_pool_create.unlock();
+}
+
+Pool& pool() {
+  Pool* p = g_pool.load(std::memory_order_acquire);
+  if (p != nullptr) return *p;
+  std::lock_guard<std::mutex> lock(g_pool_create);
+  if ((p = g_pool.load()) == nullptr) {
+    static const int registered = pthread_atfork(fork_prepare, fork_parent, fork_child);
+    (void)registered;
+    p = new Pool(threads_hardware(), threads_get());
+    g_pool.store(p, std::memory_order_release);
+  }
+  return *p;
+}
+
+}  // namespace
+
+void ThreadTeam::run_erased(void (*fn)(void*, int), void* ctx) {
+  if (helpers_ == 0) {
+    fn(ctx, 0);
+    return;
+  }
+  Job job;
+  job.fn = fn;
+  job.ctx = ctx;
+  job.pending.store(helpers_, std::memory_order_relaxed);
+  int tid = 1;
+  for (Worker* w = first_; w != nullptr; w = w->next) give(w, &job, tid++);
+  std::exception_ptr error;
+  try {
+    fn(ctx, 0);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  // The helpers finish with this thread (the call's last barrier), unless descheduled; job
+  // lives on this stack, so wait for them even when this thread's part threw.
+  for (int spins = 0; job.pending.load(std::memory_order_acquire) > 0; ++spins) {
+    if (spins < (1 << 14)) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+  if (job.failed.load()) std::rethrow_exception(job.error);
+}
+
+void thread_pool_call_erased(int want, void (*fn)(void*, ThreadTeam&), void* ctx) {
+  pool().call(want, fn, ctx);
+}
+
+ThreadPoolState thread_pool_state() { return pool().state(); }
+
+void thread_pool_budget(int n) {
+  std::lock_guard<std::mutex> lock(g_pool_create);  // not lost to a pool being created
+  if (Pool* p = g_pool.load()) p->set_budget(n);
+}
+
+}  // namespace fastrnn

@@ -1,0 +1,115 @@
+// The thread pool every call's threads come from, and the process-wide counts of cores and
+// threads it shares out.
+//
+// Two counts of tokens, process-wide:
+// - core tokens, one per CPU this process may use (threads_hardware()): every thread that
+//   computes holds one, so however many Python threads call at once, no more threads compute
+//   than there are cores (8 callers time-sliced on 2 cores stalled their steps for whole time
+//   slices: p50 102 us, p99 8.3 ms);
+// - team tokens, the thread budget (threads_get()): every thread of a multi-thread team holds
+//   one, so the threads that spin at a team's barriers never exceed the budget.
+//
+// A call whose caller finds a core token free computes on the caller's thread, with helper
+// threads from the pool if the budget allows: a call alone gets up to the whole budget;
+// concurrent calls get their fair share (budget ÷ the most callers inside at once over the
+// last 10 ms, at least 1), so two callers on a budget of 2 each compute on one thread side by
+// side rather than taking turns at two. A one-thread call needs no team token: with
+// set_num_threads(1) every caller computes on its own thread, up to one per core.
+//
+// A caller that finds every core busy queues its call and sleeps; pool threads holding core
+// tokens (runners) take queued calls first come first served, one thread each, and wake each
+// caller when its call is done. A caller that finishes its own call while others are queued
+// passes its core token to a runner instead of returning it, so the cores never idle while
+// calls wait. (Handing the token to the next caller instead, FIFO, left a core idle for each
+// wake-up of a sleeping thread, ~100 us in a 2-vCPU VM: 8 callers ran 10,100 steps/s where 2
+// ran 19,900. Sapphire Rapids-class Xeon, service benchmark.)
+//
+// Results do not depend on the team size or on the thread a call runs on, so only the speed
+// changes.
+//
+// Why not OpenMP (it launched one team per call until 2026-12): libgomp keeps a team per
+// calling thread, so N Python threads made N teams that spun against each other (2 callers ×
+// 2 threads on 2 cores: 2,640 steps/s against 13,300 for one caller); its count ignores any
+// budget shared by calls; a wheel repaired by auditwheel carries its own renamed libgomp,
+// which spins beside torch's in one process; and libgomp cannot run a parallel region in a
+// child forked after one ran in the parent.
+//
+// Idle pool threads spin for up to kIdleSpinNs after their work (a back-to-back call then
+// finds them awake: waking a sleeping thread costs 5-100 us, more than a whole time step), but
+// an idle helper only while a core token is free, so it never takes a core a caller holds;
+// then they sleep. After fork() the child starts with an empty pool (the parent's threads do
+// not exist there) and all its tokens.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+
+namespace fastrnn {
+
+namespace pool_detail {
+struct Job {
+  void (*fn)(void* ctx, int tid) = nullptr;
+  void* ctx = nullptr;
+  std::atomic<int> pending{0};      // helpers still running
+  std::atomic<bool> failed{false};  // a helper threw; its exception is in error
+  std::exception_ptr error;
+};
+struct Worker;
+}  // namespace pool_detail
+
+// The threads one call computes on: the thread running the call (tid 0) and its helpers.
+class ThreadTeam {
+ public:
+  ThreadTeam(pool_detail::Worker* helpers, int count) : first_(helpers), helpers_(count) {}
+  ThreadTeam(const ThreadTeam&) = delete;
+  ThreadTeam& operator=(const ThreadTeam&) = delete;
+
+  int size() const { return 1 + helpers_; }
+
+  // Runs body(tid) for tid in [0, size()): this thread runs tid 0, each helper one more, and
+  // returns once all have returned (rethrowing an exception from any). body must not throw
+  // past a barrier its team mates wait at.
+  template <class F>
+  void run(F& body) {
+    run_erased([](void* ctx, int tid) { (*static_cast<F*>(ctx))(tid); }, &body);
+  }
+
+ private:
+  void run_erased(void (*fn)(void*, int), void* ctx);
+  pool_detail::Worker* first_;  // the helpers, linked through Worker::next
+  int helpers_;
+};
+
+// Runs call(team) once, with team.size() in [1, max(1, want)]: on the calling thread with a
+// team from the budget when a core token is free; otherwise queued, on a pool thread with a
+// team of one, while the caller sleeps. Returns when call has returned, rethrowing what it
+// threw.
+void thread_pool_call_erased(int want, void (*fn)(void*, ThreadTeam&), void* ctx);
+template <class F>
+void thread_pool_call(int want, F& call) {
+  thread_pool_call_erased(want, [](void* ctx, ThreadTeam& t) { (*static_cast<F*>(ctx))(t); },
+                          &call);
+}
+
+// For tests and cpu_info(): the pool's state now.
+struct ThreadPoolState {
+  int cores;      // core tokens in all: the CPUs this process may use
+  int free;       // core tokens no thread holds
+  int budget;     // team tokens in all: the thread budget
+  int team_free;  // team tokens no team holds
+  int callers;    // threads inside a call (computing, or waiting for their queued call)
+  int queued;     // calls queued, not yet taken by a runner
+  int runners;    // pool threads running queued calls (each holds a core token)
+  int workers;    // pool threads started (idle or busy)
+  int64_t queued_calls;  // calls that were queued, since the start (or the fork)
+};
+ThreadPoolState thread_pool_state();
+
+// Sets the budget (threads_set calls it); calls already running keep their teams.
+void thread_pool_budget(int n);
+
+// Nanoseconds an idle pool thread spins for its next work before it sleeps.
+constexpr int64_t kIdleSpinNs = 300'000;
+
+}  // namespace fastrnn
