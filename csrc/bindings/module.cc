@@ -406,6 +406,7 @@ PYBIND11_MODULE(_core, m) {
     d["runners"] = s.runners;
     d["workers"] = s.workers;
     d["queued_calls"] = s.queued_calls;
+    d["sleeps"] = s.sleeps;
     return d;
   });
   m.def("threads_guard", [] {

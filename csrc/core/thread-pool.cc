@@ -43,6 +43,11 @@ using pool_detail::Worker;
 // Sapphire Rapids-class Xeon).
 constexpr int64_t kPeakWindowNs = 10'000'000;
 
+// How long a runner with nothing queued keeps its core token waiting for the next queued call:
+// calls queue while others run (every ~10 us - 1 ms); once they stop, the core goes back to
+// the pool soon, for a caller alone to take with a full team.
+constexpr int64_t kRunnerSpinNs = 300'000;
+
 // A call queued for a runner; lives on its caller's stack until done.
 struct Task {
   void (*fn)(void*, ThreadTeam&) = nullptr;
@@ -64,6 +69,10 @@ struct Pool {
   void set_budget(int n);
   ThreadPoolState state();
   int free_hint() const { return free_hint_.load(std::memory_order_seq_cst); }
+  // Bumped at each update of free_hint: a helper's team has returned its tokens once it moved.
+  uint64_t releases() const { return releases_.load(std::memory_order_seq_cst); }
+
+  std::atomic<int64_t> sleeps_{0};  // pool threads that went to sleep, since the start
 
   std::mutex mu_;  // guards everything below; pthread_atfork holds it across fork()
 
@@ -81,7 +90,10 @@ struct Pool {
   // may take a queued call first; then a new one finds nothing and gives its token back
   // after its idle spin.)
   void feed_queue_locked();
-  void publish_locked() { free_hint_.store(free_, std::memory_order_seq_cst); }
+  void publish_locked() {
+    free_hint_.store(free_, std::memory_order_seq_cst);
+    releases_.fetch_add(1, std::memory_order_seq_cst);
+  }
 
   int cores_;      // core tokens: threads that may compute at once, callers included
   int free_;       // core tokens no thread holds
@@ -97,6 +109,7 @@ struct Pool {
   std::deque<Task*> queue_;  // calls waiting for a runner, oldest first
   std::atomic<int> free_hint_;   // free_, for idle helpers to read without the lock
   std::atomic<int> queued_hint_{0};  // queue_.size(), for a spinning runner
+  std::atomic<uint64_t> releases_{0};
 };
 
 void Pool::call(int want, void (*fn)(void*, ThreadTeam&), void* ctx) {
@@ -211,7 +224,7 @@ void Pool::run_queue() {
     lock.unlock();
     const int64_t t0 = threads_now_ns();
     for (unsigned spins = 1; queued_hint_.load(std::memory_order_acquire) == 0; ++spins) {
-      if (spins % 64 == 0 && threads_now_ns() - t0 > kIdleSpinNs) break;
+      if (spins % 64 == 0 && threads_now_ns() - t0 > kRunnerSpinNs) break;
       cpu_relax();
     }
     lock.lock();
@@ -246,7 +259,7 @@ void Pool::set_budget(int n) {
 ThreadPoolState Pool::state() {
   std::lock_guard<std::mutex> lock(mu_);
   return {cores_,   free_,    budget_,  team_free_, callers_, static_cast<int>(queue_.size()),
-          runners_, workers_.load(), queued_calls_};
+          runners_, workers_.load(), queued_calls_, sleeps_.load()};
 }
 
 Worker* Pool::start_worker() {
@@ -272,15 +285,23 @@ void worker_main(Pool* pool, Worker* w) {
   uint32_t seen = 0;
   for (;;) {
     const int64_t t0 = threads_now_ns();
+    // Until the team this helper just served has returned its tokens, free_hint still counts
+    // them as held (sleeping on that stale 0 cost a wake-up per call: stream steps at 2
+    // threads ran 2.6x slower).
+    const uint64_t releases0 = pool->releases();
     for (unsigned spins = 1; w->seq.load(std::memory_order_acquire) == seen; ++spins) {
-      // Read free_hint before claimed: a caller claims this worker before it publishes the
-      // smaller free_hint, so a 0 that comes from that caller is seen with claimed set.
-      const bool cores_busy = pool->free_hint() <= 0;
+      // Read in this order: releases, free_hint, claimed. A caller publishes free_hint
+      // before bumping releases, so a free_hint read after a release is no older than it; and
+      // it claims this worker before it publishes, so a 0 that comes from the caller about to
+      // give this worker a job is seen with claimed set.
+      const bool released = pool->releases() != releases0;
+      const bool cores_busy = released && pool->free_hint() <= 0;
       const bool claimed = w->claimed.load(std::memory_order_seq_cst);
       const bool spun_out = spins % 64 == 0 && threads_now_ns() - t0 > kIdleSpinNs;
       if (!claimed && (cores_busy || spun_out)) {
         // Sleep. sleeping is set before the last look at seq, and give bumps seq before it
         // looks at sleeping (both seq_cst), so one sees the other: no wake-up is lost.
+        pool->sleeps_.fetch_add(1, std::memory_order_relaxed);
         std::unique_lock<std::mutex> lock(w->mu);
         w->sleeping.store(true, std::memory_order_seq_cst);
         while (w->seq.load(std::memory_order_seq_cst) == seen) w->cv.wait(lock);
