@@ -8,7 +8,7 @@
 # The build goes to its own directory (FASTRNN_SANITIZE_BUILD, default build/sanitize) and
 # the package under test is a copy in a temporary directory: python/fastrnn/_core*.so and any
 # installed fastrnn are never touched. The sanitizer runtimes are preloaded into the Python
-# process (it is not instrumented itself); torch, numpy and libgomp run under them unchanged.
+# process (it is not instrumented itself); torch and numpy run under them unchanged.
 #
 # Needs: cmake, ninja, the compiler CMake finds, pybind11, and the test dependencies
 # (pip install ".[test]").
@@ -22,7 +22,8 @@ SANITIZE_TESTS=(
   tests/test_sizes_native.py    # absurd sizes straight into the core
   tests/test_stream.py          # step(): state arrays updated in place
   tests/test_io.py              # files and state dicts
-  tests/test_threads.py         # OpenMP teams of 2 threads: bit-identity
+  tests/test_threads.py         # teams of 2 threads from the pool: bit-identity
+  tests/test_threads_runtime.py # callers sharing the cores, queued calls, fork, torch beside
   tests/test_batch1_ahead.py    # batch 1: projection computed inside the steps, bit-identity
   tests/test_cpu_caches.py      # cache detection; tiny and huge caches give the same bits
   tests/test_row_blocks.py      # every row block tail: same bits for any batch from 4

@@ -57,7 +57,21 @@ struct Task {
   std::exception_ptr error;
 };
 
-void give(Worker* w, Job* job, int tid);
+// Another runtime's threads may want this core while a pool thread idles on it: torch's
+// OpenMP team, run between two fastrnn calls, lost a core to a helper spinning with pause
+// (2.5x slower, and fastrnn's next call as much, waiting on torch's spinning threads). So
+// after kPauseSpinNs an idle pool thread spins with sched_yield, which hands the core to any
+// thread ready to run on it and otherwise returns at once.
+constexpr int64_t kPauseSpinNs = 50'000;
+inline void idle_pause(int64_t t0, unsigned spins) {
+  if (spins < 256 || threads_now_ns() - t0 < kPauseSpinNs) {
+    cpu_relax();
+  } else {
+    std::this_thread::yield();
+  }
+}
+
+bool give(Worker* w, Job* job, int tid);
 void worker_main(struct Pool* pool, Worker* w);
 
 struct Pool {
@@ -308,7 +322,7 @@ void worker_main(Pool* pool, Worker* w) {
         w->sleeping.store(false, std::memory_order_relaxed);
         break;
       }
-      cpu_relax();
+      idle_pause(t0, spins);
     }
     seen = w->seq.load(std::memory_order_acquire);
     Job* job = w->job;
@@ -329,14 +343,15 @@ void worker_main(Pool* pool, Worker* w) {
   }
 }
 
-void give(Worker* w, Job* job, int tid) {
+// Returns whether w was asleep.
+bool give(Worker* w, Job* job, int tid) {
   w->job = job;
   w->tid = tid;
   w->seq.fetch_add(1, std::memory_order_seq_cst);
-  if (w->sleeping.load(std::memory_order_seq_cst)) {
-    { std::lock_guard<std::mutex> lock(w->mu); }  // it is in cv.wait, or will see seq
-    w->cv.notify_one();
-  }
+  if (!w->sleeping.load(std::memory_order_seq_cst)) return false;
+  { std::lock_guard<std::mutex> lock(w->mu); }  // it is in cv.wait, or will see seq
+  w->cv.notify_one();
+  return true;
 }
 
 // The pool, created at the first call; never destroyed (its threads may still be asleep on it
@@ -384,7 +399,7 @@ void ThreadTeam::run_erased(void (*fn)(void*, int), void* ctx) {
   job.ctx = ctx;
   job.pending.store(helpers_, std::memory_order_relaxed);
   int tid = 1;
-  for (Worker* w = first_; w != nullptr; w = w->next) give(w, &job, tid++);
+  for (Worker* w = first_; w != nullptr; w = w->next) woke_sleeping_ |= give(w, &job, tid++);
   std::exception_ptr error;
   try {
     fn(ctx, 0);

@@ -66,6 +66,8 @@ class ThreadTeam {
   ThreadTeam& operator=(const ThreadTeam&) = delete;
 
   int size() const { return 1 + helpers_; }
+  // Whether run() had to wake a sleeping helper (valid in body, from tid 0 on).
+  bool woke_sleeping() const { return woke_sleeping_; }
 
   // Runs body(tid) for tid in [0, size()): this thread runs tid 0, each helper one more, and
   // returns once all have returned (rethrowing an exception from any). body must not throw
@@ -79,6 +81,7 @@ class ThreadTeam {
   void run_erased(void (*fn)(void*, int), void* ctx);
   pool_detail::Worker* first_;  // the helpers, linked through Worker::next
   int helpers_;
+  bool woke_sleeping_ = false;
 };
 
 // Runs call(team) once, with team.size() in [1, max(1, want)]: on the calling thread with a

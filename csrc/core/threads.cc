@@ -264,7 +264,14 @@ int threads_max() {
 
 void SpinBarrier::long_wait(bool waiting_for, bool count) {
   const auto start = std::chrono::steady_clock::now();
-  while (sense_.load(std::memory_order_acquire) != waiting_for) std::this_thread::yield();
+  for (int spins = kSpinsBeforeTiming; sense_.load(std::memory_order_acquire) != waiting_for;
+       ++spins) {
+    if (spins < kSpinsBeforeYield) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
       std::chrono::steady_clock::now() - start).count();
   if (count) long_wait_ns_.fetch_add(ns, std::memory_order_relaxed);

@@ -91,7 +91,8 @@ class SpinBarrier {
  public:
   explicit SpinBarrier(int n) : n_(n) {}
   // count_long = false leaves this wait out of long_wait_ns (a call's first barrier, where
-  // a worker may still be waking up from an idle core: that is not contention).
+  // a worker may still be waking up from an idle core: that is not contention), unless
+  // count_every_wait(true) said the team's threads were all awake when the call began.
   void wait(bool& local_sense, bool count_long = true) {
     if (n_ == 1) return;
     local_sense = !local_sense;
@@ -100,28 +101,38 @@ class SpinBarrier {
       sense_.store(local_sense, std::memory_order_release);
       return;
     }
-    int spins = 0;
-    while (sense_.load(std::memory_order_acquire) != local_sense) {
-      if (++spins < kSpinsBeforeYield) {
-        cpu_relax();
-      } else {
-        long_wait(local_sense, count_long);
+    for (int spins = 0; sense_.load(std::memory_order_acquire) != local_sense; ++spins) {
+      if (spins == kSpinsBeforeTiming) {
+        long_wait(local_sense, count_long || count_every_.load(std::memory_order_relaxed));
         return;
       }
+      cpu_relax();
     }
   }
 
-  // Nanoseconds the threads spent waiting beyond the spinning phase (see long_wait).
+  // Every thread of the team was awake (spinning for work) when the call began, so a late
+  // one at the first barrier lacked a core: count that wait too. (torch's idle OpenMP
+  // threads spin for milliseconds after each torch call; a helper given a call on a core one
+  // of them holds joined late at the first barrier, 4.8x slower than alone, unseen.)
+  void count_every_wait(bool on) { count_every_.store(on, std::memory_order_relaxed); }
+
+  // Nanoseconds the threads spent in waits longer than kSpinsBeforeTiming spins.
   int64_t long_wait_ns() const { return long_wait_ns_.load(std::memory_order_relaxed); }
 
  private:
+  // A wait this long (15-55 us: pause takes 40-140 cycles) is no longer a peer finishing
+  // its share of a step (a few us at most) but a peer without a core: it is timed, for the
+  // oversubscription guard.
+  static constexpr int kSpinsBeforeTiming = 1 << 10;
   static constexpr int kSpinsBeforeYield = 1 << 14;
-  // Yields until sense_ == sense; with count, adds the time to long_wait_ns_.
+  // Waits until sense_ == sense, spinning up to kSpinsBeforeYield spins in all, then
+  // yielding; with count, adds the time to long_wait_ns_.
   void long_wait(bool sense, bool count);
   const int n_;
   alignas(64) std::atomic<int> count_{0};
   alignas(64) std::atomic<bool> sense_{false};
   std::atomic<int64_t> long_wait_ns_{0};
+  std::atomic<bool> count_every_{false};
 };
 
 }  // namespace fastrnn

@@ -637,6 +637,7 @@ void rnn_forward(const RnnModel& model, const ForwardArgs& args) {
     SpinBarrier barrier(nt);
     const int64_t start_ns = threads_now_ns();
     auto body = [&](int tid) {
+      if (tid == 0) barrier.count_every_wait(!team.woke_sleeping());
       if (tid < nt) f.run(tid, nt, barrier);
     };
     team.run(body);

@@ -13,15 +13,19 @@ from ._runtime import (
     get_num_threads,
     select_isa_from_env,
     set_num_threads,
+    threads_check_env,
 )
 from ._modules import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from ._torch import from_torch
 from ._io import load
 from ._stream import Stream
 from ._verify import VerifyReport, verify
+from ._threadpoolctl import threadpoolctl_register
 
 select_isa_from_env()
 caches_select_from_env()
+threads_check_env()
+threadpoolctl_register()
 
 __all__ = [
     "LSTM",

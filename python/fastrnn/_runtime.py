@@ -11,13 +11,30 @@ from ._checks import positive_int
 
 
 def set_num_threads(n: int) -> None:
-    """Threads one call may use (small layers use fewer). Safe to call at any time; calls
-    already running keep the count they started with."""
+    """Sets the thread budget: the threads one call may use (small layers use fewer), shared
+    by concurrent calls (see cpu_info()["threads"]). Process-wide, from any Python thread, at
+    any time; calls already running keep their threads. threadpoolctl's
+    ``threadpool_limits(n)`` sets it too."""
     _core.set_num_threads(positive_int(n, "n"))
 
 
 def get_num_threads() -> int:
+    """The thread budget: set_num_threads(n), else FASTRNN_NUM_THREADS, else OMP_NUM_THREADS,
+    else the CPUs this process may use (its affinity mask, capped by its cgroup's CPU quota)."""
     return _core.get_num_threads()
+
+
+def threads_check_env() -> None:
+    """Warns once, at import, about FASTRNN_NUM_THREADS / OMP_NUM_THREADS values that are not
+    thread counts (the budget then comes from the next source)."""
+    ignored = _core.threads_policy()["ignored"]
+    if ignored:
+        warnings.warn(
+            f"{ignored}; the thread budget is {_core.get_num_threads()} "
+            f"(from {_core.threads_policy()['source']})",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def cpu_info() -> dict:
@@ -29,6 +46,11 @@ def cpu_info() -> dict:
     when not known), l3_near (the L3 is a core complex's own, as on AMD Zen) and where the
     sizes came from ("sysfs", "cpuid", "sysconf", "default"; "env" for those set by
     FASTRNN_CACHE_L1D / _L2 / _L3; several joined by "+").
+    "threads": the thread budget and where it came from ("source": "set_num_threads",
+    "FASTRNN_NUM_THREADS", "OMP_NUM_THREADS", "affinity" or "cgroup"), the CPUs in the
+    affinity mask, the cgroup CPU quota (None: none), the CPUs this process may use (the
+    affinity capped by the quota: at most that many threads compute at once, over all calls),
+    and environment values that were ignored.
     "blocking": gx_chunk_floats (the input projection of a time chunk, all directions),
     span_floats (the output a stack passes from layer to layer per span), near_cache ("l3",
     or "l2": each core's, the two bounds then apply to one thread's share of the weights),
@@ -46,6 +68,7 @@ def cpu_info() -> dict:
         "tiles": dict(_core.kernel_tiles()),
         "num_threads": _core.get_num_threads(),
         "hardware_threads": _core.hardware_threads(),
+        "threads": dict(_core.threads_policy()),
         "caches": dict(_core.cpu_caches()),
         "blocking": dict(_core.blocking()),
     }
