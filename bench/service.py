@@ -213,6 +213,7 @@ def main(argv=None) -> int:
             f.write(doc)
     if not args.quick and not args.no_save:
         slug = info.get("slug") or "cpu"
+        os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
         base = os.path.join(HERE, "results", f"{slug}-{machine['isa']}-service")
         with open(base + ".md", "w") as f:
             f.write(md)

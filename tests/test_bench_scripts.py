@@ -1,5 +1,5 @@
 """Every script in bench/ runs as its docstring says, from the installed fastrnn (issue 9,
-item 6): compare.py, limits.py, sweep.py, anatomy.py and `pytest bench`, each in a subprocess,
+item 6): compare.py, limits.py, sweep.py, anatomy.py, service.py and `pytest bench`, each in a subprocess,
 each in its quick mode (one small workload or two sweep points, 1 thread, a few seconds).
 
 The scripts run from a copy of bench/ in a temporary checkout whose python/fastrnn holds the
@@ -155,6 +155,17 @@ def test_compare_isa_avx2(checkout, tmp_path):
     assert machine["isa_environment"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
     if machine["peers"]["torch"]:
         assert machine["torch_cpu_capability"] == "AVX2"
+
+
+def test_service_quick(checkout, tmp_path):
+    out = tmp_path / "service.json"
+    proc = run(checkout, "bench/service.py", "--quick", "--json", str(out))
+    assert "| threads | callers | fastrnn steps/s" in proc.stdout
+    rows = json.loads(out.read_text())["rows"]
+    fast = [r for r in rows if r["engine"] == "fastrnn"]
+    assert {(r["threads"], r["callers"]) for r in fast} == {(1, 1), (1, 2), (2, 1), (2, 2)}
+    assert all(r["steps_per_s"] > 0 and 0 < r["p50_us"] <= r["p99_us"] for r in fast)
+    assert not list((checkout / "bench").glob("results/*service*"))  # --quick saves nothing
 
 
 def test_sweep_quick(checkout, tmp_path):

@@ -53,8 +53,8 @@ double cgroup_cpu_quota(const std::string& proc_self);
 // runs clean. Results do not depend on the thread count, so only the speed changes.
 //
 // A cold call, one that starts more than kColdGapNs after the previous multi-thread call
-// ended, does not count as contended: its workers had gone to sleep (libgomp spins a few ms
-// after a region, then waits on a futex) and, in a VM, their idle vCPUs may have been
+// ended, does not count as contended: its workers had gone to sleep (pool threads spin 2 ms
+// after a call, kIdleSpinNs, then wait on a futex) and, in a VM, their idle vCPUs may have been
 // halted by the host, so waking them can take milliseconds past the first barrier
 // (measured on a 2-vCPU KVM Xeon: 7.8 ms of waits in such a call). Counting those sent a
 // service that calls every few tens of ms to one thread for good: the back-off's own

@@ -82,9 +82,14 @@ def cmd_info(args) -> int:
         f"kernel tiles   GEMM {t['gemm']}, step {t['step']} (batch 1: {t['step_batch1']}), "
         f"rows x floats; {t['vector_floats']} floats per register"
     )
+    th = info["threads"]
+    quota = f", cgroup quota {th['cgroup_cpus']:g} CPUs" if th["cgroup_cpus"] else ""
     print(
-        f"threads        {info['num_threads']} (fastrnn.set_num_threads), hardware {info['hardware_threads']}"
+        f"threads        budget {th['budget']} (from {th['source']}); CPUs this process may "
+        f"use {th['cpus']} (affinity {th['affinity_cpus']}{quota})"
     )
+    if th["ignored"]:
+        print(f"               ignored: {th['ignored']}")
     for line in _caches_lines(info["caches"], info["blocking"]):
         print(line)
     print(f"python, numpy  {machine['python']}, {machine['numpy']}")
