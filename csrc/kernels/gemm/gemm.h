@@ -1,7 +1,10 @@
 // Input projection: C = A · Wᵀ + bias over whole panels, all time steps of a chunk at once;
 // and panel_accumulate, the same loops adding A · Wᵀ to sums already in memory (the step
 // kernels' gate sums on ISAs whose registers hold less than a panel, see step-driver.h).
-// Math:     c[r][p·NV·16 + j] = bias[p·NV·16 + j] + Σ_k a[r][k] · W[p][k][j], k ascending.
+// Math:     c[r][p·NV·16 + j] = (Σ_k a[r][k] · W[p][k][j]) + bias[p·NV·16 + j]: the sum
+//           over k ascending from 0, the bias added last. (Starting the sum from the bias
+//           rounds every partial sum at the bias's magnitude; added last it costs one add,
+//           and the step kernels add the recurrent sum the same way: see step-driver.h.)
 // Layout:   a: (rows, K), stride lda; w: (panels, K, NV, 16); c: (rows, ≥ p1·NV·16), stride
 //           ldc. Loops: panel; depth blocks of kGemmDepth k; the ISA's tile columns
 //           (kGemmGates packed vectors: all of a panel on AVX-512, one on AVX2); blocks of
@@ -20,10 +23,12 @@ constexpr int gemm_gates() {
 }
 
 // sums[r][j] += Σ_k a[r][k] · panel[k][j] for j < NV·16, rows [0, rows); panel: one packed
-// panel (K, NV, 16); sums: (rows, ≥ NV·16), stride ld_sums, holding the start values.
+// panel (K, NV, 16); sums: (rows, ≥ NV·16), stride ld_sums, holding the start values;
+// bias (NV·16 floats, or null): added to each sum after its last k.
 template <int NV>
 FASTRNN_INLINE void panel_accumulate(const float* panel, int K, const float* a, ptrdiff_t lda,
-                                     int rows, float* sums, ptrdiff_t ld_sums) {
+                                     int rows, float* sums, ptrdiff_t ld_sums,
+                                     const float* bias = nullptr) {
   constexpr int kRow = NV * 16;
   constexpr int kG = gemm_gates<NV>();
   constexpr int C = kG * kSub;
@@ -38,6 +43,10 @@ FASTRNN_INLINE void panel_accumulate(const float* panel, int K, const float* a, 
           for (int c = 0; c < C; ++c)
             acc[r][c] = vload(sums + (r0 + r) * ld_sums + g0 * 16 + c * kVecLanes);
         panel_dot<kRow, C, R, 1>(w, kc, a + r0 * lda + k0, lda, acc);
+        if (bias != nullptr && k0 + kc == K)
+          for (int r = 0; r < R; ++r)
+            for (int c = 0; c < C; ++c)
+              acc[r][c] = vadd(acc[r][c], vload(bias + g0 * 16 + c * kVecLanes));
         for (int r = 0; r < R; ++r)
           for (int c = 0; c < C; ++c)
             vstore(sums + (r0 + r) * ld_sums + g0 * 16 + c * kVecLanes, acc[r][c]);
@@ -52,10 +61,9 @@ void gemm_panels(const GemmArgs& g) {
   for (int p = g.p0; p < g.p1; ++p) {
     float* c = g.c + p * kCols;
     for (int r = 0; r < g.rows; ++r)
-      for (int j = 0; j < kCols; j += kVecLanes)
-        vstore(c + r * g.ldc + j, g.bias ? vload(g.bias + p * kCols + j) : vzero());
+      for (int j = 0; j < kCols; j += kVecLanes) vstore(c + r * g.ldc + j, vzero());
     panel_accumulate<NV>(g.w + static_cast<ptrdiff_t>(p) * g.K * kCols, g.K, g.a, g.lda,
-                         g.rows, c, g.ldc);
+                         g.rows, c, g.ldc, g.bias ? g.bias + p * kCols : nullptr);
   }
 }
 

@@ -1,5 +1,6 @@
 // GRU step with the gate math fused into the matmul epilogue.
-// Math:     r = σ(gx_r + W_hr·h), z = σ(gx_z + W_hz·h), n = tanh(gx_n + r ⊙ (W_hn·h + b_hn)),
+// Math:     r = σ(W_hr·h + gx_r), z = σ(W_hz·h + gx_z), n = tanh(gx_n + r ⊙ (W_hn·h + b_hn)),
+//           each recurrent sum from 0, then gx (and b_hn) added,
 //           h' = n + z ⊙ (h − n)  (= (1−z)⊙n + z⊙h, written as PyTorch's CPU kernel does).
 //           PyTorch trap: b_hn stays inside r ⊙ (…), so it cannot be folded into gx_n;
 //           gx holds b_ir+b_hr, b_iz+b_hz and b_in only.
@@ -11,18 +12,14 @@
 void gru_step(const StepArgs& s) {
   step_panels<3, 16>(
       s,
-      [&](int p, int b, int sub, V(&acc)[3]) {
-        const float* gx = s.gx + b * s.ld_gx + p * 48 + sub * kVecLanes;
-        acc[0] = vload(gx);
-        acc[1] = vload(gx + 16);
-        acc[2] = s.b_hn ? vload(s.b_hn + unit_of<16>(p, 0, sub)) : vzero();
-      },
+      [&](int p, int b, int sub, V(&acc)[3]) { init_zero<3>(p, b, sub, acc); },
       [&](int p, int b, int sub, V(&acc)[3]) {
         const int u = unit_of<16>(p, 0, sub);
         const float* gx = s.gx + b * s.ld_gx + p * 48 + sub * kVecLanes;
-        const V r = vsigmoid(acc[0]);
-        const V z = vsigmoid(acc[1]);
-        const V n = vtanh(vfma(r, acc[2], vload(gx + 32)));
+        const V r = vsigmoid(vadd(acc[0], vload(gx)));
+        const V z = vsigmoid(vadd(acc[1], vload(gx + 16)));
+        const V hn = s.b_hn ? vadd(acc[2], vload(s.b_hn + u)) : acc[2];
+        const V n = vtanh(vfma(r, hn, vload(gx + 32)));
         const V h_prev = vload(s.h_prev + b * s.ld_h_prev + u);
         const V h = vfma(z, vsub(h_prev, n), n);
         vstore(s.h + b * s.ld_h + u, h);

@@ -1,5 +1,5 @@
 // LSTM step with the gate math fused into the matmul epilogue, and the projection step.
-// Math:     a = G_x[t] + W_hh·h (gates i,f,g,o); c' = σ(f)⊙c + σ(i)⊙tanh(g);
+// Math:     a = W_hh·h + G_x[t] (gates i,f,g,o; the recurrent sum from 0, then G_x); c' = σ(f)⊙c + σ(i)⊙tanh(g);
 //           h' = σ(o)⊙tanh(c')  (with proj_size: r = σ(o)⊙tanh(c'), then h' = W_hr·r).
 // Layout:   panel p = 16 hidden units × 4 gates: w (panels, K, 4, 16); gx rows
 //           (panels·64) in the same order; c, h rows (panels·16); projection panels are
@@ -10,8 +10,9 @@
 
 void lstm_step(const StepArgs& s) {
   step_panels<4, 16>(
-      s, [&](int p, int b, int sub, V(&acc)[4]) { init_from_gx<4>(s, p, b, sub, acc); },
+      s, [&](int p, int b, int sub, V(&acc)[4]) { init_zero<4>(p, b, sub, acc); },
       [&](int p, int b, int sub, V(&acc)[4]) {
+        add_gx<4>(s, p, b, sub, acc);
         const V i = vsigmoid(acc[0]);
         const V f = vsigmoid(acc[1]);
         const V g = vtanh(acc[2]);

@@ -1,5 +1,6 @@
 // Elman RNN step, tanh or relu, fused into the matmul epilogue.
-// Math:     h' = tanh(gx + W_hh·h) or relu(gx + W_hh·h); relu(NaN) = NaN as in torch.
+// Math:     h' = tanh(W_hh·h + gx) or relu(W_hh·h + gx) (the recurrent sum from 0, then gx);
+//           relu(NaN) = NaN as in torch.
 // Layout:   panel p = 64 consecutive hidden units (4 vectors): w (panels, K, 4, 16);
 //           gx and h rows (panels·64).
 // Accuracy: fp32 dot products, tanh per activations.h; relu exact.
@@ -8,8 +9,9 @@
 template <bool kRelu>
 void rnn_step(const StepArgs& s) {
   step_panels<4, 64>(
-      s, [&](int p, int b, int sub, V(&acc)[4]) { init_from_gx<4>(s, p, b, sub, acc); },
+      s, [&](int p, int b, int sub, V(&acc)[4]) { init_zero<4>(p, b, sub, acc); },
       [&](int p, int b, int sub, V(&acc)[4]) {
+        add_gx<4>(s, p, b, sub, acc);
         for (int v = 0; v < 4; ++v) {
           // max(0, x) with x second: NaN propagates.
           const V h = kRelu ? vmax(vzero(), acc[v]) : vtanh(acc[v]);
