@@ -170,7 +170,21 @@ def record_error(suite: str, isa: str, err: float, where: str) -> None:
         LARGEST_ERRORS[key] = (err, where)
 
 
+# test_trained_parity.py: {(model, isa): (fastrnn error / torch error against float64,
+# fastrnn's error, torch's error, the largest |value| of the float64 outputs and states)}.
+TRAINED_RATIOS: dict[tuple[str, str], tuple[float, float, float, float]] = {}
+
+
 def pytest_terminal_summary(terminalreporter):
+    if TRAINED_RATIOS:
+        terminalreporter.section("accuracy against float64 on trained models (T = 1000)")
+        terminalreporter.write_line(
+            f"{'model':>20} {'isa':>7}  fastrnn/torch  fastrnn err  torch err  max |value|"
+        )
+        for (name, isa_name), (ratio, f, t, big) in sorted(TRAINED_RATIOS.items()):
+            terminalreporter.write_line(
+                f"{name:>20} {isa_name:>7}  {ratio:13.3g}  {f:11.3g}  {t:9.3g}  {big:11.3g}"
+            )
     if not LARGEST_ERRORS:
         return
     terminalreporter.section("largest errors per suite and ISA")

@@ -90,6 +90,8 @@ def test_verify_torch_file_json(tmp_path, capsys):
     assert main(["verify", str(tmp_path / "g.pt"), "--json", "--steps", "5", "--batch", "3"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is True and report["tolerance"] == 1e-5
+    assert report["verdict"].startswith("as accurate as torch: error vs float64 ")
+    assert 0 <= report["fastrnn_error"] <= 1e-5 and report["torch_dtype"] == "float32"
     assert report["input_shape"] == [5, 3, 3]
     assert set(report["errors"]) == {"output", "h_n"}
 
@@ -98,8 +100,10 @@ def test_verify_exit_code_follows_the_tolerance(tmp_path, capsys):
     fastrnn.LSTM(8, 32, seed=0).save(tmp_path / "m.safetensors")
     code = main(["verify", str(tmp_path / "m.safetensors"), "--tolerance", "0", "--json"])
     report = json.loads(capsys.readouterr().out)
-    assert code == (0 if report["max_abs"] == 0 else 1)
+    by_ratio = all(e["fastrnn_error"] <= 2 * e["torch_error"] for e in report["errors"].values())
+    assert code == (0 if by_ratio else 1)
     assert report["ok"] == (code == 0)
+    assert report["verdict"].startswith("as accurate as torch" if by_ratio else "less accurate")
 
 
 def test_verify_bad_file(tmp_path, capsys):

@@ -51,9 +51,9 @@ def test_concurrent_callers_share_the_cores(isa, budget, threads_restored):
     fastrnn.set_num_threads(budget)
     model = fastrnn.LSTM(256, 256, num_layers=2, seed=0)
     rng = np.random.default_rng(0)
-    callers, steps = 8, 60
+    callers, steps = 8, 16  # each step of this model is a 2-thread call when alone
     xs = [rng.standard_normal((steps, 1, 256), dtype=np.float32) for _ in range(callers)]
-    x_seq = rng.standard_normal((30, 3, 256), dtype=np.float32)
+    x_seq = rng.standard_normal((10, 3, 256), dtype=np.float32)
     expected = [model(x)[0] for x in xs]
     expected_seq = model(x_seq)
     got = [None] * callers
@@ -142,7 +142,7 @@ def _child_compute(conn, threads):
 
     f.set_num_threads(threads)
     m = f.LSTM(256, 256, num_layers=2, seed=3)
-    x = np.random.default_rng(3).standard_normal((50, 1, 256), dtype=np.float32)
+    x = np.random.default_rng(3).standard_normal((12, 1, 256), dtype=np.float32)
     conn.send((m(x)[0], m._core.threads_for(1), _core.thread_pool()))
     conn.close()
 
@@ -151,7 +151,7 @@ def _child_compute(conn, threads):
 def test_fork_after_a_call_computes_in_the_child(isa, threads_restored):
     fastrnn.set_num_threads(2)
     m = fastrnn.LSTM(256, 256, num_layers=2, seed=3)
-    x = np.random.default_rng(3).standard_normal((50, 1, 256), dtype=np.float32)
+    x = np.random.default_rng(3).standard_normal((12, 1, 256), dtype=np.float32)
     ref = m(x)[0]  # the pool's helper threads now exist (and spin)
     assert _core.thread_pool()["workers"] >= 1
     ctx = mp.get_context("fork")

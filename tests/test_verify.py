@@ -1,10 +1,12 @@
-"""fastrnn.verify: the parity report against torch."""
+"""fastrnn.verify: the parity report by the accuracy contract (fastrnn's error against a
+float64 evaluation at most 2x torch fp32's own, or under the tolerance floor), with
+fastrnn - torch beside it."""
 
 import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn._verify import TensorError, _compare
+from fastrnn._verify import TensorError, _batch_axis, _compare, _sequence_errors
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -45,6 +47,9 @@ def test_default_input_passes(make):
     assert isinstance(report, fastrnn.VerifyReport)
     assert report.ok, str(report)
     assert 0 <= report.max_abs <= 1e-5 and report.tolerance == 1e-5
+    assert 0 <= report.fastrnn_error <= 1e-5 and 0 <= report.torch_error <= 1e-5
+    for e in report.errors.values():
+        assert e.ok and e.fastrnn_error <= max(2 * e.torch_error, 1e-5)
     is_cell = isinstance(module, (nn.LSTMCell, nn.GRUCell, nn.RNNCell))
     is_lstm = isinstance(module, (nn.LSTM, nn.LSTMCell))
     expected = (
@@ -65,13 +70,36 @@ def test_default_input_passes(make):
 def test_report_is_readable():
     report = fastrnn.verify(nn.LSTM(4, 6, num_layers=2))
     text = str(report)
-    assert text.startswith("fastrnn.verify: OK  max_abs ")
-    assert "<= tolerance 1e-05" in text and "LSTM(4, 6, num_layers=2)" in text
+    assert text.startswith("fastrnn.verify: OK  as accurate as torch: error vs float64 ")
+    assert "(torch float32: " in text and "passes up to 2x torch's or 1e-05, per sequence)" in text
+    assert "within" in text and " 2/2 " in text
+    assert "LSTM(4, 6, num_layers=2)" in text
+    assert "fastrnn-f64" in text and "torch-f64" in text and "fastrnn-torch" in text
     for name in ("output", "h_n", "c_n"):
         assert f"  {name}" in text
     r = repr(report)
-    assert r.startswith("VerifyReport(ok=True, max_abs=") and "tolerance=1e-05" in r
+    assert r.startswith("VerifyReport(ok=True, fastrnn_error=") and "tolerance=1e-05" in r
     assert "output:" in r and "c_n:" in r
+
+
+def test_errors_are_measured_against_float64():
+    """fastrnn_error and torch_error are each one's distance to a float64 run of the module,
+    computed here independently (a double copy of the module on the same float32 input)."""
+    import copy
+
+    module = nn.GRU(4, 8, num_layers=2)
+    x = np.random.default_rng(4).standard_normal((12, 3, 4)).astype(np.float32)
+    report = fastrnn.verify(module, x)
+    with torch.inference_mode():
+        y64, h64 = copy.deepcopy(module).double()(torch.from_numpy(x).double())
+        y32, h32 = module(torch.from_numpy(x))
+    y_fast, h_fast = fastrnn.from_torch(module)(x)
+    for name, truth, mine, theirs in (("output", y64, y_fast, y32), ("h_n", h64, h_fast, h32)):
+        truth = truth.numpy()
+        e = report.errors[name]
+        assert e.fastrnn_error == np.max(np.abs(mine.astype(np.float64) - truth))
+        assert e.torch_error == np.max(np.abs(theirs.double().numpy() - truth))
+        assert e.ratio == e.fastrnn_error / e.torch_error
 
 
 def test_given_input_numpy_and_torch_agree():
@@ -125,17 +153,38 @@ def test_wrong_model_fails():
     sd["weight_hh_l0"][4, 2] += 0.1
     broken.load_state_dict(sd)
     report = fastrnn.verify(module, model=broken)
-    assert not report.ok and report.max_abs > 1e-3
-    assert str(report).startswith("fastrnn.verify: FAIL") and "> tolerance" in str(report)
+    assert not report.ok and report.max_abs > 1e-3 and report.fastrnn_error > 1e-3
+    assert report.torch_error < 1e-5
+    text = str(report)
+    assert text.startswith("fastrnn.verify: FAIL  less accurate than torch: ")
+    assert "error vs float64" in text and "> 2 x torch float32's" in text
+    assert "> tolerance 1e-05" in text and "<- FAIL" in text
     assert "ok=False" in repr(report)
 
 
-def test_tolerance_is_used():
+def test_planted_error_just_above_the_floor_fails():
+    """An error a little above the tolerance but far above torch's own fails; the same error
+    passes once the floor is raised above it."""
+    module = nn.LSTM(8, 16)
+    planted = fastrnn.from_torch(module)
+    sd = planted.state_dict()
+    sd["bias_hh_l0"][20] += 1e-4  # a forget-gate bias: shifts c_n by ~1e-5..1e-4
+    planted.load_state_dict(sd)
+    report = fastrnn.verify(module, model=planted)
+    assert not report.ok, str(report)
+    worst = max(report.errors.values(), key=lambda e: e.fastrnn_error)
+    assert worst.fastrnn_error > 2 * worst.torch_error and worst.ratio > 2
+    assert fastrnn.verify(module, model=planted, tolerance=1e-3).ok
+
+
+def test_tolerance_is_a_floor():
     module = nn.LSTM(3, 5)
     report = fastrnn.verify(module, tolerance=1.0)
     assert report.ok and report.tolerance == 1.0
-    strict = fastrnn.verify(module, tolerance=0.0)
-    assert strict.ok == (strict.max_abs == 0.0)
+    strict = fastrnn.verify(module, tolerance=0.0)  # by the ratio alone
+    assert strict.ok == all(
+        e.fastrnn_error <= 2 * e.torch_error for e in strict.errors.values()
+    )
     with pytest.raises(ValueError, match="tolerance must be a number >= 0, got -1"):
         fastrnn.verify(module, tolerance=-1)
 
@@ -148,9 +197,14 @@ def test_training_module_runs_in_eval_and_is_restored():
 
 
 def test_float64_module():
+    """A double module is its own float64 truth: torch's error is 0, and fastrnn fp32 passes
+    by the floor."""
     module = nn.GRU(3, 5).double()
     report = fastrnn.verify(module)
     assert report.ok, str(report)
+    assert report.torch_error == 0.0 and report.torch_dtype == "float64"
+    assert 0 < report.fastrnn_error <= 1e-5
+    assert "(torch float64: 0;" in str(report)
 
 
 def test_errors():
@@ -192,3 +246,34 @@ def test_no_time_steps_is_a_value_error(shape):
 def test_empty_batch_verifies():
     torch = pytest.importorskip("torch")
     assert fastrnn.verify(torch.nn.LSTM(3, 4), np.zeros((2, 0, 3), np.float32)).ok
+
+
+def test_sequence_errors_and_batch_axes():
+    truth = np.zeros((5, 3, 4))
+    got = truth.copy()
+    got[2, 1, 3] = 1e-3
+    got[0, 2, 0] = np.nan
+    assert _sequence_errors(got, truth, 1).tolist() == [0.0, 1e-3, np.inf]
+    assert _sequence_errors(got, truth, None).tolist() == [np.inf]
+    assert _sequence_errors(np.zeros((2, 3)), np.zeros((3, 3)), 0).tolist() == [np.inf]
+    assert _sequence_errors(np.zeros((2, 0, 3)), np.zeros((2, 0, 3)), 1).size == 0
+    assert _batch_axis("output", 3, False, False) == 1
+    assert _batch_axis("output", 3, False, True) == 0
+    assert _batch_axis("output", 2, False, True) is None
+    assert _batch_axis("h_n", 3, False, True) == 1 and _batch_axis("c_n", 2, False, False) is None
+    assert _batch_axis("h", 2, True, False) == 0 and _batch_axis("h", 1, True, False) is None
+
+
+def test_half_of_the_sequences_decide():
+    """A planted error on every sequence fails; the report counts the sequences within."""
+    module = nn.GRU(3, 6)
+    x = np.random.default_rng(5).standard_normal((10, 4, 3)).astype(np.float32)
+    good = fastrnn.verify(module, x)
+    assert good.ok and all(e.sequences == 4 and e.sequences_ok == 4 for e in good.errors.values())
+    broken = fastrnn.from_torch(module)
+    sd = broken.state_dict()
+    sd["bias_ih_l0"][7] += 1e-3
+    broken.load_state_dict(sd)
+    bad = fastrnn.verify(module, x, model=broken)
+    assert not bad.ok and bad.errors["h_n"].sequences_ok == 0
+    assert "on 4 of 4 sequences" in str(bad)

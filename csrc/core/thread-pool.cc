@@ -61,7 +61,9 @@ struct Task {
 // OpenMP team, run between two fastrnn calls, lost a core to a helper spinning with pause
 // (2.5x slower, and fastrnn's next call as much, waiting on torch's spinning threads). So
 // after kPauseSpinNs an idle pool thread spins with sched_yield, which hands the core to any
-// thread ready to run on it and otherwise returns at once.
+// thread ready to run on it and otherwise returns at once. (Sleeping as soon as a yield took
+// long, a sign the core was wanted, made calls 1 ms apart 1.9x slower: the helper slept
+// through the gap in this VM.)
 constexpr int64_t kPauseSpinNs = 50'000;
 inline void idle_pause(int64_t t0, unsigned spins) {
   if (spins < 256 || threads_now_ns() - t0 < kPauseSpinNs) {
