@@ -147,8 +147,9 @@ void batched(int B, int K) {
         continue;
       }
       step_panels<4, 16>(
-          s, [&](int p, int b, int sub, V(&acc)[4]) { init_from_gx<4>(s, p, b, sub, acc); },
+          s, [&](int p, int b, int sub, V(&acc)[4]) { init_zero<4>(p, b, sub, acc); },
           [&](int p, int b, int sub, V(&acc)[4]) {
+            add_gx<4>(s, p, b, sub, acc);
             vstore(s.h + b * s.ld_h + unit_of<16>(p, 0, sub),
                    vadd(vadd(acc[0], acc[1]), vadd(acc[2], acc[3])));
           });
