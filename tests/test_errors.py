@@ -452,7 +452,7 @@ def test_set_isa_unknown_name():
     before = _core.isa()
     with pytest.raises(
         ValueError,
-        match=exact("FASTRNN_ISA must be one of scalar, avx2, avx512, auto; got 'bogus'"),
+        match=exact("FASTRNN_ISA must be one of scalar, avx2, avx512, neon, auto; got 'bogus'"),
     ):
         _core.set_isa("bogus")
     assert _core.isa() == before

@@ -453,6 +453,7 @@ PYBIND11_MODULE(_core, m) {
     d["avx512_bf16"] = f.avx512_bf16;
     d["avx512_vnni"] = f.avx512_vnni;
     d["avx512_half_width"] = f.avx512_half_width;
+    d["neon"] = f.neon;
     return d;
   });
   m.def("cpu_caches", [] { return caches_dict(fastrnn::blocking_caches()); });

@@ -2,8 +2,17 @@
 
 #include <pthread.h>
 
-#include <algorithm>
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#else
+#include <chrono>
 #include <condition_variable>
+#endif
+
+#include <algorithm>
+#include <climits>
 #include <deque>
 #include <mutex>
 #include <new>
@@ -13,15 +22,48 @@
 #include "core/threads.h"
 
 namespace fastrnn {
+namespace {
+
+// Sleeping on a word: word_wait returns once *word may differ from expected (or spuriously:
+// callers loop), word_wake wakes every thread waiting on word. A futex on Linux: waking is
+// one system call on the word's address, which stays harmless if the word's memory has
+// been reused meanwhile (the kernel only hashes the address). Not std::condition_variable:
+// its wait(unique_lock&) is a GLIBCXX_3.4.30 symbol (GCC 12), which would raise the wheel's
+// manylinux tag from 2_34 to 2_35.
+#if defined(__linux__)
+void word_wait(std::atomic<uint32_t>& word, uint32_t expected) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, nullptr,
+          nullptr, 0);
+}
+void word_wake(std::atomic<uint32_t>& word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr,
+          nullptr, 0);
+}
+#else
+std::mutex g_word_mu;
+std::condition_variable g_word_cv;
+void word_wait(std::atomic<uint32_t>& word, uint32_t expected) {
+  std::unique_lock<std::mutex> lock(g_word_mu);
+  if (word.load() == expected) g_word_cv.wait_for(lock, std::chrono::milliseconds(1));
+}
+void word_wake(std::atomic<uint32_t>&) {
+  std::lock_guard<std::mutex> lock(g_word_mu);
+  g_word_cv.notify_all();
+}
+#endif
+static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t) &&
+                  std::atomic<uint32_t>::is_always_lock_free,
+              "a futex word is a plain 32-bit integer");
+
+}  // namespace
+
 namespace pool_detail {
 
 // One pool thread. Giving it work: write job and tid, then bump seq (see give).
 struct alignas(64) Worker {
   std::atomic<uint32_t> seq{0};       // bumped once per job
   std::atomic<bool> claimed{false};   // its next job is coming: spin whatever the tokens say
-  std::atomic<bool> sleeping{false};  // about to wait, or waiting, on cv
-  std::mutex mu;                      // with cv: the sleep once the idle spin ends
-  std::condition_variable cv;
+  std::atomic<bool> sleeping{false};  // about to wait, or waiting, on seq (word_wait)
   Job* job = nullptr;
   int tid = 0;
   Worker* next = nullptr;  // the next in the idle stack or in a team (Pool::mu_ guards it)
@@ -52,8 +94,7 @@ constexpr int64_t kRunnerSpinNs = 300'000;
 struct Task {
   void (*fn)(void*, ThreadTeam&) = nullptr;
   void* ctx = nullptr;
-  std::condition_variable cv;  // with Pool::mu_
-  bool done = false;
+  std::atomic<uint32_t> done{0};  // 1 once the runner is done with this task (word_wait)
   std::exception_ptr error;
 };
 
@@ -144,7 +185,9 @@ void Pool::call(int want, void (*fn)(void*, ThreadTeam&), void* ctx) {
     queued_hint_.store(static_cast<int>(queue_.size()), std::memory_order_release);
     ++queued_calls_;
     feed_queue_locked();
-    task.cv.wait(lock, [&] { return task.done; });
+    lock.unlock();
+    while (task.done.load(std::memory_order_acquire) == 0) word_wait(task.done, 0);
+    lock.lock();
     --callers_;
     lock.unlock();
     if (task.error) std::rethrow_exception(task.error);
@@ -227,10 +270,8 @@ void Pool::run_queue() {
           task->error = std::current_exception();
         }
       }
-      lock.lock();
-      task->done = true;
-      task->cv.notify_one();  // under mu_: the caller cannot return (and free task) before
-      lock.unlock();
+      task->done.store(1, std::memory_order_release);  // the last use of *task but its address
+      word_wake(task->done);
       std::this_thread::yield();
       lock.lock();
       continue;
@@ -318,9 +359,8 @@ void worker_main(Pool* pool, Worker* w) {
         // Sleep. sleeping is set before the last look at seq, and give bumps seq before it
         // looks at sleeping (both seq_cst), so one sees the other: no wake-up is lost.
         pool->sleeps_.fetch_add(1, std::memory_order_relaxed);
-        std::unique_lock<std::mutex> lock(w->mu);
         w->sleeping.store(true, std::memory_order_seq_cst);
-        while (w->seq.load(std::memory_order_seq_cst) == seen) w->cv.wait(lock);
+        while (w->seq.load(std::memory_order_seq_cst) == seen) word_wait(w->seq, seen);
         w->sleeping.store(false, std::memory_order_relaxed);
         break;
       }
@@ -351,8 +391,7 @@ bool give(Worker* w, Job* job, int tid) {
   w->tid = tid;
   w->seq.fetch_add(1, std::memory_order_seq_cst);
   if (!w->sleeping.load(std::memory_order_seq_cst)) return false;
-  { std::lock_guard<std::mutex> lock(w->mu); }  // it is in cv.wait, or will see seq
-  w->cv.notify_one();
+  word_wake(w->seq);
   return true;
 }
 

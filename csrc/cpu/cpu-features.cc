@@ -2,6 +2,9 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#elif defined(__aarch64__) && defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
 #endif
 
 namespace fastrnn {
@@ -39,6 +42,16 @@ CpuFeatures cpu_features_detect() {
     const unsigned family = ((a1 >> 8) & 0xF) + (((a1 >> 8) & 0xF) == 0xF ? (a1 >> 20) & 0xFF : 0);
     f.avx512_half_width = family == 0x19;
   }
+  return f;
+}
+#elif defined(__aarch64__)
+CpuFeatures cpu_features_detect() {
+  CpuFeatures f;
+#if defined(__linux__)
+  f.neon = (getauxval(AT_HWCAP) & HWCAP_ASIMD) != 0;
+#else
+  f.neon = true;  // Advanced SIMD is part of the AArch64 baseline
+#endif
   return f;
 }
 #else

@@ -1,4 +1,4 @@
-// CPU feature detection: facts only (CPUID and XGETBV), no policy.
+// CPU feature detection: facts only (CPUID and XGETBV on x86, getauxval on AArch64), no policy.
 #pragma once
 
 namespace fastrnn {
@@ -11,6 +11,7 @@ struct CpuFeatures {
   // AVX-512 that runs each 512-bit operation as two halves on 256-bit units (AMD Zen 4,
   // family 0x19); false where the units are 512 bits wide (Intel, Zen 5 servers).
   bool avx512_half_width = false;
+  bool neon = false;  // AArch64 Advanced SIMD with its OS support (HWCAP_ASIMD)
 };
 
 CpuFeatures cpu_features_detect();

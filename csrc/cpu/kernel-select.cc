@@ -20,6 +20,9 @@ const Entry kEntries[] = {
     {"avx2", &kKernelsAvx2, [](const CpuFeatures& f) { return f.avx2; }},
     {"avx512", &kKernelsAvx512, [](const CpuFeatures& f) { return f.avx512; }},
 #endif
+#if defined(FASTRNN_NEON)
+    {"neon", &kKernelsNeon, [](const CpuFeatures& f) { return f.neon; }},
+#endif
 };
 
 const KernelTable* best() {
@@ -59,10 +62,10 @@ std::string kernels_select(const std::string& name) {
     g_table.store(best(), std::memory_order_release);
     return {};
   }
-  bool known = (name == "scalar" || name == "avx2" || name == "avx512");
+  bool known = (name == "scalar" || name == "avx2" || name == "avx512" || name == "neon");
   if (!known)
-    throw std::invalid_argument("FASTRNN_ISA must be one of scalar, avx2, avx512, auto; got '" +
-                                name + "'");
+    throw std::invalid_argument(
+        "FASTRNN_ISA must be one of scalar, avx2, avx512, neon, auto; got '" + name + "'");
   for (const Entry& e : kEntries) {
     if (name == e.name && e.supported(cpu_features())) {
       g_table.store(e.table, std::memory_order_release);

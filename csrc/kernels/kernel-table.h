@@ -124,5 +124,8 @@ extern const KernelTable kKernelsScalar;
 extern const KernelTable kKernelsAvx2;
 extern const KernelTable kKernelsAvx512;
 #endif
+#if defined(FASTRNN_NEON)
+extern const KernelTable kKernelsNeon;
+#endif
 
 }  // namespace fastrnn

@@ -74,7 +74,7 @@ def cmd_info(args) -> int:
     features = ", ".join(k for k, v in info["features"].items() if v) or "none"
     print(f"fastrnn        {info['version']}")
     print(f"cpu            {machine['cpu']}")
-    print(f"isa in use     {info['isa']}   (FASTRNN_ISA=scalar|avx2|avx512 to force a lower one)")
+    print(f"isa in use     {info['isa']}   (FASTRNN_ISA=scalar|avx2|avx512|neon to force another)")
     print(f"isa available  {', '.join(info['available'])}")
     print(f"cpu features   {features}")
     t = info["tiles"]

@@ -75,7 +75,7 @@ def cpu_info() -> dict:
 
 
 def select_isa_from_env() -> None:
-    """Honours FASTRNN_ISA=scalar|avx2|avx512|auto once, at import."""
+    """Honours FASTRNN_ISA=scalar|avx2|avx512|neon|auto once, at import."""
     name = os.environ.get("FASTRNN_ISA", "").strip().lower()
     if not name:
         return

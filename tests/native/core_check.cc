@@ -1,0 +1,258 @@
+// The compiled core checked without Python: every kernel table this CPU runs against the
+// scalar table, and the scalar table against outputs stored from an x86 run. Built by CMake
+// with FASTRNN_NATIVE_TESTS=ON (no Python needed), natively and for AArch64 under qemu
+// (tools/arm64-check.sh).
+//
+//   core_check --write FILE    the scalar table's outputs of every case, to FILE
+//   core_check --check FILE    every case on every table, 1 and 2 threads, against FILE
+//
+// Cases: every cell type (LSTM, LSTM with projection, GRU, RNN tanh and relu), bias on and
+// off, 1-3 layers, bidirectional, batch 1 to 9 (the batch-1, few-row and many-row kernels),
+// lengths in any order, initial states, odd sizes (H = 17, 33, 100). Weights, inputs and
+// states come from a counter-based generator whose floats are exact on any machine.
+//
+// What must match, bit for bit: the scalar table, on any architecture, with the stored
+// outputs (its arithmetic is IEEE single operations and fma, no contraction: the same bits
+// everywhere); every table whose sums run in one chain (avx2, neon) with the scalar table;
+// 2 threads with 1 thread on every table. AVX-512 splits few-row sums in two chains, so it
+// matches the scalar table within 2e-6 · max(1, |value|) instead.
+//
+// Exit code 0 when every check passes; 1 (with the failures listed) otherwise; 2 on usage.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/threads.h"
+#include "cpu/kernel-select.h"
+#include "ops/pack.h"
+#include "ops/rnn-forward.h"
+
+namespace {
+
+using fastrnn::CellKind;
+
+// splitmix64 of (seed, index): a float in [-scale, scale) from 24 random bits, exact.
+float draw(uint64_t seed, uint64_t i, float scale) {
+  uint64_t z = seed * 0x9E3779B97F4A7C15ull + i + 1;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  const float u = static_cast<float>(z >> 40) * (1.0f / 16777216.0f);  // [0, 1), exact
+  return (2.0f * u - 1.0f) * scale;
+}
+
+std::vector<float> draws(uint64_t seed, size_t n, float scale) {
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = draw(seed, i, scale);
+  return v;
+}
+
+struct Case {
+  const char* name;
+  CellKind cell;
+  int I, H, P, L, D;
+  bool bias;
+  int T, B;
+  bool lengths, state;
+};
+
+const Case kCases[] = {
+    {"lstm-b1", CellKind::kLstm, 16, 33, 0, 1, 1, true, 9, 1, false, true},
+    {"lstm-L2-bi-b3", CellKind::kLstm, 7, 17, 0, 2, 2, true, 6, 3, true, true},
+    {"lstm-proj-b5", CellKind::kLstm, 11, 100, 9, 2, 1, true, 5, 5, true, false},
+    {"lstm-nobias-b9", CellKind::kLstm, 5, 33, 0, 1, 1, false, 4, 9, false, true},
+    {"gru-b1", CellKind::kGru, 12, 100, 0, 1, 1, true, 8, 1, false, true},
+    {"gru-L3-bi-b6", CellKind::kGru, 9, 17, 0, 3, 2, true, 5, 6, true, true},
+    {"gru-nobias-b4", CellKind::kGru, 4, 33, 0, 1, 1, false, 7, 4, true, false},
+    {"rnn-tanh-b2", CellKind::kRnnTanh, 6, 100, 0, 2, 1, true, 6, 2, false, true},
+    {"rnn-relu-bi-b7", CellKind::kRnnRelu, 13, 33, 0, 1, 2, true, 5, 7, true, true},
+    {"lstm-b1-wide", CellKind::kLstm, 64, 128, 0, 2, 1, true, 6, 1, false, false},
+    // Large enough for 2 threads: hidden units split at batch 1; a wavefront of layers.
+    {"lstm-H256-b1", CellKind::kLstm, 64, 256, 0, 1, 1, true, 8, 1, false, true},
+    {"gru-L3-wave-b3", CellKind::kGru, 9, 100, 0, 3, 1, true, 33, 3, true, true},
+};
+
+int gates(CellKind c) { return c == CellKind::kLstm ? 4 : c == CellKind::kGru ? 3 : 1; }
+
+int g_two_thread_runs = 0;  // runs whose plan used 2 threads
+
+// The case's outputs, concatenated: y (T, B, D·H_out), h_n, and c_n for LSTMs.
+std::vector<float> run_case(const Case& c, int threads) {
+  fastrnn::RnnConfig cfg;
+  cfg.cell = c.cell;
+  cfg.input_size = c.I;
+  cfg.hidden_size = c.H;
+  cfg.proj_size = c.P;
+  cfg.num_layers = c.L;
+  cfg.num_directions = c.D;
+  cfg.bias = c.bias;
+  const int G = gates(c.cell) * c.H, H_out = cfg.h_out();
+  const float k = 1.0f / std::sqrt(static_cast<float>(c.H));
+  std::vector<std::vector<float>> store;
+  std::vector<fastrnn::RawWeights> raw;
+  uint64_t seed = 1;
+  for (int l = 0; l < c.L; ++l) {
+    for (int d = 0; d < c.D; ++d) {
+      fastrnn::RawWeights w;
+      store.push_back(draws(seed++, static_cast<size_t>(G) * cfg.layer_input(l), k));
+      w.w_ih = store.back().data();
+      store.push_back(draws(seed++, static_cast<size_t>(G) * H_out, k));
+      w.w_hh = store.back().data();
+      if (c.bias) {
+        store.push_back(draws(seed++, G, k));
+        w.b_ih = store.back().data();
+        store.push_back(draws(seed++, G, k));
+        w.b_hh = store.back().data();
+      }
+      if (c.P > 0) {
+        store.push_back(draws(seed++, static_cast<size_t>(c.P) * c.H, k));
+        w.w_hr = store.back().data();
+      }
+      raw.push_back(w);
+    }
+  }
+  const fastrnn::RnnModel model = fastrnn::model_pack(cfg, raw);
+  const std::vector<float> x = draws(100, static_cast<size_t>(c.T) * c.B * c.I, 1.0f);
+  const size_t LD = static_cast<size_t>(c.L) * c.D;
+  const std::vector<float> h0 = draws(101, LD * c.B * H_out, 0.5f);
+  const std::vector<float> c0 = draws(102, LD * c.B * c.H, 0.5f);
+  std::vector<int64_t> lengths(c.B);
+  for (int b = 0; b < c.B; ++b) lengths[b] = c.lengths ? 1 + (b * 5 + 3) % c.T : c.T;
+  const size_t y_size = static_cast<size_t>(c.T) * c.B * c.D * H_out;
+  std::vector<float> out(y_size + LD * c.B * H_out + (c.cell == CellKind::kLstm ? LD * c.B * c.H : 0),
+                         -7.0f);
+  fastrnn::ForwardArgs a;
+  a.x = x.data();
+  a.T = c.T;
+  a.B = c.B;
+  a.lengths = c.lengths ? lengths.data() : nullptr;
+  a.h0 = c.state ? h0.data() : nullptr;
+  a.c0 = c.state && c.cell == CellKind::kLstm ? c0.data() : nullptr;
+  a.y = out.data();
+  a.h_n = out.data() + y_size;
+  a.c_n = c.cell == CellKind::kLstm ? out.data() + y_size + LD * c.B * H_out : nullptr;
+  a.num_threads = threads;
+  if (threads > 1 && fastrnn::rnn_forward_threads(model, c.B, threads) > 1) ++g_two_thread_runs;
+  fastrnn::rnn_forward(model, a);
+  return out;
+}
+
+uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+
+// "" when a and b are the same bits (tol = 0) or within tol·max(1, |b|); else what differs.
+std::string compare(const std::vector<float>& a, const std::vector<float>& b, double tol) {
+  if (a.size() != b.size()) return "sizes " + std::to_string(a.size()) + " and " + std::to_string(b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    const bool same = bits(a[i]) == bits(b[i]) || (std::isnan(a[i]) && std::isnan(b[i]));
+    if (same) continue;
+    const double err = std::fabs(static_cast<double>(a[i]) - b[i]);
+    if (tol > 0 && err <= tol * std::max(1.0, std::fabs(static_cast<double>(b[i])))) continue;
+    char msg[160];
+    std::snprintf(msg, sizeof msg, "element %zu: %.9g against %.9g", i, a[i], b[i]);
+    return msg;
+  }
+  return "";
+}
+
+constexpr uint32_t kMagic = 0x46524e31;  // "FRN1"
+
+int write_expected(const char* path) {
+  if (!fastrnn::kernels_select("scalar").empty()) return 1;
+  FILE* f = std::fopen(path, "wb");
+  if (f == nullptr) {
+    std::perror(path);
+    return 1;
+  }
+  const uint32_t n = sizeof kCases / sizeof kCases[0];
+  std::fwrite(&kMagic, 4, 1, f);
+  std::fwrite(&n, 4, 1, f);
+  for (const Case& c : kCases) {
+    const std::vector<float> out = run_case(c, 1);
+    const uint32_t size = static_cast<uint32_t>(out.size());
+    std::fwrite(&size, 4, 1, f);
+    std::fwrite(out.data(), sizeof(float), out.size(), f);
+  }
+  std::fclose(f);
+  std::printf("wrote %u cases to %s\n", n, path);
+  return 0;
+}
+
+int check(const char* path) {
+  FILE* f = std::fopen(path, "rb");
+  if (f == nullptr) {
+    std::perror(path);
+    return 1;
+  }
+  uint32_t magic = 0, n = 0;
+  if (std::fread(&magic, 4, 1, f) != 1 || std::fread(&n, 4, 1, f) != 1 || magic != kMagic ||
+      n != sizeof kCases / sizeof kCases[0]) {
+    std::printf("%s: not this driver's file of %zu cases (regenerate it with --write)\n", path,
+                sizeof kCases / sizeof kCases[0]);
+    return 1;
+  }
+  std::vector<std::vector<float>> expected(n);
+  for (auto& e : expected) {
+    uint32_t size = 0;
+    if (std::fread(&size, 4, 1, f) != 1 || size > (1u << 24)) return 1;
+    e.resize(size);
+    if (std::fread(e.data(), sizeof(float), size, f) != size) return 1;
+  }
+  std::fclose(f);
+  fastrnn::threads_set(2);
+  int failures = 0, checks = 0;
+  const std::vector<std::string> isas = fastrnn::kernels_available();
+  std::printf("tables: ");
+  for (const std::string& isa : isas) std::printf("%s ", isa.c_str());
+  std::printf("(%d threads)\n", fastrnn::threads_hardware());
+  for (size_t i = 0; i < n; ++i) {
+    const Case& c = kCases[i];
+    fastrnn::kernels_select("scalar");
+    const std::vector<float> scalar = run_case(c, 1);
+    for (const std::string& isa : isas) {
+      if (!fastrnn::kernels_select(isa).empty()) return 1;
+      const double tol = isa == "avx512" ? 2e-6 : 0.0;  // see the top of this file
+      for (int threads : {1, 2}) {
+        const std::vector<float> got = run_case(c, threads);
+        struct {
+          const char* what;
+          std::string diff;
+        } results[] = {{"stored x86 scalar output", compare(got, expected[i], tol)},
+                       {"scalar table here", compare(got, scalar, tol)}};
+        for (const auto& r : results) {
+          ++checks;
+          if (!r.diff.empty()) {
+            ++failures;
+            std::printf("FAIL %s [%s, %d threads] against the %s: %s\n", c.name, isa.c_str(),
+                        threads, r.what, r.diff.c_str());
+          }
+        }
+      }
+    }
+  }
+  if (fastrnn::threads_hardware() > 1 && g_two_thread_runs == 0) {
+    std::printf("FAIL no case ran on 2 threads\n");
+    ++failures;
+  }
+  std::printf("%s: %d of %d checks passed (%zu cases, %d runs on 2 threads)\n",
+              failures ? "FAILED" : "ok", checks - failures, checks,
+              sizeof kCases / sizeof kCases[0], g_two_thread_runs);
+  return failures ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 3 && std::strcmp(argv[1], "--write") == 0) return write_expected(argv[2]);
+  if (argc == 3 && std::strcmp(argv[1], "--check") == 0) return check(argv[2]);
+  std::fprintf(stderr, "usage: core_check --write FILE | --check FILE\n");
+  return 2;
+}
