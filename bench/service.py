@@ -152,12 +152,12 @@ def measure(engines, callers_list, threads_list, seconds, repeats, say=print) ->
 
 def format_markdown(rows, machine: dict) -> str:
     engines = list(dict.fromkeys(r["engine"] for r in rows))
-    head = "| threads | callers | " + " | ".join(
-        f"{e} steps/s | {e} p50 / p99" for e in engines
-    )
+    head = "| threads | callers | " + " | ".join(f"{e} steps/s | {e} p50 / p99" for e in engines)
     lines = [
-        f"Service benchmark on {machine.get('cpu', '?')} (isa {machine.get('isa', '?')}), "
-        f"{WORKLOAD.L}-layer LSTM I = H = {WORKLOAD.H}, batch 1, one stream per caller.",
+        (
+            f"Service benchmark on {machine.get('cpu', '?')} (isa {machine.get('isa', '?')}), "
+            f"{WORKLOAD.L}-layer LSTM I = H = {WORKLOAD.H}, batch 1, one stream per caller."
+        ),
         "",
         head + " | fastrnn ÷ onnxruntime (steps/s) |" if "onnxruntime" in engines else head + " |",
         "|" + "--:|" * (2 + 2 * len(engines) + ("onnxruntime" in engines)),

@@ -5,10 +5,9 @@ import os
 import subprocess
 import sys
 
+import fastrnn
 import numpy as np
 import pytest
-
-import fastrnn
 from fastrnn._cli import main
 
 torch = pytest.importorskip("torch")

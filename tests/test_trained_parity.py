@@ -142,8 +142,13 @@ def case(name: str):
         mine = [y, *(state if lstm else (state,))]
         theirs64 = [y64, *(state64 if lstm else (state64,))]
         cfg = ref.Config(
-            module.mode, module.input_size, module.hidden_size, module.num_layers,
-            module.bias, module.batch_first, module.bidirectional,
+            module.mode,
+            module.input_size,
+            module.hidden_size,
+            module.num_layers,
+            module.bias,
+            module.batch_first,
+            module.bidirectional,
             getattr(module, "proj_size", 0),
         )
         sd = {k: v.detach().double().numpy() for k, v in module.state_dict().items()}

@@ -2,10 +2,9 @@
 float64 evaluation at most 2x torch fp32's own, or under the tolerance floor), with
 fastrnn - torch beside it."""
 
+import fastrnn
 import numpy as np
 import pytest
-
-import fastrnn
 from fastrnn._verify import TensorError, _batch_axis, _compare, _sequence_errors
 
 torch = pytest.importorskip("torch")

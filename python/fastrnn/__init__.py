@@ -7,6 +7,8 @@
 
 __version__ = "0.1.0"
 
+from ._io import load
+from ._modules import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from ._runtime import (
     caches_select_from_env,
     cpu_info,
@@ -15,12 +17,10 @@ from ._runtime import (
     set_num_threads,
     threads_check_env,
 )
-from ._modules import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
-from ._torch import from_torch
-from ._io import load
 from ._stream import Stream
-from ._verify import VerifyReport, verify
 from ._threadpoolctl import threadpoolctl_register
+from ._torch import from_torch
+from ._verify import VerifyReport, verify
 
 select_isa_from_env()
 caches_select_from_env()

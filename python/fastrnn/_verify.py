@@ -108,8 +108,10 @@ class VerifyReport:
             f"fastrnn.verify: {'OK' if self.ok else 'FAIL'}  {self.verdict()}",
             f"  torch module: {self.module}",
             f"  input: {shape_text(self.input_shape)}" + (", with lengths" if self.lengths else ""),
-            f"  {'tensor':<8} {'shape':<16} {'fastrnn-f64':<11} {'torch-f64':<11} {'ratio':<6} "
-            f"{'within':<9} {'fastrnn-torch':<13} {'rel':<10} worst at",
+            (
+                f"  {'tensor':<8} {'shape':<16} {'fastrnn-f64':<11} {'torch-f64':<11} "
+                f"{'ratio':<6} {'within':<9} {'fastrnn-torch':<13} {'rel':<10} worst at"
+            ),
         ]
         lines += [f"  {e}" for e in self.errors.values()]
         return "\n".join(lines)
@@ -126,9 +128,11 @@ class VerifyReport:
 def _margin(e: TensorError) -> float:
     """How close a tensor is to failing: the share of sequences outside the contract, then
     its error over what the contract allows it."""
-    return (e.sequences - e.sequences_ok) / e.sequences + (
-        0.0 if e.ok else 1.0
-    ) + 1e-3 * min(e.fastrnn_error / max(ACCURACY_RATIO * e.torch_error, 1e-300), 1e3)
+    return (
+        (e.sequences - e.sequences_ok) / e.sequences
+        + (0.0 if e.ok else 1.0)
+        + 1e-3 * min(e.fastrnn_error / max(ACCURACY_RATIO * e.torch_error, 1e-300), 1e3)
+    )
 
 
 def _abs_diff(got: np.ndarray, ref: np.ndarray):
