@@ -23,9 +23,9 @@ whose second core is taken waits at every step's barrier). So the figure kept pe
 runner is the fastest of its timed calls: calls are short (a few ms) and many (--rounds), so
 that some of them run while the cores are free; the median is recorded too (sweep.json).
 Before each point the sweep waits briefly for a quiet moment (--wait-quiet), and before each
-multi-thread fastrnn call it uses up any oversubscription back-off a noisy moment left (see
-BackoffDrain), so that a "2 threads" call really runs on 2 threads; other processes' share of the cores while
-a point was timed is recorded (/proc/stat).
+fastrnn's oversubscription back-off is off (FASTRNN_BACKOFF=0), so that a "2 threads" call
+really runs on 2 threads; other processes' share of the cores while a point was timed is
+recorded (/proc/stat).
 
 A cliff is a point whose time per multiply-add rises more than CLIFF× over its smaller
 neighbour in the sweep. Each flagged point and its neighbours are timed again (--recheck
@@ -53,6 +53,10 @@ import time
 
 import numpy as np
 
+# The oversubscription back-off would time a noisy moment's "2 thread" points on one thread:
+# the sweep asks for the thread count it names (read by fastrnn's core at its first call).
+os.environ.setdefault("FASTRNN_BACKOFF", "0")
+
 import limits
 from workloads import Workload, format_time
 from workloads import runner as _bench
@@ -68,7 +72,7 @@ QUICK_SIZES = (64, 256)  # --quick: two points of the H sweep (W_hh 64 KiB and 1
 CLIFF = 1.5  # a rise in time per multiply-add above this between neighbours is flagged
 T_MIN, T_MAX = 8, 2048  # T_MAX bounds torch's calls at small H (~10× fastrnn's time per step)
 MIN_ROUNDS, POINT_SECONDS = 5, 3.0  # after 5 rounds, a point stops once it has taken 3 s
-GAP_SECONDS = 0.02  # libgomp workers (fastrnn, torch) spin ~10 ms after a 2-thread call
+GAP_SECONDS = 0.02  # torch's OpenMP workers spin ~10 ms after a 2-thread call (fastrnn's 2)
 
 
 def macs_per_step(H: int, B: int) -> int:
@@ -146,47 +150,9 @@ def wait_for_quiet(max_seconds: float) -> None:
             return
 
 
-class BackoffDrain:
-    """Ends fastrnn's oversubscription back-off before a multi-thread call is timed.
-
-    After a multi-thread call that spent most of its time waiting for a descheduled thread
-    (another process took its core), fastrnn runs the next 16 … 4096 multi-thread calls of
-    the process on one thread (csrc/core/threads.h). That is right for a service, but a sweep
-    that hit a noisy moment would then time its "2 thread" points on one thread. The drain
-    makes cheap calls (one step of a small layer that fastrnn splits over 2 threads), 16 at a
-    time, until they run on 2 threads, which shows as a slower call than the one-thread time
-    measured at start (waking the second thread costs more than this step's work): that
-    uses up any back-off. At most 4096 calls (kBackoffMax in csrc/core/threads.cc)."""
-
-    CHUNK, MAX_CALLS = 16, 4096
-
-    def __init__(self):
-        self.model = fastrnn.LSTM(1, H_FOR_B, seed=0)
-        self.x = np.zeros((1, 1, 1), np.float32)
-        self.useful = self.model._core.threads_for(1, 2) > 1
-        fastrnn.set_num_threads(1)
-        self.one_thread = min(self._chunk() for _ in range(8))
-
-    def _chunk(self) -> float:
-        model, x = self.model, self.x
-        t0 = time.perf_counter()
-        for _ in range(self.CHUNK):
-            model(x)
-        return (time.perf_counter() - t0) / self.CHUNK
-
-    def __call__(self, threads: int) -> None:
-        if not self.useful or threads < 2:
-            return
-        fastrnn.set_num_threads(threads)
-        for _ in range(self.MAX_CALLS // self.CHUNK):
-            if self._chunk() > 1.5 * self.one_thread:
-                return  # these calls ran on 2 threads: no back-off left
-
-
-def time_point(point: Point, runners: dict, rounds: int, torch_mod, drain) -> tuple:
+def time_point(point: Point, runners: dict, rounds: int, torch_mod) -> tuple:
     """({runner: [seconds per step, one per round]}, others' share of the cores meanwhile).
-    Each round times every runner once, after an untimed call (and, for fastrnn on several
-    threads, after draining any back-off); the order rotates."""
+    Each round times every runner once, after an untimed call; the order rotates."""
     samples = {name: [] for name in runners}
     names = list(runners)
     deadline = time.monotonic() + POINT_SECONDS
@@ -197,8 +163,6 @@ def time_point(point: Point, runners: dict, rounds: int, torch_mod, drain) -> tu
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
             n, call = runners[name]
-            if name.startswith("fastrnn"):
-                drain(n)
             set_threads(n, torch_mod)
             time.sleep(GAP_SECONDS)
             call()  # untimed: brings this runner's weights back into cache
@@ -224,12 +188,11 @@ def measure(
     """Times every point; returns {(sweep, H, B): record}, merged into `records` (a second
     pass adds its calls to the first's)."""
     records = {} if records is None else records
-    drain = BackoffDrain()
     for i, p in enumerate(points, 1):
         if wait_quiet:
             wait_for_quiet(wait_quiet)
         runners = p.runners(thread_counts, with_torch)
-        samples, load = time_point(p, runners, rounds, torch_mod, drain)
+        samples, load = time_point(p, runners, rounds, torch_mod)
         key = (p.sweep, p.H, p.B)
         rec = records.setdefault(
             key,

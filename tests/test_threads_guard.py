@@ -67,11 +67,32 @@ if __name__ == "__main__":
 """
 
 
-def run(body: str) -> None:
+BACKOFF_OFF = """
+if __name__ == "__main__":
+    assert fastrnn.cpu_info()["threads"]["backoff"] is False
+    model(x)
+    stop = mp.Event()
+    hogs = [mp.Process(target=spin, args=(stop,)) for _ in range(2 * _core.hardware_threads())]
+    for h in hogs:
+        h.start()
+    try:
+        t0 = time.monotonic()
+        while time.monotonic() < t0 + 3:
+            model(x)
+            state = _core.threads_guard()
+            assert state["backing_off"] == 0 and state["backoff_len"] == 0, state
+    finally:
+        stop.set()
+        for h in hogs:
+            h.join()
+"""
+
+
+def run(body: str, **env) -> None:
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(PRELUDE + body)],
         check=False,
-        env=dict(os.environ),
+        env=dict(os.environ, **env),
         capture_output=True,
         text=True,
         timeout=120,
@@ -85,3 +106,9 @@ def test_idle_gaps_never_back_off():
 
 def test_busy_cores_engage_the_guard_and_it_lets_go():
     run(BUSY_CORES)
+
+
+def test_backoff_switch_turns_the_guard_off():
+    """FASTRNN_BACKOFF=0 (for benchmarks that time a thread count): contended calls never
+    make the next ones run on one thread."""
+    run(BACKOFF_OFF, FASTRNN_BACKOFF="0")

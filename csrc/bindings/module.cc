@@ -387,6 +387,7 @@ PYBIND11_MODULE(_core, m) {
     d["cgroup_cpus"] = p.cgroup_cpus > 0 ? py::object(py::float_(p.cgroup_cpus)) : py::none();
     d["cpus"] = p.cpus;
     d["ignored"] = p.ignored;
+    d["backoff"] = fastrnn::threads_backoff_enabled();
     return d;
   });
   // Private, for tests: the quota read from fake /proc/self files.

@@ -285,7 +285,16 @@ std::atomic<int64_t> g_last_end_ns{0};  // when the last multi-thread call ended
 constexpr int kBackoffMin = 16, kBackoffMax = 4096;
 }  // namespace
 
+bool threads_backoff_enabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("FASTRNN_BACKOFF");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  return enabled;
+}
+
 bool threads_backing_off() {
+  if (!threads_backoff_enabled()) return false;
   int left = g_backoff_left.load(std::memory_order_relaxed);
   while (left > 0) {
     if (g_backoff_left.compare_exchange_weak(left, left - 1, std::memory_order_relaxed))
@@ -295,6 +304,7 @@ bool threads_backing_off() {
 }
 
 void threads_report(bool contended, int64_t start_ns, int64_t end_ns) {
+  if (!threads_backoff_enabled()) return;
   const int64_t last_end = g_last_end_ns.exchange(end_ns, std::memory_order_relaxed);
   const bool cold = last_end == 0 || start_ns - last_end > kColdGapNs;
   if (contended && cold) return;  // waking workers, not contention (see threads.h)

@@ -63,6 +63,10 @@ double cgroup_cpu_quota(const std::string& proc_self);
 // instead of 1.75x). A back-off also clears the count, so it takes two fresh contended
 // calls to start the next one.
 constexpr int64_t kColdGapNs = 2'000'000;
+// FASTRNN_BACKOFF=0 turns the guard off (read once): every call then gets the threads its
+// plan and the pool give it, contended or not. For benchmarks that time a thread count on a
+// noisy machine (bench/sweep.py), not for services.
+bool threads_backoff_enabled();
 int64_t threads_now_ns();    // steady clock
 bool threads_backing_off();  // true: run this call on one thread
 // After a multi-thread call that ran from start_ns to end_ns (steady clock).

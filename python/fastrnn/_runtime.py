@@ -50,7 +50,8 @@ def cpu_info() -> dict:
     "FASTRNN_NUM_THREADS", "OMP_NUM_THREADS", "affinity" or "cgroup"), the CPUs in the
     affinity mask, the cgroup CPU quota (None: none), the CPUs this process may use (the
     affinity capped by the quota: at most that many threads compute at once, over all calls),
-    and environment values that were ignored.
+    environment values that were ignored, and "backoff": whether the oversubscription guard
+    is on (FASTRNN_BACKOFF=0 turns it off, for benchmarks).
     "blocking": gx_chunk_floats (the input projection of a time chunk, all directions),
     span_floats (the output a stack passes from layer to layer per span), near_cache ("l3",
     or "l2": each core's, the two bounds then apply to one thread's share of the weights),
