@@ -188,6 +188,18 @@ def test_cgroup_namespace_mount_root(tmp_path):
     assert _core.cgroup_cpu_quota(proc) == pytest.approx(2.0)
 
 
+def test_cgroup_root_is_a_path_prefix_not_a_string_prefix(tmp_path):
+    # Mount root "/a" does not hold "/ab" (it used to crash the policy: resize(npos)).
+    cg = tmp_path / "cg"
+    proc = fake_proc(
+        tmp_path,
+        "0::/ab\n",
+        [("/a", str(cg), "cgroup2", "rw")],
+        {"cg/cpu.max": "200000 100000\n", "cg/b/cpu.max": "50000 100000\n"},
+    )
+    assert _core.cgroup_cpu_quota(proc) == pytest.approx(2.0)
+
+
 def test_no_quota_anywhere(tmp_path):
     cg = tmp_path / "cg"
     proc = fake_proc(

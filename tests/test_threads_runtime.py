@@ -50,7 +50,7 @@ def test_concurrent_callers_share_the_cores(isa, budget, threads_restored):
     fastrnn.set_num_threads(budget)
     model = fastrnn.LSTM(256, 256, num_layers=2, seed=0)
     rng = np.random.default_rng(0)
-    callers, steps = 8, 16  # each step of this model is a 2-thread call when alone
+    callers, steps = 8, 30  # each step of this model is a 2-thread call when alone
     xs = [rng.standard_normal((steps, 1, 256), dtype=np.float32) for _ in range(callers)]
     x_seq = rng.standard_normal((10, 3, 256), dtype=np.float32)
     expected = [model(x)[0] for x in xs]
@@ -65,8 +65,11 @@ def test_concurrent_callers_share_the_cores(isa, budget, threads_restored):
         while not stop.is_set():
             samples.append(_core.thread_pool())
 
+    start = threading.Barrier(callers)  # all at once: more callers inside than cores
+
     def caller(i):
         stream = model.stream(batch=1)
+        start.wait()
         got[i] = np.stack([stream.step(x_t) for x_t in xs[i]])
         if i % 4 == 0:
             seq_results.append(model(x_seq))
@@ -256,3 +259,46 @@ def test_torch_and_fastrnn_in_one_process(isa_name):
         if ok:
             return
     pytest.fail(f"slow-downs against each alone: {slow} (times: {r})")
+
+
+FLUSH_DENORMAL = r"""
+import numpy as np, torch, fastrnn
+torch.manual_seed(0)
+m = fastrnn.from_torch(torch.nn.LSTM(64, 256, bias=False))
+assert m._core.threads_for(1, 2) == 2
+# A subnormal initial h: each thread's recurrent sums, gates, c and h stay subnormal, unless
+# that thread flushes them to zero.
+x = np.zeros((3, 1, 64), np.float32)
+state = (np.full((1, 1, 256), 1e-39, np.float32), np.zeros((1, 1, 256), np.float32))
+run = lambda: m(x, state)[0]
+torch.set_flush_denormal(True)  # flush-to-zero and denormals-are-zero, on this thread only
+fastrnn.set_num_threads(2)
+flushed = run()  # the pool's helper starts here and inherits this thread's mode
+assert np.count_nonzero(flushed) == 0, "the caller's flush-to-zero was not used"
+torch.set_flush_denormal(False)
+two = run()
+fastrnn.set_num_threads(1)
+one = run()
+assert np.count_nonzero(one) == one.size
+assert np.array_equal(one, two), "a helper kept a flush-to-zero mode its caller no longer has"
+print("ok")
+"""
+
+
+@needs_2_cpus
+@pytest.mark.skipif(not any(k in os.uname().machine for k in ("x86", "amd64")), reason="x86 MXCSR")
+@pytest.mark.parametrize("isa_name", ISAS)
+def test_helpers_use_the_callers_floating_point_mode(isa_name):
+    """The floating-point control state (flush-to-zero, denormals-are-zero) is per thread:
+    the pool's threads take the caller's, so results stay the same on any thread count."""
+    pytest.importorskip("torch")
+    env = dict(os.environ, FASTRNN_ISA=isa_name)
+    out = subprocess.run(
+        [sys.executable, "-c", FLUSH_DENORMAL],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]

@@ -51,6 +51,32 @@ void word_wake(std::atomic<uint32_t>&) {
   g_word_cv.notify_all();
 }
 #endif
+// The floating-point control state (x86 MXCSR, AArch64 FPCR: rounding mode, flush-to-zero,
+// denormals-are-zero) is per thread; a call's helpers and runners take its caller's, so that
+// a caller that set flush-to-zero (torch.set_flush_denormal(True) does, on its own thread)
+// gets the same bits on any number of threads.
+#if defined(__x86_64__) || defined(__i386__)
+using FpEnv = uint32_t;
+inline FpEnv fp_env_get() { return __builtin_ia32_stmxcsr(); }
+inline void fp_env_set(FpEnv e) {
+  if (__builtin_ia32_stmxcsr() != e) __builtin_ia32_ldmxcsr(e);
+}
+#elif defined(__aarch64__)
+using FpEnv = uint64_t;
+inline FpEnv fp_env_get() {
+  uint64_t e;
+  asm volatile("mrs %0, fpcr" : "=r"(e));
+  return e;
+}
+inline void fp_env_set(FpEnv e) {
+  if (fp_env_get() != e) asm volatile("msr fpcr, %0" : : "r"(e));
+}
+#else
+using FpEnv = int;
+inline FpEnv fp_env_get() { return 0; }
+inline void fp_env_set(FpEnv) {}
+#endif
+
 static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t) &&
                   std::atomic<uint32_t>::is_always_lock_free,
               "a futex word is a plain 32-bit integer");
@@ -94,6 +120,7 @@ constexpr int64_t kRunnerSpinNs = 300'000;
 struct Task {
   void (*fn)(void*, ThreadTeam&) = nullptr;
   void* ctx = nullptr;
+  FpEnv fp_env = fp_env_get();  // the caller's
   std::atomic<uint32_t> done{0};  // 1 once the runner is done with this task (word_wait)
   std::exception_ptr error;
 };
@@ -181,17 +208,28 @@ void Pool::call(int want, void (*fn)(void*, ThreadTeam&), void* ctx) {
     Task task;
     task.fn = fn;
     task.ctx = ctx;
-    queue_.push_back(&task);
+    try {
+      queue_.push_back(&task);
+    } catch (...) {
+      --callers_;
+      throw;
+    }
     queued_hint_.store(static_cast<int>(queue_.size()), std::memory_order_release);
     ++queued_calls_;
     feed_queue_locked();
-    lock.unlock();
-    while (task.done.load(std::memory_order_acquire) == 0) word_wait(task.done, 0);
-    lock.lock();
-    --callers_;
-    lock.unlock();
-    if (task.error) std::rethrow_exception(task.error);
-    return;
+    if (runners_ > 0 || free_ <= 0) {
+      lock.unlock();
+      while (task.done.load(std::memory_order_acquire) == 0) word_wait(task.done, 0);
+      lock.lock();
+      --callers_;
+      lock.unlock();
+      if (task.error) std::rethrow_exception(task.error);
+      return;
+    }
+    // A core is free but no runner could be started (the system refused a thread): take
+    // the call back and compute it here rather than wait for a runner that will not come.
+    queue_.erase(std::find(queue_.begin(), queue_.end(), &task));
+    queued_hint_.store(static_cast<int>(queue_.size()), std::memory_order_release);
   }
   --free_;
   // Helpers from what is free, up to the caller's fair share of the budget.
@@ -210,7 +248,7 @@ void Pool::call(int want, void (*fn)(void*, ThreadTeam&), void* ctx) {
       std::lock_guard<std::mutex> relock(mu_);
       free_ += missing;
       team_free_ += missing + (helpers == 0 ? 1 : 0);  // a team of one holds no team token
-      publish_locked();
+      feed_queue_locked();
       break;
     }
     w->next = team;
@@ -229,6 +267,10 @@ void Pool::call(int want, void (*fn)(void*, ThreadTeam&), void* ctx) {
   lock.lock();
   while (team != nullptr) {
     Worker* next = team->next;
+    // A helper that ran a job cleared claimed before its last use of the job; one that got
+    // none (fn threw before team.run, e.g. bad_alloc for the workspace) would spin claimed
+    // for good: it may sleep now.
+    team->claimed.store(false, std::memory_order_relaxed);
     team->next = idle_;
     idle_ = team;
     team = next;
@@ -237,8 +279,14 @@ void Pool::call(int want, void (*fn)(void*, ThreadTeam&), void* ctx) {
   if (helpers > 0) team_free_ += 1 + helpers;
   feed_queue_locked();
   --callers_;
+  const bool stranded = !queue_.empty() && runners_ == 0 && free_ > 0;
+  if (stranded) {  // no runner could be started: this thread runs the queue, as a runner
+    --free_;
+    ++runners_;
+  }
   publish_locked();
   lock.unlock();
+  if (stranded) run_queue();
   if (error) std::rethrow_exception(error);
 }
 
@@ -246,7 +294,7 @@ void Pool::feed_queue_locked() {
   for (size_t n = queue_.size(); n > 0 && free_ > 0; --n) {
     Worker* w = nullptr;
     // Starting a thread under the lock is rare: once per runner the process ever needs.
-    if (claim_idle_locked(1, w) == 0 && (w = start_worker()) == nullptr) return;
+    if (claim_idle_locked(1, w) == 0 && (w = start_worker()) == nullptr) break;
     --free_;
     ++runners_;
     give(w, &w->runner, 0);
@@ -264,6 +312,7 @@ void Pool::run_queue() {
       lock.unlock();
       {
         ThreadTeam alone(nullptr, 0);
+        fp_env_set(task->fp_env);
         try {
           task->fn(task->ctx, alone);
         } catch (...) {
@@ -327,7 +376,7 @@ Worker* Pool::start_worker() {
   w->runner.ctx = this;
   try {
     std::thread(worker_main, this, w).detach();
-  } catch (const std::system_error&) {
+  } catch (...) {  // system_error (no thread), bad_alloc: the call runs on fewer threads
     delete w;
     return nullptr;
   }
@@ -376,6 +425,7 @@ void worker_main(Pool* pool, Worker* w) {
       pool->idle_push_locked(w);  // run_queue has given its core token back
       continue;
     }
+    fp_env_set(static_cast<FpEnv>(job->fp_env));
     try {
       job->fn(job->ctx, tid);
     } catch (...) {
@@ -401,27 +451,32 @@ bool give(Worker* w, Job* job, int tid) {
 std::atomic<Pool*> g_pool{nullptr};
 std::mutex g_pool_create;
 
+// The locks are taken in the order the code nests them: g_pool_create (held while a pool is
+// made, which reads the policy), the policy's, the pool's.
 void fork_prepare() {
   g_pool_create.lock();
+  threads_policy_lock();
   if (Pool* p = g_pool.load()) p->mu_.lock();
 }
 void fork_parent() {
   if (Pool* p = g_pool.load()) p->mu_.unlock();
+  threads_policy_unlock();
   g_pool_create.unlock();
 }
 void fork_child() {
+  threads_policy_unlock();
   // The parent's pool stays locked and leaked: its threads are not in this process.
   if (g_pool.load() != nullptr) g_pool.store(new Pool(threads_hardware(), threads_get()));
   g_pool_create.unlock();
 }
+// Registered when the library loads, so a fork before the first call is covered too.
+[[maybe_unused]] const int g_fork_handlers = pthread_atfork(fork_prepare, fork_parent, fork_child);
 
 Pool& pool() {
   Pool* p = g_pool.load(std::memory_order_acquire);
   if (p != nullptr) return *p;
   std::lock_guard<std::mutex> lock(g_pool_create);
   if ((p = g_pool.load()) == nullptr) {
-    static const int registered = pthread_atfork(fork_prepare, fork_parent, fork_child);
-    (void)registered;
     p = new Pool(threads_hardware(), threads_get());
     g_pool.store(p, std::memory_order_release);
   }
@@ -438,6 +493,7 @@ void ThreadTeam::run_erased(void (*fn)(void*, int), void* ctx) {
   Job job;
   job.fn = fn;
   job.ctx = ctx;
+  job.fp_env = fp_env_get();
   job.pending.store(helpers_, std::memory_order_relaxed);
   int tid = 1;
   for (Worker* w = first_; w != nullptr; w = w->next) woke_sleeping_ |= give(w, &job, tid++);
@@ -449,8 +505,9 @@ void ThreadTeam::run_erased(void (*fn)(void*, int), void* ctx) {
   }
   // The helpers finish with this thread (the call's last barrier), unless descheduled; job
   // lives on this stack, so wait for them even when this thread's part threw.
-  for (int spins = 0; job.pending.load(std::memory_order_acquire) > 0; ++spins) {
+  for (int spins = 0; job.pending.load(std::memory_order_acquire) > 0;) {
     if (spins < (1 << 14)) {
+      ++spins;
       cpu_relax();
     } else {
       std::this_thread::yield();
@@ -466,9 +523,11 @@ void thread_pool_call_erased(int want, void (*fn)(void*, ThreadTeam&), void* ctx
 
 ThreadPoolState thread_pool_state() { return pool().state(); }
 
-void thread_pool_budget(int n) {
-  std::lock_guard<std::mutex> lock(g_pool_create);  // not lost to a pool being created
-  if (Pool* p = g_pool.load()) p->set_budget(n);
+void thread_pool_budget(int) {
+  // Under g_pool_create, and from threads_get() rather than the caller's n: two concurrent
+  // threads_set calls may get here in either order, the pool ends with the policy's value.
+  std::lock_guard<std::mutex> lock(g_pool_create);
+  if (Pool* p = g_pool.load()) p->set_budget(threads_get());
 }
 
 }  // namespace fastrnn

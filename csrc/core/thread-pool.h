@@ -51,6 +51,7 @@ namespace pool_detail {
 struct Job {
   void (*fn)(void* ctx, int tid) = nullptr;
   void* ctx = nullptr;
+  uint64_t fp_env = 0;              // the caller's floating-point control state (thread-pool.cc)
   std::atomic<int> pending{0};      // helpers still running
   std::atomic<bool> failed{false};  // a helper threw; its exception is in error
   std::exception_ptr error;

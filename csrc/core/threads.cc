@@ -94,18 +94,23 @@ double quota_at(const std::string& dir, bool v2) {
 // The smallest quota from the process's cgroup directory up to the mount point.
 double quota_on_path(const Mount& m, const std::string& cgroup_path, bool v2) {
   std::string rel;
+  const bool under_root =
+      cgroup_path.compare(0, m.root.size(), m.root) == 0 &&
+      (cgroup_path.size() == m.root.size() || cgroup_path[m.root.size()] == '/');
   if (m.root == "/") {
     rel = cgroup_path;
-  } else if (cgroup_path.compare(0, m.root.size(), m.root) == 0) {
+  } else if (under_root) {  // "/a" holds "/a/b", not "/ab"
     rel = cgroup_path.substr(m.root.size());
   }  // else: another namespace's path; only the mount point's own files apply
   while (!rel.empty() && rel.back() == '/') rel.pop_back();
+  if (!rel.empty() && rel[0] != '/') rel.clear();  // not a path: the mount point alone
   double best = 0;
   for (;;) {
     const double q = quota_at(m.point + rel, v2);
     if (q > 0 && (best == 0 || q < best)) best = q;
-    if (rel.empty()) break;
-    rel.resize(rel.rfind('/'));
+    const size_t slash = rel.rfind('/');
+    if (rel.empty() || slash == std::string::npos) break;
+    rel.resize(slash);
   }
   return best;
 }
@@ -217,7 +222,15 @@ std::atomic<int> g_cpus{0};
 
 ThreadsPolicy& policy_locked() {
   if (g_policy == nullptr) {
-    g_policy = new ThreadsPolicy(policy_from_environment());
+    ThreadsPolicy p;
+    try {
+      p = policy_from_environment();
+    } catch (...) {  // unreadable /proc or cgroup files: the affinity mask alone
+      p = ThreadsPolicy{};
+      p.affinity_cpus = p.cpus = p.budget = affinity_cpus();
+      p.source = "affinity";
+    }
+    g_policy = new ThreadsPolicy(p);
     g_cpus.store(g_policy->cpus, std::memory_order_release);
     g_budget.store(g_policy->budget, std::memory_order_release);
   }
@@ -230,6 +243,9 @@ ThreadsPolicy threads_policy() {
   std::lock_guard<std::mutex> lock(g_policy_mu);
   return policy_locked();
 }
+
+void threads_policy_lock() { g_policy_mu.lock(); }
+void threads_policy_unlock() { g_policy_mu.unlock(); }
 
 int threads_get() {
   const int n = g_budget.load(std::memory_order_acquire);
@@ -264,9 +280,9 @@ int threads_max() {
 
 void SpinBarrier::long_wait(bool waiting_for, bool count) {
   const auto start = std::chrono::steady_clock::now();
-  for (int spins = kSpinsBeforeTiming; sense_.load(std::memory_order_acquire) != waiting_for;
-       ++spins) {
+  for (int spins = kSpinsBeforeTiming; sense_.load(std::memory_order_acquire) != waiting_for;) {
     if (spins < kSpinsBeforeYield) {
+      ++spins;
       cpu_relax();
     } else {
       std::this_thread::yield();

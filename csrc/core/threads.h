@@ -32,6 +32,10 @@ struct ThreadsPolicy {
 ThreadsPolicy threads_policy();
 
 int threads_get();         // the thread budget (>= 1)
+// The policy's lock, for the pool's fork handlers only (core/thread-pool.cc): held across
+// fork() so that a child never inherits it locked by a thread that does not exist there.
+void threads_policy_lock();
+void threads_policy_unlock();
 void threads_set(int n);   // 1 <= n <= threads_max(); calls already running keep their teams
 int threads_hardware();    // the CPUs this process may use (ThreadsPolicy::cpus)
 // The largest budget: every thread reserves a stack, and a thread the system refuses would

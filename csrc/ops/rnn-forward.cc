@@ -641,10 +641,12 @@ void rnn_forward(const RnnModel& model, const ForwardArgs& args) {
       if (tid < nt) f.run(tid, nt, barrier);
     };
     team.run(body);
-    // Contended: the threads spent more than half the call waiting out descheduled peers.
-    // (Uneven slices alone stay below that: a waiter waits at most as long as it worked.)
+    // Contended: the waiting threads spent on average more than half the call waiting out
+    // descheduled peers. (Uneven slices alone stay below that: a waiter waits at most as
+    // long as it worked; averaged over the nt − 1 threads that can wait at each barrier.)
     const int64_t end_ns = threads_now_ns();
-    threads_report(barrier.long_wait_ns() > (end_ns - start_ns) / 2, start_ns, end_ns);
+    threads_report(barrier.long_wait_ns() / (nt - 1) > (end_ns - start_ns) / 2, start_ns,
+                   end_ns);
   };
   thread_pool_call(plan.nt, call);
 }
