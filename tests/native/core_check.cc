@@ -17,6 +17,13 @@
 // 2 threads with 1 thread on every table. AVX-512 splits few-row sums in two chains, so it
 // matches the scalar table within 2e-6 · max(1, |value|) instead.
 //
+// Kernel level too (--check): every table's GEMM and step kernels run on raw packed panels
+// of random values against the scalar table's, over row counts 1 .. 13 (past two of the
+// tallest row block), depths K with tails around the vector and depth-block sizes, panel
+// sub-ranges, output-column tails (y_cols), length masks and both panel sweeps; columns and
+// rows outside a kernel's ranges must stay untouched. Bit for bit, except AVX-512's few-row
+// steps (two chains: 2e-6).
+//
 // Exit code 0 when every check passes; 1 (with the failures listed) otherwise; 2 on usage.
 
 #include <algorithm>
@@ -28,6 +35,7 @@
 #include <vector>
 
 #include "core/threads.h"
+#include "core/types.h"
 #include "cpu/kernel-select.h"
 #include "ops/pack.h"
 #include "ops/rnn-forward.h"
@@ -163,6 +171,176 @@ std::string compare(const std::vector<float>& a, const std::vector<float>& b, do
   return "";
 }
 
+// Kernel level. A canary marks memory a kernel must not write.
+constexpr float kCanary = -1234.5f;
+
+struct KernelResult {
+  std::string name;
+  std::vector<float> out;
+};
+
+int g_canary_failures = 0;
+
+// A write outside the kernel's ranges: reported, counted.
+void expect_canary(float v, const std::string& what, const char* isa) {
+  if (bits(v) == bits(kCanary)) return;
+  if (g_canary_failures++ < 10)
+    std::printf("FAIL kernel %s [%s]: wrote outside its range (%.9g)\n", what.c_str(), isa, v);
+}
+
+// The GEMM over panels [p0, p1) of NV vectors: rows × K of A times packed panels, + bias.
+std::vector<KernelResult> run_gemms(const fastrnn::KernelTable& k) {
+  std::vector<KernelResult> results;
+  uint64_t seed = 500;
+  for (int nv : {3, 4}) {
+    for (int K : {1, 3, 8, 16, 17, 31, 128, 129, 257}) {
+      for (int rows : {1, 2, 3, 4, 5, 6, 7, 9, 12, 13}) {
+        const int panels = 3, cols = panels * nv * 16, ldc = cols + 5;
+        const std::vector<float> a = draws(seed++, static_cast<size_t>(rows) * (K + 2), 1.0f);
+        const std::vector<float> w = draws(seed++, static_cast<size_t>(panels) * K * nv * 16, 0.3f);
+        const std::vector<float> bias = draws(seed++, cols, 0.5f);
+        for (int with_bias : {0, 1}) {
+          std::vector<float> c(static_cast<size_t>(rows + 1) * ldc, kCanary);
+          fastrnn::GemmArgs g{};
+          g.a = a.data();
+          g.lda = K + 2;
+          g.rows = rows;
+          g.w = w.data();
+          g.K = K;
+          g.nv = nv;
+          g.p0 = 1;  // a sub-range: panel 0 and the padding after ldc's end stay untouched
+          g.p1 = panels;
+          g.bias = with_bias ? bias.data() : nullptr;
+          g.c = c.data();
+          g.ldc = ldc;
+          k.gemm(g);
+          const std::string name = "gemm nv" + std::to_string(nv) + " K" + std::to_string(K) +
+                                   " rows" + std::to_string(rows) + (with_bias ? " bias" : "");
+          for (int r = 0; r <= rows; ++r)
+            for (int j = 0; j < ldc; ++j)
+              if (r == rows || j < nv * 16 || j >= cols) expect_canary(c[r * ldc + j], name, k.isa);
+          results.push_back({name, c});
+        }
+      }
+    }
+  }
+  return results;
+}
+
+// One recurrent step kernel on random packed weights and states: every cell's kernel and the
+// projection, rows 1 .. 13, with and without lengths, both sweeps, a y_cols tail.
+std::vector<KernelResult> run_steps(const fastrnn::KernelTable& k) {
+  struct Kind {
+    const char* name;
+    void (*fn)(const fastrnn::StepArgs&);
+    int nv, units;
+    bool lstm, gru;
+  };
+  const Kind kinds[] = {{"lstm", k.lstm_step, 4, 16, true, false},
+                        {"gru", k.gru_step, 3, 16, false, true},
+                        {"rnn_tanh", k.rnn_tanh_step, 4, 64, false, false},
+                        {"rnn_relu", k.rnn_relu_step, 4, 64, false, false},
+                        {"projection", k.projection_step, 4, 64, false, false}};
+  std::vector<KernelResult> results;
+  uint64_t seed = 900;
+  for (const Kind& kind : kinds) {
+    for (int K : {1, 17, 64, 130}) {
+      for (int B : {1, 2, 3, 4, 5, 6, 7, 9, 13}) {
+        for (int masked : {0, 1}) {
+          const int panels = 2, units = panels * kind.units, gcols = panels * kind.nv * 16;
+          const std::vector<float> w = draws(seed++, static_cast<size_t>(panels) * K * kind.nv * 16, 0.4f);
+          // Rows of h_prev: K for the dot products; GRU's h' = n + z ⊙ (h − n) also reads
+          // its own units there (K = H in a model).
+          const int ld_h_prev = std::max(K + 1, units);
+          const std::vector<float> h_prev = draws(seed++, static_cast<size_t>(B) * ld_h_prev, 1.0f);
+          const std::vector<float> carry = draws(seed++, static_cast<size_t>(B) * units, 1.0f);
+          const std::vector<float> gx = draws(seed++, static_cast<size_t>(B) * gcols, 1.5f);
+          const std::vector<float> b_hn = draws(seed++, static_cast<size_t>(units), 0.5f);
+          std::vector<float> c = draws(seed++, static_cast<size_t>(B) * units, 2.0f);
+          std::vector<float> h(static_cast<size_t>(B) * units, kCanary);
+          const int y_cols = units - 3;  // a tail: the last 3 columns are never written
+          std::vector<float> y(static_cast<size_t>(B) * units, kCanary);
+          std::vector<int64_t> lengths(B);
+          for (int b = 0; b < B; ++b) lengths[b] = b % 3;  // t = 1: rows with length ≤ 1 rest
+          fastrnn::StepArgs a{};
+          a.w = w.data();
+          a.K = K;
+          a.p0 = 0;
+          a.p1 = panels;
+          a.b0 = 0;
+          a.b1 = B;
+          a.h_prev = h_prev.data();
+          a.ld_h_prev = ld_h_prev;
+          a.carry = carry.data();
+          a.ld_carry = units;
+          a.gx = kind.name[0] == 'p' ? nullptr : gx.data();
+          a.ld_gx = gcols;
+          a.b_hn = kind.gru ? b_hn.data() : nullptr;
+          a.c = kind.lstm ? c.data() : nullptr;
+          a.ld_c = units;
+          a.h = h.data();
+          a.ld_h = units;
+          a.y = y.data();
+          a.ld_y = units;
+          a.y_cols = y_cols;
+          a.lengths = masked ? lengths.data() : nullptr;
+          a.t = 1;
+          a.many_rows = B >= 4;
+          a.sweep = masked;  // the other panel order on every other run
+          kind.fn(a);
+          const std::string name = std::string(kind.name) + " K" + std::to_string(K) + " B" +
+                                   std::to_string(B) + (masked ? " lengths" : "");
+          for (int b = 0; b < B; ++b)
+            for (int j = y_cols; j < units; ++j) expect_canary(y[b * units + j], name, k.isa);
+          std::vector<float> out = h;
+          out.insert(out.end(), y.begin(), y.end());
+          if (kind.lstm) out.insert(out.end(), c.begin(), c.end());
+          results.push_back({name, out});
+        }
+      }
+    }
+  }
+  return results;
+}
+
+// Each table's kernels against the scalar table's. Returns the failures, counting checks.
+int check_kernels(const std::vector<std::string>& isas, int& checks) {
+  fastrnn::kernels_select("scalar");
+  const std::vector<KernelResult> gemm_ref = run_gemms(fastrnn::kernels());
+  const std::vector<KernelResult> step_ref = run_steps(fastrnn::kernels());
+  int failures = 0;
+  for (const std::string& isa : isas) {
+    if (!fastrnn::kernels_select(isa).empty()) return 1;
+    const std::vector<KernelResult> gemms = run_gemms(fastrnn::kernels());
+    const std::vector<KernelResult> steps = run_steps(fastrnn::kernels());
+    for (size_t i = 0; i < gemms.size(); ++i) {
+      ++checks;
+      const std::string d = compare(gemms[i].out, gemm_ref[i].out, 0.0);
+      if (!d.empty()) {
+        ++failures;
+        std::printf("FAIL kernel %s [%s] against scalar: %s\n", gemms[i].name.c_str(),
+                    isa.c_str(), d.c_str());
+      }
+    }
+    for (size_t i = 0; i < steps.size(); ++i) {
+      ++checks;
+      // AVX-512 splits the dot products of few-row steps (B ≤ 3) in two chains.
+      const bool few_rows = steps[i].name.find(" B1") != std::string::npos ||
+                            steps[i].name.find(" B2") != std::string::npos ||
+                            steps[i].name.find(" B3") != std::string::npos;
+      const double tol = isa == "avx512" && few_rows ? 2e-6 : 0.0;
+      const std::string d = compare(steps[i].out, step_ref[i].out, tol);
+      if (!d.empty()) {
+        ++failures;
+        std::printf("FAIL kernel %s [%s] against scalar: %s\n", steps[i].name.c_str(),
+                    isa.c_str(), d.c_str());
+      }
+    }
+  }
+  ++checks;  // no table wrote outside its ranges (expect_canary, every run above)
+  return failures + g_canary_failures;
+}
+
 constexpr uint32_t kMagic = 0x46524e31;  // "FRN1"
 
 int write_expected(const char* path) {
@@ -238,6 +416,7 @@ int check(const char* path) {
       }
     }
   }
+  failures += check_kernels(isas, checks);
   if (fastrnn::threads_hardware() > 1 && g_two_thread_runs == 0) {
     std::printf("FAIL no case ran on 2 threads\n");
     ++failures;
