@@ -18,11 +18,10 @@ inline V vldexp(V p, V n) {
 }
 #endif
 
-// exp(x): 0 for x ≤ -104 (below the smallest subnormal), +inf for x ≥ 88.73, NaN → NaN.
-inline V vexp(V x) {
-  // Clamp keeps n = round(x·log2 e) within [-150, 129]; NaN survives as the 2nd operand.
-  x = vmin(vset1(89.0f), vmax(vset1(-104.0f), x));
-  const V n = vround(vmul(x, vset1(1.44269504088896341f)));
+// e^r · 2^n = e^x: n = round(x·log2 e), r = x − n·ln2 (|r| ≤ ln2/2), e^r by a degree-7
+// Taylor polynomial (truncation 5e-9 relative). Returns e^r and sets n; x within [-104, 89].
+inline V vexp_reduced(V x, V& n) {
+  n = vround(vmul(x, vset1(1.44269504088896341f)));
   // ln 2 split in a high part exact in float (n·hi is exact for |n| < 2^9) and a low part.
   V r = vfma(n, vset1(-0.693145751953125f), x);
   r = vfma(n, vset1(-1.42860682030941723212e-6f), r);
@@ -33,7 +32,14 @@ inline V vexp(V x) {
   p = vfma(p, r, vset1(1.0f / 6.0f));
   p = vfma(p, r, vset1(0.5f));
   p = vfma(p, r, vset1(1.0f));
-  p = vfma(p, r, vset1(1.0f));
+  return vfma(p, r, vset1(1.0f));
+}
+
+// exp(x): 0 for x ≤ -104 (below the smallest subnormal), +inf for x ≥ 88.73, NaN → NaN.
+inline V vexp(V x) {
+  // Clamp keeps n within [-150, 129]; NaN survives as the 2nd operand.
+  V n;
+  const V p = vexp_reduced(vmin(vset1(89.0f), vmax(vset1(-104.0f), x)), n);
   return vldexp(p, n);
 }
 
@@ -41,17 +47,8 @@ inline V vexp(V x) {
 // bits as vexp there, for fewer operations (tanh's large branch; AVX2's general ldexp alone
 // takes 6).
 inline V vexp_0_20(V x) {
-  const V n = vround(vmul(x, vset1(1.44269504088896341f)));
-  V r = vfma(n, vset1(-0.693145751953125f), x);
-  r = vfma(n, vset1(-1.42860682030941723212e-6f), r);
-  V p = vset1(1.0f / 5040.0f);
-  p = vfma(p, r, vset1(1.0f / 720.0f));
-  p = vfma(p, r, vset1(1.0f / 120.0f));
-  p = vfma(p, r, vset1(1.0f / 24.0f));
-  p = vfma(p, r, vset1(1.0f / 6.0f));
-  p = vfma(p, r, vset1(0.5f));
-  p = vfma(p, r, vset1(1.0f));
-  p = vfma(p, r, vset1(1.0f));
+  V n;
+  const V p = vexp_reduced(x, n);
 #ifdef FASTRNN_VEC_HAS_LDEXP
   return vldexp(p, n);
 #else
