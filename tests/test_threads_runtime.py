@@ -302,3 +302,18 @@ def test_helpers_use_the_callers_floating_point_mode(isa_name):
         check=False,
     )
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("isa", ISAS, indirect=True)
+def test_per_call_thread_cap(isa, threads_restored):
+    """model(x, num_threads=n) caps one call; every cap gives the same bits; bad caps name
+    the argument."""
+    fastrnn.set_num_threads(2)
+    lstm = fastrnn.LSTM(24, 48, num_layers=2, bidirectional=True, seed=3)
+    x = np.random.default_rng(0).standard_normal((30, 5, 24), dtype=np.float32)
+    want = flat(lstm(x))
+    for n in (1, 2, 3):
+        assert all(np.array_equal(a, b) for a, b in zip(want, flat(lstm(x, num_threads=n))))
+    for bad, err in ((0, ValueError), (-2, ValueError), (1.0, TypeError), (True, TypeError)):
+        with pytest.raises(err, match="LSTM: num_threads"):
+            lstm(x, num_threads=bad)

@@ -96,6 +96,13 @@ def positive_int(value, name: str, minimum: int = 1, maximum: int | None = None)
     return int(value)
 
 
+def call_threads(value, name: str) -> int:
+    """A per-call thread cap: None is 0 (the process budget), else an int >= 1."""
+    if value is None:
+        return 0
+    return positive_int(value, f"{name}: num_threads")
+
+
 # Bounds on model sizes, checked before anything is allocated (the compiled core enforces
 # the same two): 2^24 features and 4096 layers are far beyond any RNN and keep every size
 # the packed layout derives (G = 4·H, G·I, ...) well inside 64 bits and H, 4·H inside int32.

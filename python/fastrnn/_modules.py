@@ -15,6 +15,7 @@ from ._checks import (
     MAX_PARAMETERS,
     MAX_SIZE,
     as_lengths,
+    call_threads,
     check_shape,
     float_array,
     positive_int,
@@ -273,10 +274,10 @@ class _RNNBase:
 
         return Stream(self, batch, state)
 
-    def __call__(self, x, state=None, lengths=None):
-        return self.forward(x, state, lengths)
+    def __call__(self, x, state=None, lengths=None, *, num_threads=None):
+        return self.forward(x, state, lengths, num_threads=num_threads)
 
-    def forward(self, x, state=None, lengths=None):
+    def forward(self, x, state=None, lengths=None, *, num_threads=None):
         """Runs the whole stack over a sequence.
 
         x: (T, B, I), or (B, T, I) with batch_first, or unbatched (T, I); any real floating
@@ -285,6 +286,9 @@ class _RNNBase:
            unbatched: without the B axis. None: zeros.
         lengths: (B,) integers in [1, T], any order: each sequence's valid steps, with a
            PackedSequence's meaning (outputs past it are zero, states from its last step).
+        num_threads: at most this many threads for this call (None: the process budget,
+           fastrnn.get_num_threads()); the pool's fair share among concurrent calls still
+           applies. Results are bit-identical for every thread count.
         Returns (output, h_n), for LSTM (output, (h_n, c_n)), as torch does.
         """
         name = type(self).__name__
@@ -333,7 +337,7 @@ class _RNNBase:
             h_n = np.zeros((LD, 0, self._h_out), np.float32)
             c_n = np.zeros((LD, 0, self.hidden_size), np.float32) if self._mode == "LSTM" else None
         else:
-            y, h_n, c_n = self._core.forward(x, h0, c0, lens)
+            y, h_n, c_n = self._core.forward(x, h0, c0, lens, call_threads(num_threads, name))
         if batched:
             if self.batch_first:
                 y = np.ascontiguousarray(y.transpose(1, 0, 2))
