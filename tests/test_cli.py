@@ -5,12 +5,16 @@ calls): they check what is printed and written, never how fast anything is.
 """
 
 import json
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
 import fastrnn
 from fastrnn import _bench
-from fastrnn._cli import _bytes, build_parser, main
+from fastrnn.cli import build_parser, main
+from fastrnn.cli.common import bytes_text as _bytes
 
 FAST = ["--threads", "1", "--min-time", "0.01", "--quiet"]
 
@@ -122,3 +126,24 @@ def test_help_everywhere(capsys):
     out = capsys.readouterr().out
     for word in ("--all", "--json", "--plot", "--threads", "stream_lstm_256"):
         assert word in out
+
+
+def test_help_loads_no_runner_and_no_peer():
+    """`fastrnn --help` declares every command without importing the benchmark runner,
+    a peer or torch."""
+    code = textwrap.dedent(
+        """
+        import contextlib, io, sys
+        from fastrnn.cli import main
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            try:
+                main(["--help"])
+            except SystemExit:
+                pass
+        assert "convert" in out.getvalue() and "verify" in out.getvalue(), out.getvalue()
+        loaded = sorted(m for m in sys.modules if m.startswith(("fastrnn._bench.", "torch", "onnx")))
+        print(loaded)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['fastrnn._bench.peers', 'fastrnn._bench.workloads']"

@@ -8,7 +8,7 @@ import sys
 import fastrnn
 import numpy as np
 import pytest
-from fastrnn._cli import main
+from fastrnn.cli import main
 
 torch = pytest.importorskip("torch")
 
@@ -132,7 +132,7 @@ def test_help(capsys, command, words):
 def test_module_entry_point(tmp_path):
     fastrnn.GRU(3, 4, seed=0).save(tmp_path / "g.safetensors")
     result = subprocess.run(
-        [sys.executable, "-m", "fastrnn._cli", "verify", str(tmp_path / "g.safetensors")],
+        [sys.executable, "-m", "fastrnn.cli", "verify", str(tmp_path / "g.safetensors")],
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,6 +1,7 @@
 """Model files: save/load round trips, torch state_dict files, and every way a file can be
 bad (each a ValueError naming the file and the problem)."""
 
+import dataclasses
 import json
 import os
 import struct
@@ -448,11 +449,14 @@ def test_missing_file(tmp_path):
         fastrnn.load(tmp_path / "nope.safetensors")
 
 
-def test_save_rejects_other_objects(tmp_path):
-    from fastrnn._io import save
-
-    with pytest.raises(TypeError, match="save expects a fastrnn LSTM, GRU, RNN or cell, got dict"):
-        save({}, tmp_path / "x.safetensors")
+def test_write_and_build_reject_other_objects(tmp_path):
+    with pytest.raises(TypeError, match="write: config must be a fastrnn.ModelConfig, got dict"):
+        fastrnn.io.write(tmp_path / "x.safetensors", {}, {})
+    with pytest.raises(TypeError, match="build: config must be a fastrnn.ModelConfig, got dict"):
+        fastrnn.build({}, {})
+    bad = fastrnn.ModelConfig("GRU", "LSTM", 4, 8)
+    with pytest.raises(ValueError, match="build: mode 'LSTM' does not fit class 'GRU'"):
+        fastrnn.build(bad, {})
 
 
 # --- torch state_dict files -------------------------------------------------------------------
@@ -640,3 +644,67 @@ def test_concurrent_saves_to_one_path(tmp_path):
         all(np.array_equal(loaded[k], v) for k, v in m.state_dict().items()) for m in models
     )
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+# --- the one internal model form ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("cls", "kw"), MODELS, ids=IDS)
+def test_config_describes_every_model(cls, kw):
+    """model.config is the model without its weights: build(config, weights) gives the same
+    model, its parameter shapes are the state_dict's and torch's, and it survives the file
+    metadata round trip."""
+    import torch.nn as nn
+
+    model = make(cls, kw)
+    config = model.config
+    assert config.kind == cls and config.is_cell == cls.endswith("Cell")
+    assert config.mode == model.mode if hasattr(model, "mode") else config.mode.startswith(cls[:3])
+    assert config.problem() is None
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    assert config.parameter_shapes() == shapes
+    assert config.parameter_count() == sum(v.size for v in model.state_dict().values())
+    torch_kw = {k: v for k, v in kw.items() if k != "nonlinearity" or "RNN" in cls}
+    torch_shapes = {k: tuple(v.shape) for k, v in getattr(nn, cls)(**torch_kw).state_dict().items()}
+    assert config.parameter_shapes() == torch_shapes
+    rebuilt = fastrnn.build(config, model.state_dict())
+    assert type(rebuilt) is type(model) and rebuilt.config == config
+    assert_same_model(model, rebuilt)
+    assert fastrnn.ModelConfig.from_metadata(config.to_metadata()) == config
+    assert config.describe().startswith(f"{cls}({kw['input_size']}, {kw['hidden_size']}")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.hidden_size = 3
+
+
+def test_config_gate_counts_and_nonlinearity():
+    C = fastrnn.ModelConfig
+    assert [C(k, m, 2, 5).gates for k, m in (("LSTM", "LSTM"), ("GRU", "GRU"), ("RNN", "RNN_TANH"))] == [4, 3, 1]
+    assert C("RNN", "RNN_RELU", 2, 5).nonlinearity == "relu"
+    assert C("LSTM", "LSTM", 2, 5).nonlinearity is None
+    assert C("LSTM", "LSTM", 2, 5, proj_size=3, bidirectional=True).h_out == 3
+    assert "proj_size=5 needs an LSTM" in C("GRU", "GRU", 2, 5, proj_size=5).problem()
+    assert "a GRUCell must have num_layers=1" in C("GRUCell", "GRU", 2, 5, num_layers=2).problem()
+    assert "hidden_size must be in [1," in C("LSTM", "LSTM", 2, 0).problem()
+
+
+def test_every_importer_gives_the_same_config_and_weights(tmp_path):
+    """A fastrnn file, a torch file, a safetensors state_dict and a torch module of one
+    model all read as the same (ModelConfig, weights)."""
+    import torch
+    from safetensors.torch import save_file
+
+    module = torch.nn.LSTM(3, 8, num_layers=2, proj_size=5, bidirectional=True)
+    fastrnn.from_torch(module).save(tmp_path / "a.safetensors")
+    torch.save(module.state_dict(), tmp_path / "a.pt")
+    save_file(module.state_dict(), str(tmp_path / "b.safetensors"))
+    reads = [
+        fastrnn.io.read(tmp_path / "a.safetensors"),
+        fastrnn.io.read(tmp_path / "a.pt"),
+        fastrnn.io.read(tmp_path / "b.safetensors"),
+        fastrnn.io.pytorch.read_module(module),
+    ]
+    for config, weights in reads:
+        assert config == reads[0][0]
+        assert list(weights) == list(reads[0][1])
+        for k, w in weights.items():
+            assert np.array_equal(np.asarray(w), reads[0][1][k]), k

@@ -7,8 +7,10 @@
 
 __version__ = "0.1.0"
 
-from ._io import load
-from ._modules import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from . import io
+from ._config import ModelConfig
+from ._load import from_torch, load
+from ._modules import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, build
 from ._runtime import (
     caches_select_from_env,
     cpu_info,
@@ -19,7 +21,6 @@ from ._runtime import (
 )
 from ._stream import Stream
 from ._threadpoolctl import threadpoolctl_register
-from ._torch import from_torch
 from ._verify import VerifyReport, verify
 
 select_isa_from_env()
@@ -36,6 +37,9 @@ __all__ = [
     "RNNCell",
     "from_torch",
     "load",
+    "build",
+    "ModelConfig",
+    "io",
     "verify",
     "Stream",
     "VerifyReport",

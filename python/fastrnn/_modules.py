@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core
+from . import _core, io
 from ._checks import (
     MAX_LAYERS,
     MAX_PARAMETERS,
@@ -22,51 +22,11 @@ from ._checks import (
     shape_text,
     to_float32,
 )
+from ._config import ModelConfig, rnn_mode
 
-_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
-
-# Passed as `seed` by loaders (files, pickles) that supply the weights themselves: the
+# Passed as `seed` by build() (files, pickles, importers) that supply the weights: the
 # constructor then checks the configuration but skips the random initialisation.
 _NO_WEIGHTS = object()
-
-
-def parameter_shapes(
-    mode: str,
-    input_size: int,
-    hidden_size: int,
-    num_layers: int,
-    bidirectional: bool,
-    proj_size: int,
-    bias: bool,
-) -> dict[str, tuple]:
-    """torch's parameter names and shapes for a layer stack, in torch's order."""
-    G = _GATES[mode] * hidden_size
-    D = 2 if bidirectional else 1
-    H_out = proj_size or hidden_size
-    shapes: dict[str, tuple] = {}
-    for layer in range(num_layers):
-        in_size = input_size if layer == 0 else D * H_out
-        for direction in range(D):
-            sfx = f"_l{layer}" + ("_reverse" if direction else "")
-            shapes["weight_ih" + sfx] = (G, in_size)
-            shapes["weight_hh" + sfx] = (G, H_out)
-            if bias:
-                shapes["bias_ih" + sfx] = (G,)
-                shapes["bias_hh" + sfx] = (G,)
-            if proj_size:
-                shapes["weight_hr" + sfx] = (proj_size, hidden_size)
-    return shapes
-
-
-def parameter_count(shapes: dict[str, tuple]) -> int:
-    """The number of weights of a parameter_shapes() dict (Python ints: never overflows)."""
-    total = 0
-    for shape in shapes.values():
-        n = 1
-        for d in shape:
-            n *= int(d)
-        total += n
-    return total
 
 
 def checked_state_dict(name: str, state_dict, shapes: dict[str, tuple]) -> dict:
@@ -136,7 +96,7 @@ class _RNNBase:
         self.batch_first = bool(batch_first)
         self.dropout = float(dropout)  # a training feature: inference ignores it, as torch.eval()
         self.bidirectional = bool(bidirectional)
-        count = parameter_count(self._parameter_shapes())
+        count = self.config.parameter_count()
         if count > MAX_PARAMETERS:
             raise ValueError(
                 f"{name}({self.extra_repr()}) would have {count} weights; "
@@ -151,11 +111,30 @@ class _RNNBase:
         k = 1.0 / np.sqrt(self.hidden_size)
         weights = {
             key: rng.uniform(-k, k, size=shape).astype(np.float32)
-            for key, shape in self._parameter_shapes().items()
+            for key, shape in self.config.parameter_shapes().items()
         }
         self.load_state_dict(weights)
 
     # --- configuration -------------------------------------------------------------------
+
+    @property
+    def config(self) -> ModelConfig:
+        """What this model is, without its weights (see fastrnn.ModelConfig)."""
+        return ModelConfig(
+            kind=self._kind(),
+            mode=self._mode,
+            input_size=self.input_size,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            bidirectional=self.bidirectional,
+            proj_size=self.proj_size,
+            bias=self.bias,
+            batch_first=self.batch_first,
+        )
+
+    def _kind(self) -> str:
+        """The class among LSTM, GRU, RNN this one is (a user's subclass reports its base)."""
+        return next(c.__name__ for c in (LSTM, GRU, RNN) if isinstance(self, c))
 
     @property
     def mode(self) -> str:
@@ -169,33 +148,8 @@ class _RNNBase:
     def _h_out(self) -> int:
         return self.proj_size or self.hidden_size
 
-    def _parameter_shapes(self) -> dict[str, tuple]:
-        """torch's parameter names and shapes, in torch's order."""
-        return parameter_shapes(
-            self._mode,
-            self.input_size,
-            self.hidden_size,
-            self.num_layers,
-            self.bidirectional,
-            self.proj_size,
-            self.bias,
-        )
-
     def extra_repr(self) -> str:
-        parts = [f"{self.input_size}, {self.hidden_size}"]
-        if self.num_layers != 1:
-            parts.append(f"num_layers={self.num_layers}")
-        if self._mode == "RNN_RELU":
-            parts.append("nonlinearity='relu'")
-        if not self.bias:
-            parts.append("bias=False")
-        if self.batch_first:
-            parts.append("batch_first=True")
-        if self.bidirectional:
-            parts.append("bidirectional=True")
-        if self.proj_size:
-            parts.append(f"proj_size={self.proj_size}")
-        return ", ".join(parts)
+        return self.config.arguments()
 
     def __repr__(self) -> str:
         return f"fastrnn.{type(self).__name__}({self.extra_repr()})"
@@ -209,9 +163,7 @@ class _RNNBase:
     def save(self, path) -> None:
         """Writes the configuration and weights to a safetensors file that fastrnn.load reads
         back without torch (weights under torch's key names, configuration in the metadata)."""
-        from ._io import save
-
-        save(self, path)
+        io.write(path, self.config, self._weights)
 
     def __getstate__(self) -> dict:
         # The compiled core cannot be pickled: keep the configuration and the torch-layout
@@ -233,8 +185,9 @@ class _RNNBase:
         missing, unexpected or mis-shaped key is a ValueError naming it."""
         weights = {
             key: to_float32(a, copy=True)
-            for key, a in checked_state_dict(type(self).__name__, state_dict,
-                                             self._parameter_shapes()).items()
+            for key, a in checked_state_dict(
+                type(self).__name__, state_dict, self.config.parameter_shapes()
+            ).items()
         }
         self._core = _core.Model(
             self._mode,
@@ -443,7 +396,7 @@ class RNN(_RNNBase):
             raise ValueError(
                 f"{_owner or 'RNN'}: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}"
             )
-        self._mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+        self._mode = rnn_mode(nonlinearity)
         super().__init__(
             input_size,
             hidden_size,
@@ -459,7 +412,7 @@ class RNN(_RNNBase):
 
     @property
     def nonlinearity(self) -> str:
-        return "tanh" if self._mode == "RNN_TANH" else "relu"
+        return self.config.nonlinearity
 
 
 class _CellBase:
@@ -479,20 +432,26 @@ class _CellBase:
     def __repr__(self) -> str:
         return f"fastrnn.{type(self).__name__}({self._layer.extra_repr()})"
 
+    @property
+    def config(self) -> ModelConfig:
+        """What this cell is, without its weights (see fastrnn.ModelConfig)."""
+        layer = self._layer.config
+        return ModelConfig(
+            layer.kind + "Cell", layer.mode, layer.input_size, layer.hidden_size, bias=layer.bias
+        )
+
     def state_dict(self) -> dict[str, np.ndarray]:
         return {k[: -len("_l0")]: v for k, v in self._layer.state_dict().items()}
 
     def save(self, path) -> None:
         """Writes the configuration and weights to a safetensors file (see _RNNBase.save)."""
-        from ._io import save
-
-        save(self, path)
+        io.write(path, self.config, self.state_dict())
 
     def load_state_dict(self, state_dict) -> None:
         """Loads weights under torch's cell key names (weight_ih, weight_hh, bias_ih,
         bias_hh). Strict: a missing, unexpected or mis-shaped key is a ValueError naming the
         cell's class and key."""
-        shapes = {k[: -len("_l0")]: v for k, v in self._layer._parameter_shapes().items()}
+        shapes = self.config.parameter_shapes()
         weights = {
             key + "_l0": a
             for key, a in checked_state_dict(type(self).__name__, state_dict, shapes).items()
@@ -558,3 +517,31 @@ class RNNCell(_CellBase):
     @property
     def nonlinearity(self) -> str:
         return self._layer.nonlinearity
+
+
+_CLASSES = {c.__name__: c for c in (LSTM, GRU, RNN, LSTMCell, GRUCell, RNNCell)}
+
+
+def build(config: ModelConfig, weights) -> _RNNBase | _CellBase:
+    """The model of `config` with `weights` (under torch's key names in torch's gate order,
+    numpy arrays or tensors; copied): what every importer's (config, weights) becomes. An
+    impossible configuration, or weights that do not fit it, is a ValueError."""
+    if not isinstance(config, ModelConfig):
+        raise TypeError(f"build: config must be a fastrnn.ModelConfig, got {type(config).__name__}")
+    problem = config.problem()
+    if problem:
+        raise ValueError(f"build: {problem}")
+    cls = _CLASSES[config.kind]
+    I, H, bias = config.input_size, config.hidden_size, config.bias
+    if config.is_cell:
+        extra = {"nonlinearity": config.nonlinearity} if cls is RNNCell else {}
+        model = cls(I, H, bias, seed=_NO_WEIGHTS, **extra)
+    else:
+        kw = {"bias": bias, "batch_first": config.batch_first, "bidirectional": config.bidirectional}
+        if cls is LSTM:
+            kw["proj_size"] = config.proj_size
+        elif cls is RNN:
+            kw["nonlinearity"] = config.nonlinearity
+        model = cls(I, H, config.num_layers, seed=_NO_WEIGHTS, **kw)
+    model.load_state_dict(weights)
+    return model

@@ -209,7 +209,7 @@ def verify(
     import torch
     import torch.nn as nn
 
-    from ._torch import from_torch
+    from ._load import from_torch
 
     layer_types = (nn.LSTM, nn.GRU, nn.RNN)
     cell_types = (nn.LSTMCell, nn.GRUCell, nn.RNNCell)

@@ -1,0 +1,44 @@
+"""Models from files and from torch modules, and torch modules from models: each a reader
+of fastrnn.io followed by build()."""
+
+from __future__ import annotations
+
+from . import io
+from ._modules import build
+
+
+def load(
+    path,
+    *,
+    mode: str | None = None,
+    batch_first: bool | None = None,
+    nonlinearity: str | None = None,
+    prefix: str | None = None,
+):
+    """A fastrnn model from a file: a fastrnn file (model.save; needs numpy only), a plain
+    safetensors state_dict, or a torch state_dict file (torch.save; needs torch, read with
+    weights_only=True).
+
+    For files without fastrnn's metadata the configuration is inferred from the key names
+    and shapes (see the rules in fastrnn.io.keys); the hints fill in what shapes cannot say:
+    mode ('LSTM', 'GRU', 'RNN_TANH', 'RNN_RELU'; must agree with the shapes), nonlinearity
+    ('tanh'/'relu', for RNNs), batch_first (default False; for a fastrnn file it overrides
+    the stored layout), prefix (the RNN's key prefix when the file holds several).
+    A corrupted, truncated or inconsistent file is a ValueError naming the file.
+    """
+    return build(
+        *io.read(path, mode=mode, batch_first=batch_first, nonlinearity=nonlinearity, prefix=prefix)
+    )
+
+
+def from_torch(module):
+    """A fastrnn model with the configuration and weights of a torch.nn.LSTM, GRU, RNN,
+    LSTMCell, GRUCell or RNNCell (the weights are copied; later changes to the module do not
+    reach the fastrnn model)."""
+    return build(*io.pytorch.read_module(module))
+
+
+def to_torch(model):
+    """A torch.nn module (in eval mode) with the configuration and weights of a fastrnn model:
+    the reference that `fastrnn verify` checks a model file against."""
+    return io.pytorch.module_from(model.config, model.state_dict())
