@@ -204,7 +204,7 @@ def measure(
                 "T": p.T,
                 "macs_per_step": macs_per_step(p.H, p.B),
                 "threads_used": {
-                    str(n): int(p.model._core.threads_for(p.B, n)) for n in thread_counts
+                    str(n): int(p.model.plan(p.B, 10**4, num_threads=n)["threads"]) for n in thread_counts
                 },
                 "passes": 0,
                 "runners": {},

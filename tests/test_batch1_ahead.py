@@ -103,8 +103,8 @@ def test_ahead_projection_is_bit_identical_to_plain(name, T, threads, isa, threa
     model = CASES[name][0]()
     ahead = _core.kernel_tiles()["ahead_rows"] > 0  # AVX2: no registers left for it
     for layer in range(model.num_layers):
-        assert model._core.projects_ahead(layer, 1) == ahead, f"{name}: layer {layer} [{isa}]"
-        assert not model._core.projects_ahead(layer, 2)
+        assert bool(model.plan(1, 10**4, num_threads=1)["ahead"][layer]) == ahead, f"{name}: layer {layer} [{isa}]"
+        assert not model.plan(2, 10**4, num_threads=1)["ahead"][layer]
     fastrnn.set_num_threads(threads)
     rng = np.random.default_rng(T)
     variants = [(False, None), (True, None), (True, max(1, T - T // 3))]
@@ -127,7 +127,7 @@ def test_ahead_projection_is_bit_identical_to_plain(name, T, threads, isa, threa
 @pytest.mark.parametrize("name", SPLIT)
 def test_split_cases_use_two_threads(name, threads_restored):
     fastrnn.set_num_threads(2)
-    assert CASES[name][0]()._core.threads_for(1) == 2
+    assert CASES[name][0]().plan(1, 10**4)["threads"] == 2
 
 
 def test_ahead_only_where_it_pays(isa):
@@ -135,19 +135,19 @@ def test_ahead_only_where_it_pays(isa):
     # so does every layer on an ISA whose registers leave no room for it (AVX2).
     fits = _core.kernel_tiles()["ahead_rows"] > 0
     assert fits == (isa != "avx2")
-    assert not fastrnn.LSTM(128, 128, bidirectional=True, seed=0)._core.projects_ahead(0, 1)
-    assert not fastrnn.LSTM(128, 128, seed=0)._core.projects_ahead(0, 2)
-    assert not fastrnn.LSTM(32, 64, seed=0)._core.projects_ahead(0, 1)
-    assert not fastrnn.LSTM(1024, 1024, seed=0)._core.projects_ahead(0, 1)
-    assert fastrnn.LSTM(512, 512, seed=0)._core.projects_ahead(0, 1) == fits
-    assert not fastrnn.LSTM(512, 512, seed=0)._core.projects_ahead(1, 1)  # no layer 1
+    assert not fastrnn.LSTM(128, 128, bidirectional=True, seed=0).plan(1, 10**4, num_threads=1)["ahead"][0]
+    assert not fastrnn.LSTM(128, 128, seed=0).plan(2, 10**4, num_threads=1)["ahead"][0]
+    assert not fastrnn.LSTM(32, 64, seed=0).plan(1, 10**4, num_threads=1)["ahead"][0]
+    assert not fastrnn.LSTM(1024, 1024, seed=0).plan(1, 10**4, num_threads=1)["ahead"][0]
+    assert bool(fastrnn.LSTM(512, 512, seed=0).plan(1, 10**4, num_threads=1)["ahead"][0]) == fits
+    assert len(fastrnn.LSTM(512, 512, seed=0).plan(1, 10**4)["ahead"]) == 1  # one layer
 
 
 def test_ahead_follows_the_avx512_datapath(isa):
     # By default AVX-512 takes the ahead path only where its units are 256 bits wide (Zen 4).
     _core.ahead_override(None)
     try:
-        took = fastrnn.LSTM(512, 512, seed=0)._core.projects_ahead(0, 1)
+        took = bool(fastrnn.LSTM(512, 512, seed=0).plan(1, 10**4, num_threads=1)["ahead"][0])
         if isa == "avx512":
             assert took == _core.cpu_features()["avx512_half_width"]
         else:

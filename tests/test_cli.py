@@ -147,3 +147,16 @@ def test_help_loads_no_runner_and_no_peer():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['fastrnn._bench.peers', 'fastrnn._bench.workloads']"
+
+
+def test_info_plan(tmp_path, capsys):
+    """`fastrnn info --plan` prints the driver's plan for the default model or a file."""
+    assert main(["info", "--plan", "--batch", "3", "--steps", "7", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "plan           fastrnn.LSTM(256, 256), batch 3, 7 steps" in out
+    assert "1 thread(s), schedule spans, split none" in out
+    fastrnn.GRU(4, 8, bidirectional=True, seed=0).save(tmp_path / "g.safetensors")
+    assert main(["info", "--plan", "--model", str(tmp_path / "g.safetensors")]) == 0
+    assert "schedule layer-by-layer" in capsys.readouterr().out
+    assert main(["info", "--plan", "--model", str(tmp_path / "missing.safetensors")]) == 2
+    assert "fastrnn info: " in capsys.readouterr().err

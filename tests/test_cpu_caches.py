@@ -145,17 +145,19 @@ def ahead_allowed():
 
 
 def test_ahead_bound_is_per_thread_where_the_near_cache_is_the_l2(ahead_allowed):
-    # LSTM(160, 160): 800 KiB of W_ih + W_hh. With a 2 MiB L2 as the near cache (bound:
-    # 512 KiB per thread) one thread holds all of it, each of two threads 400 KiB; a shared
-    # L3 holds the whole layer whatever the threads.
-    model = fastrnn.LSTM(160, 160, seed=0)
-    model(np.zeros((1, 1, 160), np.float32))
+    # LSTM(80, 192): 816 KiB of W_ih + W_hh, a batch-1 step large enough for 2 threads.
+    # With a 2 MiB L2 as the near cache (bound: 512 KiB per thread) one thread holds all of
+    # it, each of two threads 408 KiB; a shared L3 (bound 768 KiB) holds the whole layer
+    # whatever the threads.
+    model = fastrnn.LSTM(80, 192, seed=0)
+    model(np.zeros((1, 1, 80), np.float32))
+    assert model.plan(1, 10**4, num_threads=2)["threads"] == 2
     with caches_pinned(l2=2 * MiB, l3=32 * MiB, l3_near=False):
-        assert not model._core.projects_ahead(0, 1, threads=1)
-        assert model._core.projects_ahead(0, 1, threads=2) == ahead_fits()
+        assert not model.plan(1, 10**4, num_threads=1)["ahead"][0]
+        assert bool(model.plan(1, 10**4, num_threads=2)["ahead"][0]) == ahead_fits()
     with caches_pinned(l2=1 * MiB, l3=3 * MiB, l3_near=True):  # bound: 768 KiB of the L3
-        assert not model._core.projects_ahead(0, 1, threads=1)
-        assert not model._core.projects_ahead(0, 1, threads=2)
+        assert not model.plan(1, 10**4, num_threads=1)["ahead"][0]
+        assert not model.plan(1, 10**4, num_threads=2)["ahead"][0]
 
 
 # --- FASTRNN_CACHE_* at import ---------------------------------------------------------------
@@ -334,7 +336,7 @@ def test_tiny_and_huge_caches_change_the_blocking(ahead_allowed):
     model(np.zeros((1, 1, 96), np.float32))
     with caches_pinned(**tiny):
         assert _core.blocking()["gx_chunk_floats"] == 128  # one step per chunk
-        assert not model._core.projects_ahead(0, 1)
+        assert not model.plan(1, 10**4, num_threads=1)["ahead"][0]
     with caches_pinned(**huge):
         assert _core.blocking()["gx_chunk_floats"] == 1 << 27  # the whole sequence
-        assert model._core.projects_ahead(0, 1) == ahead_fits()
+        assert bool(model.plan(1, 10**4, num_threads=1)["ahead"][0]) == ahead_fits()

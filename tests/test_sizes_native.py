@@ -140,7 +140,7 @@ def test_more_threads_than_cores_run_on_the_cores(threads_restored):
     """A call never starts more threads than the machine offers (an oversubscribed team
     waits out time slices at every step's barrier)."""
     core = fastrnn.LSTM(256, 256, seed=0)._core
-    assert core.threads_for(64, 1024) <= (os.cpu_count() or 1)
+    assert core.plan(64, 10**4, 1024)["threads"] <= (os.cpu_count() or 1)
 
 
 def test_float32_dtype_compared_by_value():

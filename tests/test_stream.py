@@ -284,7 +284,7 @@ def test_big_streams_equal_whole_call(cls, kw, batch, threads, isa, threads_rest
     rng = np.random.default_rng(2)
     model = make(cls, kw)
     fastrnn.set_num_threads(threads)
-    assert model._core.threads_for(batch) == threads
+    assert model.plan(batch, 10**4)["threads"] == threads
     x = random_input(model, 9, batch, rng)
     state = random_state(model, batch, rng)
     y_whole, state_whole = model(x, state)

@@ -2,7 +2,7 @@
 
 Threads split hidden units or batch rows, never one dot product, so the arithmetic of every
 output element is the same whatever the thread count: np.array_equal, no tolerance. Each case
-is chosen big enough that the driver really uses 2 threads (asserted with threads_for), and
+is chosen big enough that the driver really uses 2 threads (asserted with Model.plan), and
 covers a different split: hidden units at batch 1, batch rows, both directions, projection,
 several layers, lengths and initial states, and the wavefront of small stacked layers (each
 thread owns whole layers, a chunk of steps per tick).
@@ -100,11 +100,11 @@ def test_one_and_two_threads_are_bit_identical(name, isa, threads_restored):
     x, state, lengths = make_inputs(model, T, B, with_lengths, with_state)
 
     fastrnn.set_num_threads(1)
-    assert model._core.threads_for(B) == 1
+    assert model.plan(B, 10**4)["threads"] == 1
     one = flatten(model(x, state, lengths=lengths))
 
     fastrnn.set_num_threads(2)
-    assert model._core.threads_for(B) == 2, "case too small to use 2 threads: enlarge it"
+    assert model.plan(B, 10**4)["threads"] == 2, "case too small to use 2 threads: enlarge it"
     two = flatten(model(x, state, lengths=lengths))
 
     for i, (a, b) in enumerate(zip(one, two)):
@@ -117,7 +117,7 @@ def test_one_and_two_threads_are_bit_identical(name, isa, threads_restored):
 
 def test_small_layers_run_on_one_thread(threads_restored):
     fastrnn.set_num_threads(2)
-    assert fastrnn.LSTM(4, 8, seed=0)._core.threads_for(1) == 1
+    assert fastrnn.LSTM(4, 8, seed=0).plan(1, 10**4)["threads"] == 1
 
 
 def test_set_and_get_num_threads(threads_restored):

@@ -24,7 +24,7 @@ import multiprocessing as mp, time
 import fastrnn, numpy as np
 from fastrnn import _core
 model = fastrnn.LSTM(256, 256, seed=0)
-assert model._core.threads_for(1, 2) == 2
+assert model.plan(1, 10**4, num_threads=2)["threads"] == 2
 x = np.random.default_rng(0).standard_normal((100, 1, 256), dtype=np.float32)
 fastrnn.set_num_threads(2)
 def spin(stop):

@@ -6,7 +6,7 @@ which a test cannot make). And threadpoolctl's limits, through fastrnn's control
 
 The environment is read once per process, so each source is checked in a fresh interpreter,
 on every instruction set (FASTRNN_ISA), where it also runs a 2-thread-sized model and checks
-that the budget it reports is the one calls get (threads_for).
+that the budget it reports is the one calls get (Model.plan).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ y = m(x)[0]
 print(json.dumps({
     "policy": fastrnn.cpu_info()["threads"],
     "budget": fastrnn.get_num_threads(),
-    "threads_for": m._core.threads_for(1),
+    "threads_for": m.plan(1, 10**4)["threads"],
     "isa": fastrnn.cpu_info()["isa"],
     "warnings": [str(w.message) for w in caught],
     "y0": float(y[-1, 0, 0]),
@@ -259,7 +259,7 @@ assert len(info) == 1 and info[0]["num_threads"] == 2, info
 assert info[0]["version"] == fastrnn.__version__, info
 with threadpoolctl.threadpool_limits(1):
     assert fastrnn.get_num_threads() == 1
-    assert m._core.threads_for(1) == 1
+    assert m.plan(1, 10**4)["threads"] == 1
     assert np.array_equal(m(x)[0], ref)
 assert fastrnn.get_num_threads() == 2
 with threadpoolctl.threadpool_limits(limits=1, user_api="fastrnn"):

@@ -148,7 +148,7 @@ def _child_compute(conn, threads):
     f.set_num_threads(threads)
     m = f.LSTM(256, 256, num_layers=2, seed=3)
     x = np.random.default_rng(3).standard_normal((12, 1, 256), dtype=np.float32)
-    conn.send((m(x)[0], m._core.threads_for(1), _core.thread_pool()))
+    conn.send((m(x)[0], m.plan(1, 10**4)["threads"], _core.thread_pool()))
     conn.close()
 
 
@@ -265,7 +265,7 @@ FLUSH_DENORMAL = r"""
 import numpy as np, torch, fastrnn
 torch.manual_seed(0)
 m = fastrnn.from_torch(torch.nn.LSTM(64, 256, bias=False))
-assert m._core.threads_for(1, 2) == 2
+assert m.plan(1, 10**4, num_threads=2)["threads"] == 2
 # A subnormal initial h: each thread's recurrent sums, gates, c and h stay subnormal, unless
 # that thread flushes them to zero.
 x = np.zeros((3, 1, 64), np.float32)

@@ -11,6 +11,7 @@
 #include <initializer_list>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "cpu/cpu-features.h"
 #include "cpu/kernel-select.h"
 #include "ops/blocking.h"
+#include "ops/forward-plan.h"
 #include "ops/pack.h"
 #include "ops/rnn-forward.h"
 
@@ -198,10 +200,10 @@ class Model {
     if (T < 1)
       throw py::value_error("x must hold at least one time step (T >= 1), got shape " +
                             shape_str(x_arr));
-    check_call_sizes(T, B);
     if (num_threads < 0 || num_threads > max_threads())
       throw py::value_error("num_threads must be in [1, " + std::to_string(max_threads()) +
                             "] (0: the default), got " + std::to_string(num_threads));
+    check_call_sizes(T, B, num_threads);
     a.T = T;
     a.B = B;
     if (!h0_obj.is_none()) a.h0 = checked(h0_obj, "h_0", {LD, B, H_out});
@@ -256,7 +258,7 @@ class Model {
     const int L = cfg.num_layers, H_out = cfg.h_out();
     fastrnn::ForwardArgs a;
     a.x = checked(x_obj, "x", {B, cfg.input_size});
-    check_call_sizes(1, B);
+    check_call_sizes(1, B, 0);
     a.T = 1;
     a.B = B;
     py::array h_arr = py::reinterpret_borrow<py::array>(h_obj);
@@ -279,13 +281,44 @@ class Model {
     return y;
   }
 
-  bool projects_ahead(int layer, int64_t batch, int threads) const {
-    return fastrnn::rnn_forward_projects_ahead(model_, layer, batch, std::max(1, threads));
-  }
-
-  int threads_for(int64_t batch, int max_threads) const {
-    return fastrnn::rnn_forward_threads(model_, batch,
-                                        max_threads > 0 ? max_threads : fastrnn::threads_get());
+  // The plan of a call of T steps and `batch` rows with at most `threads` threads (0: the
+  // process budget), as the driver would make it alone on the machine (a busy pool may
+  // give the call fewer threads; it then plans again for those).
+  py::dict plan(int64_t batch, int64_t T, int threads) const {
+    if (batch < 1 || batch > kMaxBatch)
+      throw py::value_error("batch must be in [1, " + std::to_string(kMaxBatch) + "], got " +
+                            std::to_string(batch));
+    if (T < 1) throw py::value_error("T must be >= 1, got " + std::to_string(T));
+    if (threads < 0 || threads > max_threads())
+      throw py::value_error("threads must be in [1, " + std::to_string(max_threads()) +
+                            "] (0: the default), got " + std::to_string(threads));
+    const fastrnn::ForwardPlan p = plan_of(batch, T, threads);
+    py::dict d;
+    d["B"] = p.B;
+    d["T"] = p.T;
+    d["threads"] = p.threads;
+    d["schedule"] = fastrnn::schedule_name(p.schedule);
+    d["split"] = p.threads == 1                                 ? "none"
+                 : p.schedule == fastrnn::Schedule::kWavefront ? "layers"
+                 : p.batch_split                                 ? "batch"
+                                                                 : "panels";
+    d["panel_threads"] = p.panel_threads;
+    d["chunk"] = p.chunk;
+    d["span"] = p.span;
+    d["wave_chunk"] = p.wave_chunk;
+    d["inline_projection"] = p.inline_projection;
+    d["many_rows"] = p.many_rows;
+    d["ahead"] = p.ahead;
+    py::dict ws;
+    ws["gx"] = py::make_tuple(p.gx[0], p.gx[1]);
+    ws["h"] = p.h;
+    ws["c"] = p.c;
+    ws["r"] = p.r;
+    ws["seq"] = py::make_tuple(p.seq[0], p.seq[1]);
+    const int LD = model_.cfg.num_layers * model_.cfg.num_directions;
+    ws["total"] = p.workspace_floats(LD);
+    d["workspace_floats"] = ws;
+    return d;
   }
 
  private:
@@ -306,7 +339,12 @@ class Model {
   }
 
   // Every array and workspace a call of T steps and B rows allocates, before any of them is.
-  void check_call_sizes(int64_t T, int64_t B) const {
+  fastrnn::ForwardPlan plan_of(int64_t B, int64_t T, int threads) const {
+    return fastrnn::forward_plan(model_, B, T, threads > 0 ? threads : fastrnn::threads_get(),
+                                 fastrnn::kernels(), fastrnn::blocking_get());
+  }
+
+  void check_call_sizes(int64_t T, int64_t B, int threads) const {
     const fastrnn::RnnConfig& cfg = model_.cfg;
     const std::string args = "x with T=" + std::to_string(T) + ", B=" + std::to_string(B);
     if (B > kMaxBatch)
@@ -317,11 +355,19 @@ class Model {
     check_array_size(args, "y", {{"T", T}, {"B", B}, {"D·H_out", D_H_out}});
     check_array_size(args, "h_n", {{"L·D", LD}, {"B", B}, {"H_out", cfg.h_out()}});
     check_array_size(args, "c_n", {{"L·D", LD}, {"B", B}, {"H", cfg.hidden_size}});
-    // The driver's workspace per layer and direction: G_x and state rows of at most
-    // panels·NV·16 floats per batch row (see ops/rnn-forward.cc, Workspace); ×4 bounds them all.
-    check_array_size(args, "the workspace",
-                     {{"L·D", LD}, {"B", B},
-                      {"4·panels·NV·16", int64_t{4} * model_.panels * model_.geo.cols()}});
+    // The driver's workspace, from its plan: at the call's thread cap, and at 1 thread (a
+    // busy pool may give the call fewer threads; fewer threads only grow the G_x chunk,
+    // whose largest size is the 1-thread plan's).
+    const int LD32 = static_cast<int>(LD);
+    size_t floats = 0;
+    try {
+      floats = std::max(plan_of(B, T, threads).workspace_floats(LD32),
+                        plan_of(B, T, 1).workspace_floats(LD32));
+    } catch (const std::length_error&) {
+      floats = SIZE_MAX;
+    }
+    if (floats > static_cast<size_t>(kMaxArrayFloats))
+      throw py::value_error(args + ": the workspace would need more than 2^45 floats");
   }
 
   fastrnn::RnnModel model_;
@@ -369,9 +415,7 @@ PYBIND11_MODULE(_core, m) {
       .def("forward", &Model::forward, py::arg("x"), py::arg("h0"), py::arg("c0"),
            py::arg("lengths"), py::arg("num_threads") = 0)
       .def("step", &Model::step, py::arg("x"), py::arg("h"), py::arg("c"))
-      .def("threads_for", &Model::threads_for, py::arg("batch"), py::arg("max_threads") = 0)
-      .def("projects_ahead", &Model::projects_ahead, py::arg("layer"), py::arg("batch"),
-           py::arg("threads") = 1);
+      .def("plan", &Model::plan, py::arg("batch"), py::arg("T"), py::arg("threads") = 0);
 
   m.def("set_num_threads", [](const py::int_& n) {
     fastrnn::threads_set(static_cast<int>(int_in_range(n, "num_threads", 1, max_threads())));
@@ -421,9 +465,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("isa", [] { return std::string(fastrnn::kernels().isa); });
   m.def("isa_available", &fastrnn::kernels_available);
   // Private, for tests: None = the CPU's own choice, False = never, True = wherever the
-  // size rules allow (see rnn_forward_ahead_override).
+  // size rules allow (see forward_plan_ahead_override).
   m.def("ahead_override", [](std::optional<bool> on) {
-    fastrnn::rnn_forward_ahead_override(on ? static_cast<int>(*on) : -1);
+    fastrnn::forward_plan_ahead_override(on ? static_cast<int>(*on) : -1);
   });
   m.def("kernel_tiles", [] {
     const fastrnn::KernelTable& k = fastrnn::kernels();

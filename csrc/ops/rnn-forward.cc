@@ -12,37 +12,10 @@
 #include "core/threads.h"
 #include "cpu/kernel-select.h"
 #include "ops/blocking.h"
+#include "ops/forward-plan.h"
 
 namespace fastrnn {
 namespace {
-
-// A step below this many multiply-adds per thread is faster on one core than split:
-// the per-step barrier (~0.1–0.3 us) would eat the gain.
-constexpr double kMinMacsPerThread = 64.0 * 1024;
-
-// From this batch size on, step kernels use the tall row block (see kernels/panel/step-driver.h):
-// with AVX-512, batches of 4 and 5 then read each weight panel once per step in one 4- or
-// 5-row block, instead of 3 + 1 or 3 + 2 rows in two passes (measured: B=4, H=1536, 17%
-// faster; B=4, H=256, 18%). Their K runs in one chain then: results differ from the
-// split-K order by float rounding (≤ 2.5e-7 seen), still the same for any thread count.
-constexpr int64_t kManyRows = 4;
-
-// Below this batch size a unidirectional stack of small layers may run as a wavefront.
-constexpr int64_t kWavefrontRows = 6;
-
-// A layer step of at least this many multiply-adds (~0.5 us) amortises a wavefront tick's
-// barrier; below it a stack stays on one thread.
-constexpr double kMinWavefrontMacs = 8.0 * 1024;
-
-// Whether layer l computes its input projection ahead, inside the steps, at batch B with
-// `threads` threads splitting its panels (defined below, with rnn_forward_projects_ahead).
-bool layer_projects_ahead(const RnnModel& m, int layer, int64_t B, int threads,
-                          const Blocking& blocking);
-
-size_t mul_checked(size_t a, size_t b) {
-  if (a != 0 && b > SIZE_MAX / a) throw std::length_error("fastrnn: workspace size overflows");
-  return a * b;
-}
 
 // Reused across calls by each calling thread: no large allocation, no fresh page faults.
 struct Workspace {
@@ -88,111 +61,33 @@ void range_of(int n_per_dir, int D, int nt, int tid, int d, int& lo, int& hi) {
   if (hi < lo) hi = lo;
 }
 
-// How a call uses its threads. Each layer step is split across threads (hidden units, or
-// batch rows) when it is large enough; a unidirectional stack of small layers instead runs
-// as a wavefront: thread j owns layers j, j + nt, ..., and at tick k layer l takes its
-// chunk of steps k − l, so the layers run side by side, one barrier per tick (see
-// Forward::run_wavefront).
-struct ThreadPlan {
-  int nt = 1;
-  bool wavefront = false;
-};
-
-// Multiply-adds of one direction's recurrent step (W_hh, and W_hr with a projection).
-double layer_step_macs(const RnnModel& m, int64_t B) {
-  const RnnConfig& cfg = m.cfg;
-  return static_cast<double>(B) * m.geo.gates * cfg.hidden_size *
-         (cfg.h_out() + (cfg.proj_size > 0 ? 1 : 0));
-}
-
-// T: the call's sequence length (the wavefront needs a few ticks per layer to fill).
-ThreadPlan thread_plan(const RnnModel& m, int64_t B, int64_t T, int max_threads) {
-  const RnnConfig& cfg = m.cfg;
-  // Never more threads than the machine offers: an oversubscribed team waits out time slices
-  // at every step's barrier (and libgomp may fail to start thousands of threads at all).
-  max_threads = std::min(max_threads, threads_hardware());
-  const double macs = layer_step_macs(m, B) * cfg.num_directions;
-  int nt = static_cast<int>(std::min<double>(max_threads, macs / kMinMacsPerThread));
-  // Useful split units: panels of both directions, or batch rows.
-  const int64_t units = std::max<int64_t>(static_cast<int64_t>(m.panels) * cfg.num_directions, B);
-  nt = static_cast<int>(std::min<int64_t>(nt, units));
-  if (nt <= 1 && max_threads > 1 && cfg.num_directions == 1 && cfg.num_layers > 1 &&
-      B < kWavefrontRows && macs >= kMinWavefrontMacs && T >= 4 * cfg.num_layers)
-    return {std::min(max_threads, cfg.num_layers), true};
-  return {std::max(1, nt), false};
-}
-
 class Forward {
  public:
-  Forward(const RnnModel& m, const ForwardArgs& a, ThreadPlan plan)
-      : m_(m),
-        a_(a),
-        k_(kernels()),
-        blocking_(blocking_get()),
-        nt_(plan.nt),
-        wavefront_(plan.wavefront && plan.nt > 1) {
-    const RnnConfig& cfg = m.cfg;
-    D_ = cfg.num_directions;
-    H_out_ = cfg.h_out();
+  // Runs plan `p` (ops/forward-plan.h) of model m on the arguments a with the kernels k;
+  // allocates the calling thread's workspace to the plan's sizes.
+  Forward(const RnnModel& m, const ForwardArgs& a, const ForwardPlan& p, const KernelTable& k)
+      : m_(m), a_(a), p_(p), k_(k) {
+    D_ = m.cfg.num_directions;
+    H_out_ = m.cfg.h_out();
     proj_ = m.proj_panels > 0;
-    gcols_ = m.panels * m.geo.cols();
-    ld_c_ = m.panels * kLanes;
-    // The state row covers whole panels of whichever stage writes h.
-    ld_h_ = proj_ ? m.proj_panels * kProjectionGeometry.units : m.panels * m.geo.units;
-    // Hidden split when every thread gets at least one panel; else batch split (a
-    // wavefront gives each thread whole layers).
-    batch_split_ = !wavefront_ && nt_ > 1 && m.panels * D_ < nt_;
-    const size_t B = static_cast<size_t>(a.B);
-    // Threads that split one direction's panels, each holding its share of the weights.
-    panel_threads_ = wavefront_ || batch_split_ ? 1 : std::max(1, nt_ / D_);
-    const Blocking& blocking = blocking_;
-    // Every chunk reads all of W_ih again. From the near cache that costs little, but a
-    // large W_ih (blocking.large_w_ih_floats per direction, or per thread's share) is better
-    // amortised by a chunk's G_x of half its size (see ops/blocking.cc).
-    size_t w_ih_floats = 0;
-    for (const PackedWeights& w : m.weights) w_ih_floats = std::max(w_ih_floats, w.w_ih.size());
-    const size_t budget = blocking.share(w_ih_floats, panel_threads_) >= blocking.large_w_ih_floats
-                              ? std::max(blocking.gx_chunk_floats, w_ih_floats / 2 * D_)
-                              : blocking.gx_chunk_floats;
-    chunk_ = static_cast<int>(std::clamp<size_t>(
-        budget / std::max<size_t>(1, mul_checked(B * D_, gcols_)), 1, static_cast<size_t>(a.T)));
+    gcols_ = p.gcols;
+    ld_c_ = p.ld_c;
+    ld_h_ = p.ld_h;
+    chunk_ = p.chunk;
     Workspace& ws = t_workspace;
-    const int L = cfg.num_layers, LD = L * D_;
+    const int LD = m.cfg.num_layers * D_;
     if (ws.h.size() < static_cast<size_t>(2 * LD)) ws.h.resize(2 * LD);
     if (ws.c.size() < static_cast<size_t>(LD)) ws.c.resize(LD);
     if (ws.r.size() < static_cast<size_t>(LD)) ws.r.resize(LD);
     for (int i = 0; i < LD; ++i) {
-      ws.h[2 * i].resize(mul_checked(B, ld_h_));
-      ws.h[2 * i + 1].resize(mul_checked(B, ld_h_));
-      if (cfg.cell == CellKind::kLstm) ws.c[i].resize(mul_checked(B, ld_c_));
-      if (proj_) ws.r[i].resize(mul_checked(B, ld_c_));
+      ws.h[2 * i].resize(p.h);
+      ws.h[2 * i + 1].resize(p.h);
+      if (p.c) ws.c[i].resize(p.c);
+      if (p.r) ws.r[i].resize(p.r);
     }
-    for (int d = 0; d < D_; ++d) ws.gx[d].resize(mul_checked(mul_checked(chunk_, B), gcols_));
-    // Layers below the last: a unidirectional stack runs span by span through all layers,
-    // so two span-sized buffers (≈ one L2 each) suffice and memory does not grow with T. A
-    // bidirectional layer needs the whole output of the layer below (its backward pass
-    // starts at the end): one T-sized buffer, ping-ponged with the caller's y.
-    const size_t row = mul_checked(B, static_cast<size_t>(D_) * H_out_);
-    span_ = a.T;
-    if (wavefront_) {
-      // Ticks of T/16 steps (at least 1, at most a G_x chunk): the pipeline fills in L − 1
-      // ticks, so short ticks waste little; each tick's input projection is one GEMM.
-      wave_chunk_ = static_cast<int>(std::clamp<int64_t>((a.T + 15) / 16, 1, chunk_));
-      // A chunk of G_x per layer, and a two-chunk ring per layer boundary (layer l writes
-      // chunk c while layer l + 1 reads chunk c − 1).
-      const size_t chunk_rows = mul_checked(static_cast<size_t>(wave_chunk_), B);
-      ws.gx[0].resize(mul_checked(mul_checked(L, chunk_rows), gcols_));
-      ws.seq[0].resize(mul_checked(mul_checked(static_cast<size_t>(2 * (L - 1)), wave_chunk_),
-                                   row));
-    } else if (L > 1 && D_ == 1) {
-      // A layer runs a span of whole chunks (≈ blocking.span_floats of its output) before
-      // the next layer takes it over: each layer's weights serve several steps in a row.
-      span_ = chunk_ * std::max<size_t>(1, blocking.span_floats / mul_checked(chunk_, row));
-      span_ = std::min<int64_t>(span_, a.T);
-      ws.seq[0].resize(mul_checked(span_, row));
-      if (L > 2) ws.seq[1].resize(mul_checked(span_, row));
-    } else if (L > 1) {
-      ws.seq[0].resize(mul_checked(static_cast<size_t>(a.T), row));
+    for (int d = 0; d < 2; ++d) {
+      if (p.gx[d]) ws.gx[d].resize(p.gx[d]);
+      if (p.seq[d]) ws.seq[d].resize(p.seq[d]);
     }
     sweep_ = static_cast<int>(ws.calls++ & 1u);
     ws_ = &ws;
@@ -204,26 +99,31 @@ class Forward {
     bool sense = false;
     bool first = true;  // the first barrier may wait for a worker waking up: not contention
     const auto sync = [&] {
-      if (!batch_split_) barrier.wait(sense, !first);
+      if (!p_.batch_split) barrier.wait(sense, !first);
       first = false;
     };
-    if (wavefront_)
-      run_wavefront(tid, nt, sync);
-    else if (D_ == 1)
-      run_unidirectional(slice[0], sync);
-    else
-      run_bidirectional(slice, sync);
+    switch (p_.schedule) {
+      case Schedule::kWavefront:
+        run_wavefront(tid, nt, sync);
+        break;
+      case Schedule::kSpans:
+        run_unidirectional(slice[0], sync);
+        break;
+      case Schedule::kLayerByLayer:
+        run_bidirectional(slice, sync);
+        break;
+    }
   }
 
  private:
-  // The wavefront (see ThreadPlan), a chunk of wave_chunk_ steps per tick: at tick k the
+  // The wavefront (see ops/forward-plan.cc), a chunk of p_.wave_chunk steps per tick: at tick k the
   // thread that owns layer l runs its chunk k − l (input projection of the chunk, then its
   // steps), reading layer l − 1's output of that chunk from a two-chunk ring. One barrier
-  // per tick; with L = 2 a call takes (T + wave_chunk_) steps' time instead of 2T.
+  // per tick; with L = 2 a call takes (T + wave_chunk) steps' time instead of 2T.
   template <class Sync>
   void run_wavefront(int tid, int nt, Sync& sync) {
     const int L = m_.cfg.num_layers;
-    const int64_t C = wave_chunk_, chunks = (a_.T + C - 1) / C;
+    const int64_t C = p_.wave_chunk, chunks = (a_.T + C - 1) / C;
     Slice all;
     all.p1 = m_.panels;
     all.q1 = proj_ ? m_.proj_panels : m_.panels;
@@ -260,8 +160,8 @@ class Forward {
     const int L = m_.cfg.num_layers;
     for (int l = 0; l < L; ++l) state_init(l, 0, slice);
     sync();
-    for (int64_t S0 = 0; S0 < a_.T; S0 += span_) {
-      const int64_t S1 = std::min<int64_t>(a_.T, S0 + span_);
+    for (int64_t S0 = 0; S0 < a_.T; S0 += p_.span) {
+      const int64_t S1 = std::min<int64_t>(a_.T, S0 + p_.span);
       for (int l = 0; l < L; ++l) {
         const SeqView in = l == 0 ? SeqView{a_.x, 0} : SeqView{ws_->seq[(l - 1) % 2].data(), S0};
         float* out = l == L - 1 ? a_.y : ws_->seq[l % 2].data();
@@ -303,11 +203,8 @@ class Forward {
     // A single-step call (a stream's step) projects each panel's inputs right before the
     // panel's dot products instead (StepArgs::in): the step then sweeps W_ih and W_hh
     // panel by panel, and alternate calls sweep back, starting on what stayed in cache.
-    const bool inline_projection = a_.T == 1;
-    const int group =
-        !inline_projection && layer_projects_ahead(m_, l, a_.B, panel_threads_, blocking_)
-            ? k_.ahead_rows
-            : 0;
+    const bool inline_projection = p_.inline_projection;
+    const int group = p_.ahead[l];
     if (group > 0)
       project_inputs(l, 0, slice[0], in, s0, std::min<int64_t>(s1, s0 + group),
                      ws_->gx[0].data());
@@ -342,7 +239,7 @@ class Forward {
 
   Slice slice_of(int tid, int nt, int d) const {
     Slice s;
-    if (batch_split_) {
+    if (p_.batch_split) {
       s.p1 = m_.panels;
       s.q1 = m_.proj_panels;
       s.b0 = static_cast<int>(a_.B * tid / nt);
@@ -484,7 +381,7 @@ class Forward {
     a.ld_gx = gcols_;
     a.lengths = a_.lengths;
     a.t = t;
-    a.many_rows = a_.B >= kManyRows;
+    a.many_rows = p_.many_rows;
     a.sweep = sweep_;
     const int I = m_.cfg.layer_input(l);
     if (in != nullptr)
@@ -548,87 +445,41 @@ class Forward {
     a.y_cols = H_out_;
     a.lengths = a_.lengths;
     a.t = t;
-    a.many_rows = a_.B >= kManyRows;
+    a.many_rows = p_.many_rows;
     a.sweep = sweep_;
     k_.projection_step(a);
   }
 
   const RnnModel& m_;
   const ForwardArgs& a_;
+  const ForwardPlan& p_;
   const KernelTable& k_;
-  const Blocking blocking_;  // read once per call: every thread decides alike
   Workspace* ws_ = nullptr;
-  int nt_;
-  int panel_threads_ = 1;
-  bool wavefront_;
-  int wave_chunk_ = 1;
-  int D_ = 1, H_out_ = 0, gcols_ = 0, ld_c_ = 0, ld_h_ = 0, chunk_ = 1;
-  int64_t span_ = 1;
+  int D_ = 1, H_out_ = 0, gcols_ = 0, ld_c_ = 0, ld_h_ = 0;
+  int64_t chunk_ = 1;
   int sweep_ = 0;
-  bool proj_ = false, batch_split_ = false;
+  bool proj_ = false;
 };
-
-// The input projection computed ahead inside the steps (Forward::layer_chunk) pays when
-// both weight matrices stay in cache across steps: the steps then stream W_ih as well as
-// W_hh, and from beyond the cache that costs more than the projection's FMAs saved (the
-// bound on the weights, or on a thread's share of them, comes from the caches: see
-// ops/blocking.cc); and when a step is large enough for the bookkeeping per panel (≥ 64 Ki
-// multiply-adds: H = I = 64 4% slower, H = I = 128 4% faster).
-// And only on cores whose FMA slots a batch-1 step leaves idle: AVX-512 on 256-bit units
-// (Zen 4: lat_lstm_256 -2% at 1 thread, -11% at 2; lat_lstm_512 -6%). Where the units are
-// 512 bits wide it did not pay (Sapphire Rapids-class Xeon, size rules lifted, median of
-// 200 alternating calls, ahead vs plain: LSTM I = H = 128 +1% / +2% at 1 / 2 threads, 160
-// +2% / +5%, 192 -0.4% / -3%, 256 +17% / -3%; GRU 192 +5% / +5%, 256 +6% / +3%), so the
-// AVX-512 table skips it there. AVX2 has no registers left for it (ahead_rows 0).
-std::atomic<int> g_ahead_override{-1};
-
-bool ahead_on_this_cpu() {
-  const int mode = g_ahead_override.load(std::memory_order_relaxed);
-  if (kernels().ahead_rows == 0 || mode == 0) return false;
-  return mode == 1 || std::strcmp(kernels().isa, "avx512") != 0 ||
-         cpu_features().avx512_half_width;
-}
-
-bool layer_projects_ahead(const RnnModel& m, int layer, int64_t B, int threads,
-                          const Blocking& blocking) {
-  constexpr double kMinMacs = 64.0 * 1024;
-  const RnnConfig& cfg = m.cfg;
-  if (!ahead_on_this_cpu()) return false;
-  if (B != 1 || cfg.num_directions != 1 || layer < 0 || layer >= cfg.num_layers) return false;
-  const PackedWeights& w = m.weights[layer];
-  const size_t bytes = sizeof(float) * blocking.share(w.w_ih.size() + w.w_hh.size(), threads);
-  const double macs = static_cast<double>(m.geo.gates) * cfg.hidden_size *
-                      (cfg.layer_input(layer) + cfg.h_out());
-  return bytes <= blocking.ahead_max_weight_bytes && macs >= kMinMacs;
-}
 
 }  // namespace
 
-bool rnn_forward_projects_ahead(const RnnModel& m, int layer, int64_t B, int threads) {
-  return layer_projects_ahead(m, layer, B, threads, blocking_get());
-}
-
-void rnn_forward_ahead_override(int mode) {
-  g_ahead_override.store(mode, std::memory_order_relaxed);
-}
-
-int rnn_forward_threads(const RnnModel& m, int64_t B, int max_threads) {
-  return thread_plan(m, B, INT64_MAX, max_threads).nt;  // as for a long sequence
-}
-
 void rnn_forward(const RnnModel& model, const ForwardArgs& args) {
   if (args.T <= 0 || args.B <= 0) return;
-  ThreadPlan plan = thread_plan(model, args.B, args.T, args.num_threads);
-  if (plan.nt > 1 && threads_backing_off()) plan = ThreadPlan{};
+  const KernelTable& k = kernels();
+  const Blocking blocking = blocking_get();  // read once per call: every thread decides alike
+  ForwardPlan plan = forward_plan(model, args.B, args.T, args.num_threads, k, blocking);
+  if (plan.threads > 1 && threads_backing_off())
+    plan = forward_plan(model, args.B, args.T, 1, k, blocking);
   // The threads come from the process-wide pool: fewer than planned when other calls hold
   // cores, and a call that finds every core busy runs later on a pool thread (see
   // core/thread-pool.h). Then plan again for what there is (a stack that ran as a wavefront
   // at 2 threads runs layer by layer at 1).
   auto call = [&](ThreadTeam& team) {
-    const ThreadPlan p =
-        team.size() < plan.nt ? thread_plan(model, args.B, args.T, team.size()) : plan;
-    const int nt = p.nt;
-    Forward f(model, args, p);
+    const ForwardPlan p = team.size() < plan.threads
+                              ? forward_plan(model, args.B, args.T, team.size(), k, blocking)
+                              : plan;
+    const int nt = p.threads;
+    Forward f(model, args, p, k);
     if (nt == 1) {
       SpinBarrier none(1);
       f.run(0, 1, none);
@@ -648,7 +499,7 @@ void rnn_forward(const RnnModel& model, const ForwardArgs& args) {
     threads_report(barrier.long_wait_ns() / (nt - 1) > (end_ns - start_ns) / 2, start_ns,
                    end_ns);
   };
-  thread_pool_call(plan.nt, call);
+  thread_pool_call(plan.threads, call);
 }
 
 }  // namespace fastrnn

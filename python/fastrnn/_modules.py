@@ -299,6 +299,21 @@ class _RNNBase:
             c_n = c_n[:, 0] if c_n is not None else None
         return (y, (h_n, c_n)) if self._mode == "LSTM" else (y, h_n)
 
+    def plan(self, batch: int, steps: int, *, num_threads=None) -> dict:
+        """How a call of `steps` time steps and `batch` rows would run, decided before it
+        runs (the same decisions the call makes, on a machine where no other call holds the
+        cores): threads, schedule ('spans', 'layer-by-layer', 'wavefront'), how the threads
+        split the work ('panels', 'batch', 'none'), the time chunk of the input projection,
+        the span and the wavefront tick (steps), per layer the steps whose input projection
+        a batch-1 step computes ahead (0: none), and every workspace buffer's size in
+        floats. Results never depend on the plan; only the speed does."""
+        name = type(self).__name__
+        return self._core.plan(
+            positive_int(batch, f"{name}.plan: batch"),
+            positive_int(steps, f"{name}.plan: steps"),
+            call_threads(num_threads, f"{name}.plan"),
+        )
+
     def _initial_state(self, state, B: int, batched: bool):
         name = type(self).__name__
         if state is None:

@@ -38,6 +38,7 @@
 #include "core/types.h"
 #include "cpu/kernel-select.h"
 #include "ops/pack.h"
+#include "ops/forward-plan.h"
 #include "ops/rnn-forward.h"
 
 namespace {
@@ -145,7 +146,10 @@ std::vector<float> run_case(const Case& c, int threads) {
   a.h_n = out.data() + y_size;
   a.c_n = c.cell == CellKind::kLstm ? out.data() + y_size + LD * c.B * H_out : nullptr;
   a.num_threads = threads;
-  if (threads > 1 && fastrnn::rnn_forward_threads(model, c.B, threads) > 1) ++g_two_thread_runs;
+  if (threads > 1 && fastrnn::forward_plan(model, c.B, c.T, threads, fastrnn::kernels(),
+                                           fastrnn::blocking_get())
+                             .threads > 1)
+    ++g_two_thread_runs;
   fastrnn::rnn_forward(model, a);
   return out;
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import bytes_text
+from .common import bytes_text, fail, positive_int
 
 
 def register(sub) -> None:
@@ -13,7 +13,44 @@ def register(sub) -> None:
         "run, the CPU features fastrnn detected, the thread count, the cache sizes and the "
         "blocking derived from them, and which peers are installed.",
     )
+    g = p.add_argument_group("the driver's plan of one call (--plan)")
+    g.add_argument(
+        "--plan",
+        action="store_true",
+        help="also show how a call would run: threads, schedule, split, chunk sizes, "
+        "ahead projection, workspace",
+    )
+    g.add_argument(
+        "--model",
+        metavar="FILE",
+        help="the model to plan for (a file fastrnn.load reads; default: LSTM(256, 256))",
+    )
+    g.add_argument("--batch", type=positive_int, default=1, help="batch rows (default: 1)")
+    g.add_argument("--steps", type=positive_int, default=100, help="time steps (default: 100)")
+    g.add_argument("--threads", type=positive_int, help="thread cap (default: the budget)")
     p.set_defaults(func=run)
+
+
+def plan_lines(model, batch: int, steps: int, threads) -> list[str]:
+    """The plan of one call as text lines."""
+    p = model.plan(batch, steps, num_threads=threads)
+    ws = p["workspace_floats"]
+    ahead = ", ".join(f"layer {i}: {n} steps" for i, n in enumerate(p["ahead"]) if n) or "none"
+    extra = {
+        "spans": f", span {p['span']} steps",
+        "wavefront": f", tick {p['wave_chunk']} steps",
+        "layer-by-layer": "",
+    }[p["schedule"]]
+    return [
+        f"plan           {model!r}, batch {batch}, {steps} steps",
+        f"               {p['threads']} thread(s), schedule {p['schedule']}, split {p['split']}"
+        f" ({p['panel_threads']} per direction's panels)",
+        f"               G_x chunk {p['chunk']} steps{extra}; projected ahead: {ahead}"
+        + ("; each step projects its own input" if p["inline_projection"] else ""),
+        f"               workspace {bytes_text(4 * ws['total'])} per calling thread "
+        f"(G_x {ws['gx'][0] + ws['gx'][1]}, state rows {ws['h']}, sequence "
+        f"{ws['seq'][0] + ws['seq'][1]} floats)",
+    ]
 
 
 def _caches_lines(caches: dict, blocking: dict) -> list[str]:
@@ -67,4 +104,18 @@ def run(args) -> int:
     for peer, version in machine["peers"].items():
         if peer != "fastrnn":
             print(f"{peer:<15}{version or 'not installed'}")
+    if args.plan:
+        if args.model:
+            from .._load import load
+
+            try:
+                model = load(args.model)
+            except (OSError, ValueError, ImportError) as e:
+                return fail("info", str(e))
+        else:
+            from .._modules import LSTM
+
+            model = LSTM(256, 256, seed=0)
+        for line in plan_lines(model, args.batch, args.steps, args.threads):
+            print(line)
     return 0

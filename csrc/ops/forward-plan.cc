@@ -1,0 +1,208 @@
+#include "ops/forward-plan.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+
+#include "core/threads.h"
+
+namespace fastrnn {
+namespace {
+
+// A step below this many multiply-adds per thread is faster on one core than split:
+// the per-step barrier (~0.1–0.3 us) would eat the gain.
+constexpr double kMinMacsPerThread = 64.0 * 1024;
+
+// Below this batch size a unidirectional stack of small layers may run as a wavefront.
+constexpr int64_t kWavefrontRows = 6;
+
+// A layer step of at least this many multiply-adds (~0.5 us) amortises a wavefront tick's
+// barrier; below it a stack stays on one thread.
+constexpr double kMinWavefrontMacs = 8.0 * 1024;
+
+size_t mul_checked(size_t a, size_t b) {
+  if (a != 0 && b > SIZE_MAX / a) throw std::length_error("fastrnn: workspace size overflows");
+  return a * b;
+}
+
+// Multiply-adds of one direction's recurrent step (W_hh, and W_hr with a projection).
+double layer_step_macs(const RnnModel& m, int64_t B) {
+  const RnnConfig& cfg = m.cfg;
+  return static_cast<double>(B) * m.geo.gates * cfg.hidden_size *
+         (cfg.h_out() + (cfg.proj_size > 0 ? 1 : 0));
+}
+
+// How a call uses its threads. Each layer step is split across threads (hidden units, or
+// batch rows) when it is large enough; a unidirectional stack of small layers instead runs
+// as a wavefront: thread j owns layers j, j + nt, ..., and at tick k layer l takes its
+// chunk of steps k − l, so the layers run side by side, one barrier per tick (see
+// Forward::run_wavefront). T: the call's sequence length (the wavefront needs a few ticks
+// per layer to fill).
+void threads_choose(ForwardPlan& p, const RnnModel& m, int max_threads) {
+  const RnnConfig& cfg = m.cfg;
+  // Never more threads than the machine offers: an oversubscribed team waits out time slices
+  // at every step's barrier.
+  max_threads = std::max(1, std::min(max_threads, threads_hardware()));
+  const double macs = layer_step_macs(m, p.B) * cfg.num_directions;
+  int nt = static_cast<int>(std::min<double>(max_threads, macs / kMinMacsPerThread));
+  // Useful split units: panels of both directions, or batch rows.
+  const int64_t units =
+      std::max<int64_t>(static_cast<int64_t>(m.panels) * cfg.num_directions, p.B);
+  nt = static_cast<int>(std::min<int64_t>(nt, units));
+  p.schedule = cfg.num_directions == 2 ? Schedule::kLayerByLayer : Schedule::kSpans;
+  if (nt <= 1 && max_threads > 1 && cfg.num_directions == 1 && cfg.num_layers > 1 &&
+      p.B < kWavefrontRows && macs >= kMinWavefrontMacs && p.T >= 4 * cfg.num_layers) {
+    p.threads = std::min(max_threads, cfg.num_layers);
+    p.schedule = Schedule::kWavefront;
+    return;
+  }
+  p.threads = std::max(1, nt);
+}
+
+// The input projection computed ahead inside the steps (Forward::layer_chunk) pays when
+// both weight matrices stay in cache across steps: the steps then stream W_ih as well as
+// W_hh, and from beyond the cache that costs more than the projection's FMAs saved (the
+// bound on the weights, or on a thread's share of them, comes from the caches: see
+// ops/blocking.cc); and when a step is large enough for the bookkeeping per panel (≥ 64 Ki
+// multiply-adds: H = I = 64 4% slower, H = I = 128 4% faster).
+// And only on cores whose FMA slots a batch-1 step leaves idle: AVX-512 on 256-bit units
+// (Zen 4: lat_lstm_256 -2% at 1 thread, -11% at 2; lat_lstm_512 -6%). Where the units are
+// 512 bits wide it did not pay (Sapphire Rapids-class Xeon, size rules lifted, median of
+// 200 alternating calls, ahead vs plain: LSTM I = H = 128 +1% / +2% at 1 / 2 threads, 160
+// +2% / +5%, 192 -0.4% / -3%, 256 +17% / -3%; GRU 192 +5% / +5%, 256 +6% / +3%), so the
+// AVX-512 table skips it there. AVX2 has no registers left for it (ahead_rows 0).
+std::atomic<int> g_ahead_override{-1};
+
+bool ahead_on_this_cpu(const KernelTable& k) {
+  const int mode = g_ahead_override.load(std::memory_order_relaxed);
+  if (k.ahead_rows == 0 || mode == 0) return false;
+  return mode == 1 || std::strcmp(k.isa, "avx512") != 0 || cpu_features().avx512_half_width;
+}
+
+// Whether layer l computes its input projection ahead, inside the steps, at batch B with
+// `threads` threads splitting its panels (where the weights stay in each core's own L2,
+// each thread holds only its share: see ops/blocking.h).
+bool layer_projects_ahead(const RnnModel& m, int layer, int64_t B, int threads,
+                          const KernelTable& k, const Blocking& blocking) {
+  constexpr double kMinMacs = 64.0 * 1024;
+  const RnnConfig& cfg = m.cfg;
+  if (!ahead_on_this_cpu(k)) return false;
+  if (B != 1 || cfg.num_directions != 1) return false;
+  const PackedWeights& w = m.weights[layer];
+  const size_t bytes = sizeof(float) * blocking.share(w.w_ih.size() + w.w_hh.size(), threads);
+  const double macs = static_cast<double>(m.geo.gates) * cfg.hidden_size *
+                      (cfg.layer_input(layer) + cfg.h_out());
+  return bytes <= blocking.ahead_max_weight_bytes && macs >= kMinMacs;
+}
+
+}  // namespace
+
+const char* schedule_name(Schedule s) {
+  switch (s) {
+    case Schedule::kSpans:
+      return "spans";
+    case Schedule::kLayerByLayer:
+      return "layer-by-layer";
+    case Schedule::kWavefront:
+      return "wavefront";
+  }
+  return "?";
+}
+
+size_t ForwardPlan::workspace_floats(int layers_x_directions) const {
+  const size_t LD = static_cast<size_t>(layers_x_directions);
+  size_t per_layer = mul_checked(2, h);
+  per_layer += c + r;
+  size_t total = mul_checked(LD, per_layer);
+  for (size_t n : {gx[0], gx[1], seq[0], seq[1]}) {
+    if (total > SIZE_MAX - n) throw std::length_error("fastrnn: workspace size overflows");
+    total += n;
+  }
+  return total;
+}
+
+ForwardPlan forward_plan(const RnnModel& m, int64_t B, int64_t T, int threads,
+                         const KernelTable& k, const Blocking& blocking) {
+  const RnnConfig& cfg = m.cfg;
+  ForwardPlan p;
+  p.B = B;
+  p.T = T;
+  threads_choose(p, m, threads);
+  const bool wavefront = p.schedule == Schedule::kWavefront;
+  const int D = cfg.num_directions, L = cfg.num_layers, H_out = cfg.h_out();
+  const bool proj = m.proj_panels > 0;
+  p.gcols = m.panels * m.geo.cols();
+  p.ld_c = m.panels * kLanes;
+  // The state row covers whole panels of whichever stage writes h.
+  p.ld_h = proj ? m.proj_panels * kProjectionGeometry.units : m.panels * m.geo.units;
+  // Hidden split when every thread gets at least one panel; else batch split (a wavefront
+  // gives each thread whole layers).
+  p.batch_split = !wavefront && p.threads > 1 && m.panels * D < p.threads;
+  // Threads that split one direction's panels, each holding its share of the weights.
+  p.panel_threads = wavefront || p.batch_split ? 1 : std::max(1, p.threads / D);
+  p.inline_projection = T == 1;
+  p.many_rows = B >= kManyRows;
+  const size_t rows = static_cast<size_t>(B);
+
+  // Every chunk reads all of W_ih again. From the near cache that costs little, but a
+  // large W_ih (blocking.large_w_ih_floats per direction, or per thread's share) is better
+  // amortised by a chunk's G_x of half its size (see ops/blocking.cc).
+  size_t w_ih_floats = 0;
+  for (const PackedWeights& w : m.weights) w_ih_floats = std::max(w_ih_floats, w.w_ih.size());
+  const size_t budget =
+      blocking.share(w_ih_floats, p.panel_threads) >= blocking.large_w_ih_floats
+          ? std::max(blocking.gx_chunk_floats, w_ih_floats / 2 * D)
+          : blocking.gx_chunk_floats;
+  p.chunk = static_cast<int64_t>(std::clamp<size_t>(
+      budget / std::max<size_t>(1, mul_checked(rows * D, p.gcols)), 1,
+      static_cast<size_t>(T)));
+
+  p.h = mul_checked(rows, p.ld_h);
+  p.c = cfg.cell == CellKind::kLstm ? mul_checked(rows, p.ld_c) : 0;
+  p.r = proj ? mul_checked(rows, p.ld_c) : 0;
+  for (int d = 0; d < D; ++d) p.gx[d] = mul_checked(mul_checked(p.chunk, rows), p.gcols);
+  // Layers below the last: a unidirectional stack runs span by span through all layers,
+  // so two span-sized buffers (≈ one L2 each) suffice and memory does not grow with T. A
+  // bidirectional layer needs the whole output of the layer below (its backward pass
+  // starts at the end): one T-sized buffer, ping-ponged with the caller's y.
+  const size_t row = mul_checked(rows, static_cast<size_t>(D) * H_out);
+  p.span = T;
+  if (wavefront) {
+    // Ticks of T/16 steps (at least 1, at most a G_x chunk): the pipeline fills in L − 1
+    // ticks, so short ticks waste little; each tick's input projection is one GEMM.
+    p.wave_chunk = std::clamp<int64_t>((T + 15) / 16, 1, p.chunk);
+    // A chunk of G_x per layer, and a two-chunk ring per layer boundary (layer l writes
+    // chunk c while layer l + 1 reads chunk c − 1).
+    const size_t chunk_rows = mul_checked(static_cast<size_t>(p.wave_chunk), rows);
+    p.gx[0] = mul_checked(mul_checked(L, chunk_rows), p.gcols);
+    p.seq[0] = mul_checked(mul_checked(static_cast<size_t>(2 * (L - 1)), p.wave_chunk), row);
+  } else if (L > 1 && D == 1) {
+    // A layer runs a span of whole chunks (≈ blocking.span_floats of its output) before
+    // the next layer takes it over: each layer's weights serve several steps in a row.
+    p.span = p.chunk * static_cast<int64_t>(
+                           std::max<size_t>(1, blocking.span_floats /
+                                                  std::max<size_t>(1, mul_checked(p.chunk, row))));
+    p.span = std::min<int64_t>(p.span, T);
+    p.seq[0] = mul_checked(p.span, row);
+    if (L > 2) p.seq[1] = mul_checked(p.span, row);
+  } else if (L > 1) {
+    p.seq[0] = mul_checked(static_cast<size_t>(T), row);
+  }
+
+  // Batch 1, one direction, layer by layer: a layer whose weights stay in cache projects
+  // a group of steps ahead (the kernel table's ahead_rows) inside the steps. A wavefront
+  // projects each tick's chunk at once instead; a single step projects inline.
+  p.ahead.assign(L, 0);
+  if (!wavefront && !p.inline_projection)
+    for (int l = 0; l < L; ++l)
+      if (layer_projects_ahead(m, l, B, p.panel_threads, k, blocking)) p.ahead[l] = k.ahead_rows;
+  return p;
+}
+
+void forward_plan_ahead_override(int mode) {
+  g_ahead_override.store(mode, std::memory_order_relaxed);
+}
+
+}  // namespace fastrnn
