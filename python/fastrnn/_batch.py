@@ -653,6 +653,11 @@ class TableSource(_Source):
         import pyarrow as pa
 
         path, names = self.path, schema.names
+        twice = sorted(
+            {n for n in names if names.count(n) > 1} & {self._x_key, lengths_key, *self._keep}
+        )
+        if twice:
+            raise InputError(f"{path}: column {twice[0]!r} appears more than once")
         if self._x_key not in names:
             raise InputError(f"{path}: no column {self._x_key!r}, the columns are {names}")
         t = schema.field(self._x_key).type
