@@ -16,7 +16,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -202,7 +201,7 @@ def test_predictor_errors_name_the_argument(tmp_path):
     cell = tmp_path / "cell.safetensors"
     fastrnn.GRUCell(3, 4, seed=0).save(str(cell))
     with pytest.raises(ValueError, match=f"model in {cell} must be a fastrnn LSTM, GRU or RNN"):
-        BatchPredictor(cell).model
+        _ = BatchPredictor(cell).model
     with pytest.raises((ValueError, OSError), match="missing.safetensors"):
         BatchPredictor(tmp_path / "missing.safetensors")({"x": x})
 
@@ -648,7 +647,7 @@ def run_cli(*argv, **kw):
     return subprocess.Popen([sys.executable, "-c", RUN_SCRIPT, *map(str, argv)], env=env, **kw)
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_predict_signal_leaves_nothing(tmp_path, sig, code):
     model = fastrnn.LSTM(64, 128, seed=0)
     model.save(str(tmp_path / "m.safetensors"))
