@@ -1,0 +1,901 @@
+"""fastrnn.accelerate / fastrnn.restore (issue 15): torch models whose recurrent modules run
+on fastrnn, swapped in place.
+
+Every parity test compares the accelerated module with torch's own forward on the same
+module and checks that fastrnn computed it (a spy counts the op's calls): structure exactly
+(types, shapes, dtypes, PackedSequence fields), values within the default-init contract of
+DESIGN.md §5, |Δ| ≤ 1e-5 · max(1, |expected|) (README, "Parity guarantee": an absolute 1e-5
+up to magnitude 1, relative above, where ReLU RNN values and cell states live). Fallback
+tests check that torch's forward ran instead (the spy stays at 0) and gave torch's result.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import io
+import pickle
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import fastrnn
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+from torch.nn.utils.rnn import (  # noqa: E402
+    PackedSequence,
+    pack_padded_sequence,
+    pad_packed_sequence,
+)
+
+A = importlib.import_module("fastrnn._accelerate")
+accelerate = getattr(fastrnn, "accelerate", A.accelerate)
+restore = getattr(fastrnn, "restore", A.restore)
+FallbackError = A.FallbackError
+
+REPO = Path(__file__).resolve().parents[2]
+TOL = 1e-5  # DESIGN.md §5, default-init weights; relative above magnitude 1 (see above)
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fast_calls(monkeypatch):
+    """Counts the calls of the op's implementation (eager, compiled and exported calls)."""
+    calls = []
+    impl = A.rnn_forward_impl
+
+    def spy(*args, **kwargs):
+        calls.append(args[6])  # mode
+        return impl(*args, **kwargs)
+
+    monkeypatch.setattr(A, "rnn_forward_impl", spy)
+    return calls
+
+
+@pytest.fixture
+def packs(monkeypatch):
+    """Counts weight packings (fastrnn load_state_dict calls of every model class)."""
+    count = []
+    for cls in (fastrnn.LSTM, fastrnn.GRU, fastrnn.RNN):
+        original = cls.load_state_dict
+
+        def counted(self, state_dict, _original=original):
+            count.append(type(self).__name__)
+            return _original(self, state_dict)
+
+        monkeypatch.setattr(cls, "load_state_dict", counted)
+    return count
+
+
+def torch_forward(module, *args):
+    """torch's own forward of module (the torch class in its MRO), hooks not run."""
+    base = next(c for c in type(module).__mro__ if c.__module__.startswith("torch.nn.modules"))
+    return base.forward(module, *args)
+
+
+def assert_same(expected, actual, where="output"):
+    """Same structure (types, shapes, dtypes, devices, PackedSequence fields exactly) and
+    values within |Δ| ≤ TOL · max(1, |expected|)."""
+    if isinstance(expected, PackedSequence):
+        assert type(actual) is PackedSequence, f"{where}: {type(actual).__name__}"
+        assert_same(expected.data, actual.data, where + ".data")
+        assert torch.equal(expected.batch_sizes, actual.batch_sizes), where + ".batch_sizes"
+        for field in ("sorted_indices", "unsorted_indices"):
+            e, a = getattr(expected, field), getattr(actual, field)
+            assert (e is None) == (a is None), f"{where}.{field}: {e} vs {a}"
+            assert e is None or torch.equal(e, a), f"{where}.{field}: {e} vs {a}"
+        return
+    if isinstance(expected, tuple):
+        assert type(actual) is tuple and len(actual) == len(expected), f"{where}: {actual!r}"
+        for i, (e, a) in enumerate(zip(expected, actual)):
+            assert_same(e, a, f"{where}[{i}]")
+        return
+    assert type(actual) is torch.Tensor, f"{where}: {type(actual).__name__}"
+    assert actual.shape == expected.shape, f"{where}: shape {actual.shape} vs {expected.shape}"
+    assert actual.dtype == expected.dtype, f"{where}: dtype {actual.dtype} vs {expected.dtype}"
+    assert actual.device == expected.device, where
+    e, a = expected.detach().double(), actual.detach().double()
+    bound = TOL * e.abs().clamp(min=1)
+    excess = (a - e).abs() - bound
+    if excess.numel() and excess.max() > 0:
+        i = int(excess.argmax())
+        pytest.fail(
+            f"{where}: max |Δ| {(a - e).abs().max().item():.3g} exceeds "
+            f"1e-5·max(1,|x|) at flat index {i} (expected {e.flatten()[i].item():.6g}, got "
+            f"{a.flatten()[i].item():.6g})"
+        )
+
+
+def make(kind: str, input_size: int, hidden: int, **kw):
+    torch.manual_seed(hash((kind, input_size, hidden, tuple(sorted(kw.items())))) % 2**31)
+    if kind == "RNN_RELU":
+        return nn.RNN(input_size, hidden, nonlinearity="relu", **kw).eval()
+    return getattr(nn, kind)(input_size, hidden, **kw).eval()
+
+
+# --- parity: every module type, option and call form -------------------------------------------
+
+STACKS = [
+    ("LSTM", {}),
+    ("LSTM", dict(num_layers=2, bidirectional=True)),
+    ("LSTM", dict(num_layers=2, proj_size=3)),
+    ("LSTM", dict(bias=False, batch_first=True, bidirectional=True, proj_size=4)),
+    ("GRU", {}),
+    ("GRU", dict(num_layers=2, bidirectional=True, batch_first=True)),
+    ("GRU", dict(bias=False)),
+    ("RNN", dict(num_layers=2)),
+    ("RNN_RELU", dict(num_layers=2, bidirectional=True)),
+    ("RNN_RELU", dict(bias=False, batch_first=True)),
+]
+CALLS = [
+    "input",
+    "input_hx",
+    "unbatched",
+    "unbatched_hx",
+    "packed_sorted",
+    "packed_sorted_hx",
+    "packed_unsorted",
+    "packed_unsorted_hx",
+]
+I, H, T, B = 5, 7, 6, 4
+
+
+def stack_args(m, call: str):
+    g = torch.Generator().manual_seed(7)
+    D = 2 if m.bidirectional else 1
+    H_out = getattr(m, "proj_size", 0) or m.hidden_size
+    batched = not call.startswith("unbatched")
+    nb = (B,) if batched else ()
+    hx = None
+    if call.endswith("_hx"):
+        h = torch.randn(m.num_layers * D, *nb, H_out, generator=g)
+        c = torch.randn(m.num_layers * D, *nb, m.hidden_size, generator=g)
+        hx = (h, c) if m.mode == "LSTM" else h
+    if not batched:
+        return torch.randn(T, I, generator=g), hx
+    x = torch.randn(*((B, T) if m.batch_first else (T, B)), I, generator=g)
+    if call.startswith("packed"):
+        sorted_ = call.startswith("packed_sorted")
+        lengths = [6, 6, 3, 1] if sorted_ else [3, 6, 1, 6]
+        x = pack_padded_sequence(x, lengths, batch_first=m.batch_first, enforce_sorted=sorted_)
+    return x, hx
+
+
+@pytest.mark.parametrize("call", CALLS)
+@pytest.mark.parametrize("kind,kw", STACKS, ids=[f"{k}-{i}" for i, (k, _) in enumerate(STACKS)])
+def test_stack_parity(kind, kw, call, fast_calls):
+    m = make(kind, I, H, **kw)
+    x, hx = stack_args(m, call)
+    args = (x,) if hx is None else (x, hx)
+    with torch.no_grad():
+        expected = m(*args)
+        accelerate(m, strict=True)
+        actual = m(*args)
+    assert_same(expected, actual)
+    assert len(fast_calls) == 1
+
+
+CELLS = [("LSTMCell", {}), ("GRUCell", {}), ("RNNCell", {}), ("RNNCell", dict(nonlinearity="relu"))]
+
+
+@pytest.mark.parametrize("hx", [False, True], ids=["no_hx", "hx"])
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "unbatched"])
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
+@pytest.mark.parametrize("kind,kw", CELLS, ids=["LSTMCell", "GRUCell", "RNNCell", "RNNCell_relu"])
+def test_cell_parity(kind, kw, bias, batched, hx, fast_calls):
+    m = make(kind, I, H, bias=bias, **kw)
+    g = torch.Generator().manual_seed(3)
+    nb = (B,) if batched else ()
+    x = torch.randn(*nb, I, generator=g)
+    args = (x,)
+    if hx:
+        h = torch.randn(*nb, H, generator=g)
+        args = (x, (h, torch.randn(*nb, H, generator=g)) if kind == "LSTMCell" else h)
+    with torch.no_grad():
+        expected = m(*args)
+        accelerate(m, strict=True)
+        actual = m(*args)
+    assert_same(expected, actual)
+    assert len(fast_calls) == 1
+
+
+def test_longer_sequences_and_sizes(fast_calls):
+    """Odd sizes across vector tails, a long sequence, batch 33, a PackedSequence."""
+    m = make("LSTM", 17, 33, num_layers=3, bidirectional=True, proj_size=9)
+    x = torch.randn(200, 33, 17)
+    lengths = torch.randint(1, 201, (33,))
+    lengths[5] = 200
+    packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+    with torch.no_grad():
+        expected = [m(x), m(packed)]
+        accelerate(m, strict=True)
+        actual = [m(x), m(packed)]
+    assert_same(tuple(expected), tuple(actual))
+    assert len(fast_calls) == 2
+
+
+# --- transparency -------------------------------------------------------------------------------
+
+
+def lstm_model():
+    torch.manual_seed(0)
+    return make("LSTM", I, H, num_layers=2, bidirectional=True, proj_size=3, batch_first=True)
+
+
+def test_module_looks_the_same():
+    m = lstm_model()
+    before = dict(
+        repr=repr(m),
+        keys=list(m.state_dict()),
+        params=[(n, id(p)) for n, p in m.named_parameters()],
+        buffers=list(m.named_buffers()),
+        dict_keys=set(m.__dict__),
+    )
+    values = {k: v.clone() for k, v in m.state_dict().items()}
+    assert accelerate(m) is m
+    assert isinstance(m, nn.LSTM) and isinstance(m, nn.RNNBase)
+    assert type(m).__name__ == "LSTM" and type(m) is not nn.LSTM
+    assert repr(m) == before["repr"]
+    assert list(m.state_dict()) == before["keys"]
+    assert all(torch.equal(v, values[k]) for k, v in m.state_dict().items())
+    assert [(n, id(p)) for n, p in m.named_parameters()] == before["params"]
+    assert list(m.named_buffers()) == before["buffers"]
+    m.flatten_parameters()
+    assert restore(m) is m
+    assert type(m) is nn.LSTM
+    assert set(m.__dict__) == before["dict_keys"]
+    assert repr(m) == before["repr"]
+
+
+def test_restore_gives_torch_outputs_exactly(fast_calls):
+    m = lstm_model()
+    x = torch.randn(B, T, I)
+    with torch.no_grad():
+        expected = m(x)
+        accelerate(m)
+        m(x)
+        restore(m)
+        actual = m(x)
+    assert len(fast_calls) == 1
+    assert torch.equal(expected[0], actual[0]) and torch.equal(expected[1][1], actual[1][1])
+    assert restore(m) is m  # a model without accelerated modules: unchanged
+    with pytest.raises(TypeError, match=r"restore: model must be a torch.nn.Module, got int"):
+        restore(3)
+
+
+def test_hooks_run_and_see_the_fast_output(fast_calls):
+    m = make("GRU", I, H)
+    seen = []
+    m.register_forward_pre_hook(lambda mod, args: (args[0] * 2,))  # before accelerate
+    accelerate(m)
+    m.register_forward_hook(lambda mod, args, out: seen.append(out[0].shape))
+    x = torch.randn(T, B, I)
+    with torch.no_grad():
+        out, h = m(x)
+    assert seen == [torch.Size([T, B, H])]
+    assert_same(torch_forward(m, x * 2), (out, h))
+    assert len(fast_calls) == 1
+
+
+def test_to_double_falls_back_and_float_is_fast_again(fast_calls):
+    m = accelerate(make("LSTM", I, H))
+    x = torch.randn(T, B, I)
+    with torch.no_grad():
+        m.double()
+        assert_same(torch_forward(m, x.double()), m(x.double()))
+        assert fast_calls == []
+        with pytest.raises(FallbackError, match=r"input's dtype is torch.float64"):
+            accelerate(m, strict=True)(x.double())
+        m.float()
+        assert_same(torch_forward(m, x), m(x))
+    assert len(fast_calls) == 1
+
+
+def test_flatten_parameters_in_forward_is_cheap(fast_calls, packs):
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(I, H, num_layers=2)
+
+        def forward(self, x):
+            self.rnn.flatten_parameters()
+            return self.rnn(x)[0]
+
+    model = Model().eval()
+    accelerate(model)
+    assert packs == ["LSTM", "LSTM"]  # by accelerate: a new model (its init) and the weights
+    x = torch.randn(T, B, I)
+    with torch.no_grad():
+        for _ in range(5):
+            model(x)
+    assert len(fast_calls) == 5
+    assert packs == ["LSTM", "LSTM"]  # never again
+
+
+def test_deepcopy_is_an_independent_accelerated_module(fast_calls):
+    m = accelerate(lstm_model())
+    x = torch.randn(B, T, I)
+    c = copy.deepcopy(m)
+    assert type(c) is type(m) and c.weight_hh_l0 is not m.weight_hh_l0
+    with torch.no_grad():
+        assert_same(torch_forward(m, x), c(x))
+        c.weight_hh_l0.mul_(2)
+        assert_same(torch_forward(c, x), c(x))
+        assert_same(torch_forward(m, x), m(x))
+    assert len(fast_calls) == 3
+
+
+class EncoderDecoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.GRU(I, H, bidirectional=True)
+        self.dec = nn.LSTMCell(2 * H, H)
+
+    def forward(self, x):
+        y, _ = self.enc(x)
+        return self.dec(y[-1])
+
+
+@pytest.mark.parametrize("how", ["pickle", "torch.save"])
+def test_pickle_round_trip_is_accelerated(how, fast_calls):
+    model = accelerate(EncoderDecoder().eval(), strict=True)
+    if how == "pickle":
+        clone = pickle.loads(pickle.dumps(model))
+    else:
+        buffer = io.BytesIO()
+        torch.save(model, buffer)
+        buffer.seek(0)
+        clone = torch.load(buffer, weights_only=False)
+    assert type(clone.enc) is type(model.enc) and type(clone.dec) is type(model.dec)
+    assert list(clone.state_dict()) == list(model.state_dict())
+    x = torch.randn(T, B, I)
+    with torch.no_grad():
+        assert_same(model(x), clone(x))
+        with pytest.raises(FallbackError):  # the options travel too
+            clone.enc(x.double())
+    assert len(fast_calls) == 4
+    assert type(restore(clone).enc) is nn.GRU
+
+
+def test_shared_and_top_level_modules(fast_calls):
+    cell = nn.GRUCell(I, I)
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = cell
+            self.b = cell
+
+        def forward(self, x):
+            return self.b(self.a(x))
+
+    model = Twice().eval()
+    x = torch.randn(B, I)
+    with torch.no_grad():
+        expected = model(x)
+        accelerate(model)
+        assert_same(expected, model(x))
+    assert len(fast_calls) == 2
+    assert model.a is model.b and isinstance(model.a, nn.GRUCell)
+    # A bare module, accelerated twice: the same class, options updated.
+    m = accelerate(make("RNN", I, H))
+    cls = type(m)
+    accelerate(m, strict=True)
+    assert type(m) is cls
+    with pytest.raises(FallbackError, match=r"RNN \(the model itself\)"):
+        m(torch.randn(T, I, dtype=torch.float64))
+
+
+def test_accelerate_arguments():
+    with pytest.raises(TypeError, match=r"accelerate: model must be a torch.nn.Module, got list"):
+        accelerate([nn.LSTM(1, 1)])
+    with pytest.raises(
+        ValueError, match=re.escape("accelerate: dtype must be one of ('float32',), got 'bf16'")
+    ):
+        accelerate(nn.LSTM(1, 1), dtype="bf16")
+    with pytest.raises(ValueError, match=r"dtype must be one of \('float32',\), got torch.float16"):
+        accelerate(nn.LSTM(1, 1), dtype=torch.float16)
+    with pytest.raises(TypeError, match=r"accelerate: strict must be a bool, got str"):
+        accelerate(nn.LSTM(1, 1), strict="yes")
+    model = nn.Sequential(nn.Linear(2, 2))
+    assert accelerate(model) is model and type(model[0]) is nn.Linear
+
+
+# --- subclasses that override forward ------------------------------------------------------------
+
+
+class LengthsLSTM(nn.LSTM):
+    """As pytorch-forecasting's LSTM: a lengths argument, packs and calls super().forward."""
+
+    def forward(self, x, hx=None, lengths=None, enforce_sorted=True):
+        if lengths is None:
+            return super().forward(x, hx)
+        packed = pack_padded_sequence(
+            x, lengths.cpu(), batch_first=self.batch_first, enforce_sorted=enforce_sorted
+        )
+        out, state = super().forward(packed, hx)
+        out, _ = pad_packed_sequence(out, batch_first=self.batch_first, total_length=x.shape[1])
+        return out, state
+
+
+def test_subclass_keeps_its_forward_and_gets_the_fast_path(fast_calls):
+    torch.manual_seed(1)
+    m = LengthsLSTM(I, H, num_layers=2, batch_first=True).eval()
+    x = torch.randn(B, T, I)
+    lengths = torch.tensor([2, 6, 4, 1])
+    with torch.no_grad():
+        expected = m(x, lengths=lengths, enforce_sorted=False)
+        accelerate(m, strict=True)
+        actual = m(x, lengths=lengths, enforce_sorted=False)
+    assert_same(expected, actual)
+    assert len(fast_calls) == 1
+    assert isinstance(m, LengthsLSTM) and type(m).__name__ == "LengthsLSTM"
+    mro = type(m).__mro__
+    assert mro.index(LengthsLSTM) < mro.index(A._StackForward) < mro.index(nn.LSTM)
+    assert type(pickle.loads(pickle.dumps(m))) is type(m)
+    assert type(restore(m)) is LengthsLSTM
+
+
+# --- weights changed after the swap ---------------------------------------------------------------
+
+
+def change_load_state_dict(m):
+    m.load_state_dict({k: torch.randn_like(v) for k, v in m.state_dict().items()})
+
+
+def change_optimizer_step(m):
+    opt = torch.optim.SGD(m.parameters(), lr=0.5)
+    out, _ = m(torch.randn(T, B, I))  # grad mode: torch's forward, gradients flow
+    out.square().sum().backward()
+    opt.step()
+
+
+def change_in_place(m):
+    with torch.no_grad():
+        m.weight_hh_l0.mul_(-0.7)
+        m.bias_ih_l0[:3] = 1.5
+
+
+def change_data_assignment(m):
+    m.weight_ih_l0.data = torch.randn_like(m.weight_ih_l0)
+
+
+def change_parameter_replacement(m):
+    m.weight_hh_l0 = nn.Parameter(torch.randn_like(m.weight_hh_l0))
+
+
+def change_data_in_place_then_accelerate(m):
+    # .data's in-place edits bypass torch's version counter; accelerate again repacks.
+    m.weight_hh_l0.data.mul_(3)
+    accelerate(m)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        change_load_state_dict,
+        change_optimizer_step,
+        change_in_place,
+        change_data_assignment,
+        change_parameter_replacement,
+        change_data_in_place_then_accelerate,
+    ],
+    ids=lambda f: f.__name__[len("change_"):],
+)
+def test_changed_weights_are_used(change, fast_calls, packs):
+    m = accelerate(make("LSTM", I, H, num_layers=2))
+    x = torch.randn(T, B, I)
+    with torch.no_grad():
+        before = m(x)
+        assert_same(torch_forward(m, x), before)
+    packs.clear()
+    change(m)
+    with torch.no_grad():
+        expected = torch_forward(m, x)
+        assert not torch.allclose(expected[0], before[0], atol=1e-3)
+        assert_same(expected, m(x))
+        assert_same(expected, m(x))
+    assert len(fast_calls) == 3
+    assert len(packs) == 1  # once after the change, not per call
+
+
+def test_functional_call_uses_the_given_weights(fast_calls):
+    m = accelerate(make("GRU", I, H))
+    x = torch.randn(T, B, I)
+    other = {k: torch.randn_like(v) for k, v in m.state_dict().items()}
+    with torch.no_grad():
+        actual = torch.func.functional_call(m, other, (x,))
+        plain = torch.func.functional_call(restore(copy.deepcopy(m)), other, (x,))
+        assert_same(plain, actual)
+        assert_same(torch_forward(m, x), m(x))  # its own weights again
+    assert len(fast_calls) == 2
+
+
+# --- falling back to torch's forward -------------------------------------------------------------
+
+
+class Tagger(nn.Module):
+    """Embedding -> bidirectional 2-layer LSTM -> linear head (per step)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(50, 16)
+        self.encoder = nn.Module()
+        self.encoder.rnn = nn.LSTM(16, 24, num_layers=2, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(48, 5)
+
+    def forward(self, tokens):
+        y, _ = self.encoder.rnn(self.embed(tokens))
+        return self.head(y)
+
+
+def test_training_step_falls_back_and_gradients_flow(fast_calls):
+    torch.manual_seed(2)
+    plain = Tagger()
+    model = accelerate(copy.deepcopy(plain))
+    tokens = torch.randint(0, 50, (3, 9))
+    for m in (plain, model):
+        m.train()
+        m(tokens).logsumexp(-1).sum().backward()
+    assert fast_calls == []
+    for (name, p), q in zip(plain.named_parameters(), model.parameters()):
+        assert q.grad is not None and torch.allclose(p.grad, q.grad, atol=1e-6), name
+    with pytest.raises(
+        FallbackError,
+        match=r"LSTM 'encoder.rnn' cannot run on fastrnn: a gradient is needed: grad mode is "
+        r"on and an input requires grad",
+    ):
+        accelerate(model, strict=True)(tokens)
+    with torch.no_grad():  # the same model, no gradient needed: fast, also in train mode
+        assert_same(plain.eval()(tokens), model(tokens))
+    assert len(fast_calls) == 1
+
+
+def test_inputs_requiring_grad_under_no_grad_are_fast(fast_calls):
+    m = accelerate(make("GRU", I, H), strict=True)
+    x = torch.randn(T, B, I, requires_grad=True)
+    with torch.no_grad():
+        assert_same(torch_forward(m, x), m(x))
+    with torch.inference_mode():
+        assert_same(torch_forward(m, x), m(x))
+    for p in m.parameters():
+        p.requires_grad_(False)
+    out, _ = m(x.detach())  # grad mode on, nothing requires grad
+    assert len(fast_calls) == 3 and not out.requires_grad
+
+
+def test_dropout_in_training_falls_back(fast_calls):
+    m = accelerate(make("GRU", I, H, num_layers=2, dropout=0.5)).train()
+    x = torch.randn(T, B, I)
+    with torch.no_grad():
+        torch.manual_seed(5)
+        expected = torch_forward(m, x)
+        torch.manual_seed(5)
+        assert_same(expected, m(x))
+        assert fast_calls == []
+        with pytest.raises(FallbackError, match=r"training mode with dropout=0.5"):
+            accelerate(m, strict=True)(x)
+        m.eval()
+        assert_same(torch_forward(m, x), m(x))
+        single = accelerate(make("LSTM", I, H, dropout=0.0), strict=True).train()
+        assert_same(torch_forward(single, x), single(x))  # train mode, nothing to drop
+    assert len(fast_calls) == 2
+
+
+def test_autocast_falls_back(fast_calls):
+    m = accelerate(make("LSTM", I, H))
+    x = torch.randn(T, B, I)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = torch_forward(m, x)
+        assert_same(expected, m(x))
+        with pytest.raises(FallbackError, match=r"autocast is enabled on the CPU"):
+            accelerate(m, strict=True)(x)
+    assert fast_calls == []
+
+
+def test_inference_tensor_weights_fall_back(fast_calls):
+    with torch.inference_mode():
+        m = accelerate(make("RNN", I, H))
+        x = torch.randn(T, B, I)
+        assert_same(torch_forward(m, x), m(x))
+        assert fast_calls == []
+        with pytest.raises(FallbackError, match=r"weight_ih_l0 is an inference tensor"):
+            accelerate(m, strict=True)(x)
+
+
+def test_bad_input_gets_torchs_own_error():
+    m = make("LSTM", I, H)
+    plain = copy.deepcopy(m)
+    accelerate(m, strict=True)
+    bad = [
+        (torch.randn(T, B, I + 1),),
+        (torch.randn(T, B, I), (torch.zeros(1, B + 1, H), torch.zeros(1, B + 1, H))),
+        (torch.randn(T, I), (torch.zeros(1, B, H), torch.zeros(1, B, H))),
+        (torch.randn(2, T, B, I),),
+        (torch.randn(T, B, I), torch.zeros(1, B, H)),
+    ]
+    for args in bad:
+        with pytest.raises(Exception) as expected:
+            plain(*args)
+        with pytest.raises(type(expected.value), match=re.escape(str(expected.value))):
+            m(*args)
+
+
+# --- graph capture ----------------------------------------------------------------------------
+
+
+def test_torch_compile_one_graph_with_the_op(fast_calls):
+    torch.manual_seed(4)
+    model = Tagger().eval()
+    tokens = torch.randint(0, 50, (3, 9))
+    with torch.no_grad():
+        expected = model(tokens)
+        accelerate(model)
+        explained = torch._dynamo.explain(model)(tokens)
+        assert explained.graph_break_count == 0, explained.break_reasons
+        assert "fastrnn.rnn_forward" in explained.graphs[0].code
+        compiled = torch.compile(model)
+        n = len(fast_calls)
+        assert_same(expected, compiled(tokens))
+        assert len(fast_calls) == n + 1
+        with torch.no_grad():
+            model.encoder.rnn.weight_hh_l1.mul_(0.5)  # read by the compiled graph at run time
+        assert_same(restore(copy.deepcopy(model))(tokens), compiled(tokens))
+    # Training through the compiled model: torch's forward, gradients flow.
+    model.train()
+    n = len(fast_calls)
+    compiled(tokens).sum().backward()
+    assert len(fast_calls) == n
+    assert model.encoder.rnn.weight_hh_l0.grad is not None
+
+
+def test_torch_export_captures_the_op(fast_calls):
+    torch.manual_seed(6)
+    model = Tagger().eval()
+    tokens = torch.randint(0, 50, (3, 9))
+    with torch.no_grad():
+        expected = model(tokens)
+        accelerate(model)
+        program = torch.export.export(model, (tokens,))
+        targets = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
+        assert "fastrnn.rnn_forward.default" in targets
+        assert not any("lstm" in t for t in targets)
+        n = len(fast_calls)
+        assert_same(expected, program.module()(tokens))
+        assert len(fast_calls) == n + 1
+        buffer = io.BytesIO()
+        torch.export.save(program, buffer)
+        buffer.seek(0)
+        assert_same(expected, torch.export.load(buffer).module()(tokens))
+
+
+def test_torchscript_trace_works_and_script_says_what_to_do(fast_calls):
+    torch.manual_seed(8)
+    model = Tagger().eval()
+    tokens = torch.randint(0, 50, (3, 9))
+    with torch.no_grad():
+        expected = model(tokens)
+        accelerate(model)
+        traced = torch.jit.trace(model, tokens, check_trace=False)
+        assert fast_calls == []  # the trace recorded torch's forward
+        assert "aten::lstm" in str(traced.inlined_graph)
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer)
+        buffer.seek(0)
+        assert_same(expected, torch.jit.load(buffer)(tokens))
+    with pytest.raises(RuntimeError, match=r"Script the model before accelerating it"):
+        torch.jit.script(model)
+    assert isinstance(model.encoder.rnn, A._StackForward)  # untouched by the attempt
+    scripted = torch.jit.script(restore(copy.deepcopy(model)))
+    with torch.no_grad():
+        assert_same(expected, scripted(tokens))
+
+
+# --- threads ------------------------------------------------------------------------------------
+
+
+def test_calls_use_torchs_thread_count(monkeypatch):
+    seen = []
+    call = fastrnn.LSTM.__call__
+
+    def spy(self, *args, num_threads=None, **kwargs):
+        seen.append(num_threads)
+        return call(self, *args, num_threads=num_threads, **kwargs)
+
+    monkeypatch.setattr(fastrnn.LSTM, "__call__", spy)
+    m = accelerate(make("LSTM", I, H))
+    before = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            with torch.no_grad():
+                m(torch.randn(T, B, I))
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1, 2]
+
+
+# --- models people use ------------------------------------------------------------------------
+
+
+class TextClassifier(nn.Module):
+    """Packed variable-length batches (enforce_sorted=False) through a 2-layer BiLSTM."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(100, 32, padding_idx=0)
+        self.lstm = nn.LSTM(32, 48, num_layers=2, bidirectional=True, batch_first=True)
+        self.out = nn.Linear(96, 4)
+
+    def forward(self, tokens, lengths):
+        packed = pack_padded_sequence(self.embed(tokens), lengths, True, enforce_sorted=False)
+        _, (h, _) = self.lstm(packed)
+        return self.out(torch.cat([h[-2], h[-1]], dim=1))
+
+
+class DeepSpeech(nn.Module):
+    """torchaudio.models.DeepSpeech's structure: 3 clipped linear layers, a bidirectional
+    ReLU RNN whose directions are summed, 2 linear layers, log-softmax."""
+
+    def __init__(self, n_feature=20, n_hidden=64, n_class=10):
+        super().__init__()
+        self.n_hidden = n_hidden
+        self.fc1 = nn.Linear(n_feature, n_hidden)
+        self.fc2 = nn.Linear(n_hidden, n_hidden)
+        self.fc3 = nn.Linear(n_hidden, n_hidden)
+        self.bi_rnn = nn.RNN(n_hidden, n_hidden, nonlinearity="relu", bidirectional=True)
+        self.fc4 = nn.Linear(n_hidden, n_hidden)
+        self.out = nn.Linear(n_hidden, n_class)
+
+    def forward(self, x):  # (N, 1, T, F)
+        for fc in (self.fc1, self.fc2, self.fc3):
+            x = nn.functional.hardtanh(fc(x), 0, 20)
+        x = x.squeeze(1).transpose(0, 1)  # (T, N, H)
+        x, _ = self.bi_rnn(x)
+        x = x[:, :, : self.n_hidden] + x[:, :, self.n_hidden :]
+        x = nn.functional.hardtanh(self.fc4(x), 0, 20)
+        return nn.functional.log_softmax(self.out(x), dim=2).transpose(0, 1)
+
+
+class ConvGRU(nn.Module):
+    """A CNN front end over features, a 2-layer GRU, a per-frame head."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv1d(12, 24, 5, padding=2), nn.ReLU())
+        self.gru = nn.GRU(24, 40, num_layers=2, batch_first=True)
+        self.head = nn.Linear(40, 3)
+
+    def forward(self, x):  # (N, T, 12)
+        y = self.conv(x.transpose(1, 2)).transpose(1, 2)
+        return self.head(self.gru(y)[0])
+
+
+class Forecaster(nn.Module):
+    """darts' RNNModel predict loop: encode the history, then one GRU step per horizon
+    step, feeding each prediction back with the carried state."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(1, 25, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(25, 1)
+
+    def forward(self, history, horizon=6):
+        y, h = self.rnn(history)
+        step = self.fc(y[:, -1:])
+        outputs = [step]
+        for _ in range(horizon - 1):
+            y, h = self.rnn(step, h)
+            step = self.fc(y)
+            outputs.append(step)
+        return torch.cat(outputs, dim=1)
+
+
+class Seq2Seq(nn.Module):
+    """A BiLSTM encoder and an attention decoder stepping an LSTMCell (teacher forcing)."""
+
+    def __init__(self):
+        super().__init__()
+        self.src_embed = nn.Embedding(40, 16)
+        self.tgt_embed = nn.Embedding(40, 16)
+        self.encoder = nn.LSTM(16, 32, bidirectional=True, batch_first=True)
+        self.bridge = nn.Linear(64, 32)
+        self.cell = nn.LSTMCell(16 + 64, 32)
+        self.attn = nn.Linear(32, 64)
+        self.out = nn.Linear(32 + 64, 40)
+
+    def forward(self, src, tgt):
+        memory, _ = self.encoder(self.src_embed(src))  # (N, S, 64)
+        h = torch.tanh(self.bridge(memory.mean(1)))
+        c = torch.zeros_like(h)
+        context = memory.mean(1)
+        logits = []
+        for t in range(tgt.shape[1]):
+            h, c = self.cell(torch.cat([self.tgt_embed(tgt[:, t]), context], 1), (h, c))
+            weights = torch.softmax(torch.bmm(memory, self.attn(h).unsqueeze(2)), dim=1)
+            context = (weights * memory).sum(1)
+            logits.append(self.out(torch.cat([h, context], 1)))
+        return torch.stack(logits, 1)
+
+
+class Subclassed(nn.Module):
+    """A pytorch-forecasting style LSTM subclass with a lengths argument, in a model."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = LengthsLSTM(6, 20, num_layers=2, batch_first=True)
+        self.head = nn.Linear(20, 1)
+
+    def forward(self, x, lengths):
+        y, _ = self.rnn(x, lengths=lengths, enforce_sorted=False)
+        return self.head(y)
+
+
+def model_cases():
+    g = torch.Generator().manual_seed(11)
+    lengths = torch.tensor([7, 12, 3, 12, 9])
+    tokens = torch.randint(1, 100, (5, 12), generator=g)
+    tokens[torch.arange(12)[None, :] >= lengths[:, None]] = 0
+    return [
+        ("text_classifier", TextClassifier, (tokens, lengths), 1),
+        ("deepspeech", DeepSpeech, (torch.randn(2, 1, 30, 20, generator=g),), 1),
+        ("conv_gru", ConvGRU, (torch.randn(3, 25, 12, generator=g),), 1),
+        ("forecaster", Forecaster, (torch.randn(4, 24, 1, generator=g),), 6),
+        ("seq2seq", Seq2Seq, (torch.randint(0, 40, (3, 8), generator=g),
+                              torch.randint(0, 40, (3, 5), generator=g)), 6),
+        ("subclass", Subclassed, (torch.randn(5, 12, 6, generator=g), lengths), 1),
+    ]
+
+
+@pytest.mark.parametrize(
+    "factory,inputs,calls", [pytest.param(*case[1:], id=case[0]) for case in model_cases()]
+)
+def test_models_people_use(factory, inputs, calls, fast_calls):
+    torch.manual_seed(12)
+    plain = factory().eval()
+    model = copy.deepcopy(plain)
+    assert accelerate(model, strict=True) is model
+    with torch.no_grad():
+        assert_same(plain(*inputs), model(*inputs))
+    assert len(fast_calls) == calls
+    # A training step still works: torch's forward, the same gradients as the plain model.
+    accelerate(model)  # strict=False: training falls back
+    for m in (plain, model):
+        m.train()
+        m(*inputs).float().square().mean().backward()
+    assert len(fast_calls) == calls
+    for (key, p), q in zip(plain.named_parameters(), model.parameters()):
+        assert q.grad is not None and torch.allclose(p.grad, q.grad, atol=1e-6), key
+
+
+# --- the documentation's example and the benchmark --------------------------------------------
+
+
+def test_docs_example_runs(monkeypatch):
+    text = (REPO / "docs" / "accelerate.md").read_text()
+    example = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.setattr(fastrnn, "accelerate", accelerate, raising=False)
+    monkeypatch.setattr(fastrnn, "restore", restore, raising=False)
+    exec(compile(example, "docs/accelerate.md", "exec"), {})
+
+
+def test_bench_script_quick():
+    script = REPO / "bench" / "accelerate.py"
+    if not script.exists():
+        pytest.skip("no bench/ in this checkout")
+    run = subprocess.run(
+        [sys.executable, str(script), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "eager torch" in run.stdout and "accelerated" in run.stdout
+    assert np.isfinite([float(v) for v in re.findall(r"(\d+\.\d+)x", run.stdout)]).all()
