@@ -758,3 +758,37 @@ def test_progress_bar_on_a_terminal_only(tmp_path, quiet):
     assert piped.returncode == 0
     assert "rows/s" not in err and "\r" not in err, err
     assert ("wrote" in out) != quiet, out
+
+
+def test_predict_npy_layouts_and_empty_inputs(tmp_path, lstm_file):
+    """A Fortran-order .npy (read through a memory map), big-endian float64, and no rows."""
+    model, model_path = lstm_file
+    x, _ = data()
+    y, h, c = reference(model, x)
+    np.save(tmp_path / "f.npy", np.asfortranarray(x))
+    np.save(tmp_path / "be.npy", x.astype(">f8"))
+    for name in ("f", "be"):
+        assert (
+            cli(
+                model_path,
+                tmp_path / f"{name}.npy",
+                "-o",
+                tmp_path / f"{name}.npz",
+                "--batch-size",
+                4,
+                "-q",
+            )
+            == 0
+        )
+        got_y, got_h, got_c, _ = read_output(tmp_path / f"{name}.npz")
+        assert np.array_equal(got_y, y) and np.array_equal(got_h, h) and np.array_equal(got_c, c), (
+            name
+        )
+    np.save(tmp_path / "empty.npy", x[:0])
+    assert cli(model_path, tmp_path / "empty.npy", "-o", tmp_path / "empty.npz", "-q") == 0
+    with np.load(tmp_path / "empty.npz") as z:
+        assert (
+            z["y"].shape == (0, 11, 12)
+            and z["h_n"].shape == (0, 4, 6)
+            and z["c_n"].shape == (0, 4, 6)
+        )
