@@ -41,8 +41,7 @@ namespace {
 // clang-format on
 
 double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 // `anatomy quick`: a tenth of the repetitions (a smoke run; the figures are rougher).
@@ -84,9 +83,16 @@ void report(const char* name, double value, const char* unit) {
 // An LSTM layer's buffers for B rows, H = I = K hidden units (P = H / 16 panels).
 struct Layer {
   Layer(int B, int K, int T)
-      : B(B), K(K), P(K / 16), w_hh(size_t(P) * K * 64), w_ih(size_t(P) * K * 64),
-        bias(size_t(P) * 64), x(size_t(T) * B * K), gx(size_t(T) * B * P * 64),
-        h{Buffer(size_t(B) * K), Buffer(size_t(B) * K)}, c(size_t(B) * K),
+      : B(B),
+        K(K),
+        P(K / 16),
+        w_hh(size_t(P) * K * 64),
+        w_ih(size_t(P) * K * 64),
+        bias(size_t(P) * 64),
+        x(size_t(T) * B * K),
+        gx(size_t(T) * B * P * 64),
+        h{Buffer(size_t(B) * K), Buffer(size_t(B) * K)},
+        c(size_t(B) * K),
         y(size_t(T) * B * K) {}
 
   StepArgs step_args(int t, bool with_y) {
@@ -183,24 +189,25 @@ void batch1(int K, int panels, const char* tag) {
       },
       60);
   double ahead = 0;
-  if constexpr (kAheadRows > 0) ahead = best_seconds(
-      [&] {
-        constexpr int R = kAheadRows > 0 ? kAheadRows : 1;
-        gemm(L.gemm_args(0, R));
-        for (int t = 0; t < T; ++t) {
-          StepArgs s = L.step_args(t, true);
-          const int next = (t / R + 1) * R;
-          if (next + R <= T) {
-            s.ahead = {L.x.data() + size_t(next) * K, K, K, L.w_ih.data(), L.bias.data(),
-                       L.gx.data() + size_t(next) * L.P * 64};
-            s.ahead_part = t % R;
-          } else if (next < T && t % R == 0) {
-            gemm(L.gemm_args(next, T - next));
+  if constexpr (kAheadRows > 0)
+    ahead = best_seconds(
+        [&] {
+          constexpr int R = kAheadRows > 0 ? kAheadRows : 1;
+          gemm(L.gemm_args(0, R));
+          for (int t = 0; t < T; ++t) {
+            StepArgs s = L.step_args(t, true);
+            const int next = (t / R + 1) * R;
+            if (next + R <= T) {
+              s.ahead = {L.x.data() + size_t(next) * K,        K, K, L.w_ih.data(), L.bias.data(),
+                         L.gx.data() + size_t(next) * L.P * 64};
+              s.ahead_part = t % R;
+            } else if (next < T && t % R == 0) {
+              gemm(L.gemm_args(next, T - next));
+            }
+            lstm_step(s);
           }
-          lstm_step(s);
-        }
-      },
-      60);
+        },
+        60);
   const double proj = best_seconds([&] { gemm(L.gemm_args(0, T)); }, 60);
   char name[64];
   std::snprintf(name, sizeof name, "b1_H%d_%s_projection", K, tag);

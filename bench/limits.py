@@ -23,7 +23,7 @@ bench/limits.json: {"caches", "fma_gflops": {threads: the widest ISA's peak}, "f
 ISA, "fma_gflops_by_isa": {isa: {threads: peak}}, "read_gbps": {level: {threads: GB/s}},
 "noisy", "repeat", "cpu"} (keys of thread counts are strings).
 
-The lower bound of a workload at n threads (issue 4, item 3), for the ISA fastrnn runs:
+The lower bound of a workload at n threads, for the ISA fastrnn runs:
 
     bound = max(FLOPs / peak(isa, n),  T · Σ|W_hh| / bandwidth(n, level))
 

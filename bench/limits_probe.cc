@@ -8,10 +8,10 @@
 //                                        cache level: a buffer that fits L1 reads from L1)
 //
 // Prints one number (exit status 2 for an ISA this CPU lacks). The reads use the widest
-// vectors the CPU has (AVX-512, else AVX2, else scalar), chosen at run time. The inner loops are unrolled by pragma so the accumulators
-// live in registers (GCC at -O2 otherwise keeps the arrays in memory). Each figure is the
-// best of 5 timed runs, each run long enough (>= 50 ms) that timer and thread start-up
-// costs vanish. Build: g++ -O2 -std=c++17 -pthread.
+// vectors the CPU has (AVX-512, else AVX2, else scalar), chosen at run time. The inner loops are
+// unrolled by pragma so the accumulators live in registers (GCC at -O2 otherwise keeps the arrays
+// in memory). Each figure is the best of 5 timed runs, each run long enough (>= 50 ms) that timer
+// and thread start-up costs vanish. Build: g++ -O2 -std=c++17 -pthread.
 
 #include <immintrin.h>
 
@@ -204,14 +204,16 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (std::strcmp(argv[1], "read") == 0 && argc == 4) {
-    const size_t n = std::max<size_t>(128, std::strtoull(argv[3], nullptr, 10) / sizeof(float)) / 128 * 128;
+    const size_t n =
+        std::max<size_t>(128, std::strtoull(argv[3], nullptr, 10) / sizeof(float)) / 128 * 128;
     std::vector<float*> bufs(threads);
     for (auto& b : bufs) {
       b = static_cast<float*>(std::aligned_alloc(64, n * sizeof(float)));
       for (size_t i = 0; i < n; ++i) b[i] = 1e-3f * (i % 7);  // touched: no page faults later
     }
     const ReadLoop loop = read_loop();
-    const double s = time_threads(threads, [&](int t, long reps) { return loop(bufs[t], n, reps); }, amount);
+    const double s =
+        time_threads(threads, [&](int t, long reps) { return loop(bufs[t], n, reps); }, amount);
     std::printf("%.2f\n", threads * amount * double(n * sizeof(float)) / s / 1e9);
     for (auto b : bufs) std::free(b);
     return 0;

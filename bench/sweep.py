@@ -1,4 +1,4 @@
-"""No cliffs (issue 4, target 4): fastrnn's time per step over hidden sizes and batch sizes.
+"""No cliffs: fastrnn's time per step over hidden sizes and batch sizes.
 
     python bench/sweep.py                    both sweeps, 1 and 2 threads, torch alongside (~4 min)
     python bench/sweep.py --no-torch         fastrnn alone (~2 min)
@@ -204,7 +204,8 @@ def measure(
                 "T": p.T,
                 "macs_per_step": macs_per_step(p.H, p.B),
                 "threads_used": {
-                    str(n): int(p.model.plan(p.B, 10**4, num_threads=n)["threads"]) for n in thread_counts
+                    str(n): int(p.model.plan(p.B, 10**4, num_threads=n)["threads"])
+                    for n in thread_counts
                 },
                 "passes": 0,
                 "runners": {},

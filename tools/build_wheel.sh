@@ -57,6 +57,6 @@ where = os.path.dirname(fastrnn.__file__)
 assert "site-packages" in where and "/python/fastrnn" not in where, where
 print("fastrnn", fastrnn.__version__, "from", where, "ISAs", fastrnn.cpu_info()["available"])
 PY
-"$work/venv/bin/pytest" -q -p no:cacheprovider tests/test_reference.py tests/test_io.py \
-  tests/test_cli.py tests/test_activations.py tests/test_threads_policy.py tests/test_stream.py
+"$work/venv/bin/pytest" -q -p no:cacheprovider tests/parity/test_reference.py tests/api/test_io.py \
+  tests/api/test_cli.py tests/kernels/test_activations.py tests/api/test_threads_policy.py tests/api/test_stream.py
 echo "== build_wheel: OK ($repaired)"

@@ -53,8 +53,10 @@ def main(argv):
     brk = float(argv[1]) if len(argv) > 1 else 0.9
     c, rel = fit(degree, brk)
     worst, mean = float32_ulps(c, brk)
-    print(f"degree {degree} on |x| < {brk}: fit error {rel:.2e} relative; float32 "
-          f"evaluation max {worst:.2f} ulp, mean {mean:.3f} ulp")
+    print(
+        f"degree {degree} on |x| < {brk}: fit error {rel:.2e} relative; float32 "
+        f"evaluation max {worst:.2f} ulp, mean {mean:.3f} ulp"
+    )
     for coef in c[::-1]:
         print(f"  {np.float32(coef)!r}")
 

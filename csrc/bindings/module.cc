@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "core/limits.h"
 #include "core/thread-pool.h"
 #include "core/threads.h"
 #include "cpu/cpu-caches.h"
@@ -68,26 +69,14 @@ const float* checked(const py::handle& obj, const char* name, const std::vector<
 }
 
 // --- size bounds ----------------------------------------------------------------------------
-// Every size from Python is bounded here before anything is allocated, and every product of
-// sizes that an allocation uses is computed with an overflow check: an absurd size is a
-// ValueError naming it, never a wrapped-around size, a MemoryError half-way through, or a
-// crash.
+// Every size from Python is bounded here (core/limits.h) before anything is allocated, and
+// every product of sizes that an allocation uses is computed with an overflow check.
 
-// input_size and hidden_size: the bound python/fastrnn/_checks.py states (MAX_SIZE). It keeps
-// G = 4·H, D·H_out and every packed width inside the int the packing and the kernels use.
-constexpr int64_t kMaxFeatures = int64_t{1} << 24;
-constexpr int64_t kMaxLayers = 4096;  // python/fastrnn/_checks.py MAX_LAYERS
-// The driver and the kernels index batch rows with int (StepArgs::b0, GemmArgs::rows).
-constexpr int64_t kMaxBatch = INT_MAX;
-// The packed weights of a whole model, in floats. Python caps torch's layout at 2^32
-// weights; packing pads to whole panels, which near that cap at most ×3.4 it (LSTM with
-// proj_size=2 and 4096 layers: 1.2·10^10 floats, the largest over a grid of sizes at the
-// cap), so 2^35 admits every model Python accepts.
-constexpr int64_t kMaxPackedFloats = int64_t{1} << 35;
-// Any one array or workspace of a call: 2^45 floats = 2^47 bytes, the whole user address
-// space of x86-64 (and arm64) with 4-level page tables. A larger buffer can never be
-// mapped, so asking for one is a size error, not an out-of-memory condition.
-constexpr int64_t kMaxArrayFloats = int64_t{1} << 45;
+using fastrnn::kMaxArrayFloats;
+using fastrnn::kMaxBatch;
+using fastrnn::kMaxFeatures;
+using fastrnn::kMaxLayers;
+using fastrnn::kMaxPackedFloats;
 int max_threads() { return fastrnn::threads_max(); }
 
 // A Python int in [lo, hi], else a ValueError naming it (also beyond 64 bits).
@@ -128,11 +117,9 @@ std::string dims_str(std::initializer_list<Dim> dims) {
 
 // Raises, naming the call's arguments, when one of the call's arrays or workspaces would
 // hold more than kMaxArrayFloats floats.
-void check_array_size(const std::string& args, const char* array,
-                      std::initializer_list<Dim> dims) {
+void check_array_size(const std::string& args, const char* array, std::initializer_list<Dim> dims) {
   if (!product_within(dims, kMaxArrayFloats))
-    throw py::value_error(args + " is too large for this model: " + array + " " +
-                          dims_str(dims) +
+    throw py::value_error(args + " is too large for this model: " + array + " " + dims_str(dims) +
                           " would exceed 2^45 floats (2^47 bytes, more than a process can map)");
 }
 
@@ -220,8 +207,7 @@ class Model {
       for (int64_t b = 0; b < B; ++b)
         if (lengths.at(b) < 1 || lengths.at(b) > T)
           throw py::value_error("lengths must be in [1, " + std::to_string(T) + "], got " +
-                                std::to_string(lengths.at(b)) + " at index " +
-                                std::to_string(b));
+                                std::to_string(lengths.at(b)) + " at index " + std::to_string(b));
       a.lengths = lengths.data();
     }
     FloatArray y({T, B, static_cast<int64_t>(cfg.num_directions) * H_out});
@@ -252,8 +238,8 @@ class Model {
     if (!py::isinstance<py::array>(x_obj)) throw py::type_error("x must be a numpy array");
     py::array x_arr = py::reinterpret_borrow<py::array>(x_obj);
     if (x_arr.ndim() != 2)
-      throw py::value_error("x must have shape (B, " + std::to_string(cfg.input_size) +
-                            "), got " + shape_str(x_arr));
+      throw py::value_error("x must have shape (B, " + std::to_string(cfg.input_size) + "), got " +
+                            shape_str(x_arr));
     const int64_t B = x_arr.shape(0);
     const int L = cfg.num_layers, H_out = cfg.h_out();
     fastrnn::ForwardArgs a;
@@ -298,10 +284,10 @@ class Model {
     d["T"] = p.T;
     d["threads"] = p.threads;
     d["schedule"] = fastrnn::schedule_name(p.schedule);
-    d["split"] = p.threads == 1                                 ? "none"
+    d["split"] = p.threads == 1                                ? "none"
                  : p.schedule == fastrnn::Schedule::kWavefront ? "layers"
-                 : p.batch_split                                 ? "batch"
-                                                                 : "panels";
+                 : p.batch_split                               ? "batch"
+                                                               : "panels";
     d["panel_threads"] = p.panel_threads;
     d["chunk"] = p.chunk;
     d["span"] = p.span;
@@ -330,12 +316,11 @@ class Model {
     const int64_t floats = fastrnn::model_packed_floats(cfg);
     const bool ok = floats >= 0 && floats <= kMaxPackedFloats;
     if (!ok)
-      throw py::value_error(
-          "model too large: input_size=" + std::to_string(cfg.input_size) +
-          ", hidden_size=" + std::to_string(H) + ", proj_size=" + std::to_string(P) +
-          ", num_layers=" + std::to_string(cfg.num_layers) +
-          ", bidirectional=" + (cfg.num_directions == 2 ? "True" : "False") +
-          " would pack to more than 2^35 weights (128 GiB)");
+      throw py::value_error("model too large: input_size=" + std::to_string(cfg.input_size) +
+                            ", hidden_size=" + std::to_string(H) + ", proj_size=" +
+                            std::to_string(P) + ", num_layers=" + std::to_string(cfg.num_layers) +
+                            ", bidirectional=" + (cfg.num_directions == 2 ? "True" : "False") +
+                            " would pack to more than 2^35 weights (128 GiB)");
   }
 
   // Every array and workspace a call of T steps and B rows allocates, before any of them is.
@@ -406,6 +391,16 @@ py::array_t<float> map_activation(const FloatArray& x, bool sigmoid) {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fastrnn compiled core (private): packing, kernels, the forward driver";
+
+  // The boundary's limits (core/limits.h), for the Python layer's own checks.
+  py::dict limits;
+  limits["max_features"] = fastrnn::kMaxFeatures;
+  limits["max_layers"] = fastrnn::kMaxLayers;
+  limits["max_parameters"] = fastrnn::kMaxParameters;
+  limits["max_batch"] = fastrnn::kMaxBatch;
+  limits["max_packed_floats"] = fastrnn::kMaxPackedFloats;
+  limits["max_array_floats"] = fastrnn::kMaxArrayFloats;
+  m.attr("LIMITS") = limits;
 
   py::class_<Model>(m, "Model")
       .def(py::init<const std::string&, const py::int_&, const py::int_&, const py::int_&, bool,
@@ -546,7 +541,5 @@ __attribute__((visibility("default"))) int fastrnn_get_num_threads() {
 __attribute__((visibility("default"))) void fastrnn_set_num_threads(int n) {
   fastrnn::threads_set(std::clamp(n, 1, fastrnn::threads_max()));
 }
-__attribute__((visibility("default"))) const char* fastrnn_get_version() {
-  return FASTRNN_VERSION;
-}
+__attribute__((visibility("default"))) const char* fastrnn_get_version() { return FASTRNN_VERSION; }
 }

@@ -120,7 +120,7 @@ constexpr int64_t kRunnerSpinNs = 300'000;
 struct Task {
   void (*fn)(void*, ThreadTeam&) = nullptr;
   void* ctx = nullptr;
-  FpEnv fp_env = fp_env_get();  // the caller's
+  FpEnv fp_env = fp_env_get();    // the caller's
   std::atomic<uint32_t> done{0};  // 1 once the runner is done with this task (word_wait)
   std::exception_ptr error;
 };
@@ -189,9 +189,9 @@ struct Pool {
   int64_t queued_calls_ = 0;
   int peak_callers_ = 0;  // the most callers inside at once, until peak_until_ns_
   int64_t peak_until_ns_ = 0;
-  Worker* idle_ = nullptr;   // a stack
-  std::deque<Task*> queue_;  // calls waiting for a runner, oldest first
-  std::atomic<int> free_hint_;   // free_, for idle helpers to read without the lock
+  Worker* idle_ = nullptr;           // a stack
+  std::deque<Task*> queue_;          // calls waiting for a runner, oldest first
+  std::atomic<int> free_hint_;       // free_, for idle helpers to read without the lock
   std::atomic<int> queued_hint_{0};  // queue_.size(), for a spinning runner
   std::atomic<uint64_t> releases_{0};
 };
@@ -364,8 +364,10 @@ void Pool::set_budget(int n) {
 
 ThreadPoolState Pool::state() {
   std::lock_guard<std::mutex> lock(mu_);
-  return {cores_,   free_,    budget_,  team_free_, callers_, static_cast<int>(queue_.size()),
-          runners_, workers_.load(), queued_calls_, sleeps_.load()};
+  return {cores_,        free_,           budget_,
+          team_free_,    callers_,        static_cast<int>(queue_.size()),
+          runners_,      workers_.load(), queued_calls_,
+          sleeps_.load()};
 }
 
 Worker* Pool::start_worker() {

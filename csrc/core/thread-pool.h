@@ -92,20 +92,20 @@ class ThreadTeam {
 void thread_pool_call_erased(int want, void (*fn)(void*, ThreadTeam&), void* ctx);
 template <class F>
 void thread_pool_call(int want, F& call) {
-  thread_pool_call_erased(want, [](void* ctx, ThreadTeam& t) { (*static_cast<F*>(ctx))(t); },
-                          &call);
+  thread_pool_call_erased(
+      want, [](void* ctx, ThreadTeam& t) { (*static_cast<F*>(ctx))(t); }, &call);
 }
 
 // For tests and cpu_info(): the pool's state now.
 struct ThreadPoolState {
-  int cores;      // core tokens in all: the CPUs this process may use
-  int free;       // core tokens no thread holds
-  int budget;     // team tokens in all: the thread budget
-  int team_free;  // team tokens no team holds
-  int callers;    // threads inside a call (computing, or waiting for their queued call)
-  int queued;     // calls queued, not yet taken by a runner
-  int runners;    // pool threads running queued calls (each holds a core token)
-  int workers;    // pool threads started (idle or busy)
+  int cores;             // core tokens in all: the CPUs this process may use
+  int free;              // core tokens no thread holds
+  int budget;            // team tokens in all: the thread budget
+  int team_free;         // team tokens no team holds
+  int callers;           // threads inside a call (computing, or waiting for their queued call)
+  int queued;            // calls queued, not yet taken by a runner
+  int runners;           // pool threads running queued calls (each holds a core token)
+  int workers;           // pool threads started (idle or busy)
   int64_t queued_calls;  // calls that were queued, since the start (or the fork)
   int64_t sleeps;        // times a pool thread went to sleep, since the start (or the fork)
 };

@@ -42,8 +42,7 @@ std::string mountinfo_unescape(const std::string& s) {
   const auto octal = [](char c) { return c >= '0' && c <= '7'; };
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() && octal(s[i + 1]) && octal(s[i + 2]) &&
-        octal(s[i + 3])) {
+    if (s[i] == '\\' && i + 3 < s.size() && octal(s[i + 1]) && octal(s[i + 2]) && octal(s[i + 3])) {
       out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
       i += 3;
     } else {
@@ -139,7 +138,8 @@ double cgroup_cpu_quota(const std::string& proc_self) {
     }
   }
   if (!have_v1 && !have_v2) return 0;
-  // Where each hierarchy is mounted: "id parent maj:min root point options [tags] - type src super".
+  // Where each hierarchy is mounted: "id parent maj:min root point options [tags] - type src
+  // super".
   double best = 0;
   std::ifstream f(proc_self + "/mountinfo");
   std::string line;
@@ -216,8 +216,8 @@ ThreadsPolicy policy_from_environment() {
 }
 
 std::mutex g_policy_mu;
-ThreadsPolicy* g_policy = nullptr;       // guarded by g_policy_mu; read from the environment once
-std::atomic<int> g_budget{0};            // 0: not resolved yet
+ThreadsPolicy* g_policy = nullptr;  // guarded by g_policy_mu; read from the environment once
+std::atomic<int> g_budget{0};       // 0: not resolved yet
 std::atomic<int> g_cpus{0};
 
 ThreadsPolicy& policy_locked() {
@@ -288,15 +288,16 @@ void SpinBarrier::long_wait(bool waiting_for, bool count) {
       std::this_thread::yield();
     }
   }
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-      std::chrono::steady_clock::now() - start).count();
+  const auto ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count();
   if (count) long_wait_ns_.fetch_add(ns, std::memory_order_relaxed);
 }
 
 namespace {
-std::atomic<int> g_backoff_left{0};  // calls still to run on one thread
-std::atomic<int> g_backoff_len{0};   // the current backoff length (0: no contention seen)
-std::atomic<int> g_contended{0};     // contended warm multi-thread calls in a row
+std::atomic<int> g_backoff_left{0};     // calls still to run on one thread
+std::atomic<int> g_backoff_len{0};      // the current backoff length (0: no contention seen)
+std::atomic<int> g_contended{0};        // contended warm multi-thread calls in a row
 std::atomic<int64_t> g_last_end_ns{0};  // when the last multi-thread call ended (0: never)
 constexpr int kBackoffMin = 16, kBackoffMax = 4096;
 }  // namespace
@@ -327,8 +328,8 @@ void threads_report(bool contended, int64_t start_ns, int64_t end_ns) {
   // Two contended calls in a row: one alone is often a one-off (a descheduled worker's
   // time slice), and backing off for it would cost 16 calls at half speed.
   if (contended && g_contended.fetch_add(1, std::memory_order_relaxed) + 1 >= 2) {
-    const int len = std::clamp(2 * g_backoff_len.load(std::memory_order_relaxed), kBackoffMin,
-                               kBackoffMax);
+    const int len =
+        std::clamp(2 * g_backoff_len.load(std::memory_order_relaxed), kBackoffMin, kBackoffMax);
     g_backoff_len.store(len, std::memory_order_relaxed);
     g_backoff_left.store(len, std::memory_order_relaxed);
     g_contended.store(0, std::memory_order_relaxed);

@@ -22,22 +22,22 @@ namespace fastrnn {
 // [1, threads_max()] is skipped, and the policy says so (ThreadsPolicy::ignored).
 struct ThreadsPolicy {
   int budget = 1;
-  std::string source;   // "set_num_threads", "FASTRNN_NUM_THREADS", "OMP_NUM_THREADS",
-                        // "affinity" or "cgroup" (the last two: the CPU count, and which capped it)
-  int affinity_cpus = 1;     // CPUs in the affinity mask
-  double cgroup_cpus = 0;    // the cgroup CPU quota in CPUs; 0: none found
-  int cpus = 1;              // the CPUs this process may use: affinity capped by the quota
-  std::string ignored;       // environment values skipped, and why ("" if none)
+  std::string source;  // "set_num_threads", "FASTRNN_NUM_THREADS", "OMP_NUM_THREADS",
+                       // "affinity" or "cgroup" (the last two: the CPU count, and which capped it)
+  int affinity_cpus = 1;   // CPUs in the affinity mask
+  double cgroup_cpus = 0;  // the cgroup CPU quota in CPUs; 0: none found
+  int cpus = 1;            // the CPUs this process may use: affinity capped by the quota
+  std::string ignored;     // environment values skipped, and why ("" if none)
 };
 ThreadsPolicy threads_policy();
 
-int threads_get();         // the thread budget (>= 1)
+int threads_get();  // the thread budget (>= 1)
 // The policy's lock, for the pool's fork handlers only (core/thread-pool.cc): held across
 // fork() so that a child never inherits it locked by a thread that does not exist there.
 void threads_policy_lock();
 void threads_policy_unlock();
-void threads_set(int n);   // 1 <= n <= threads_max(); calls already running keep their teams
-int threads_hardware();    // the CPUs this process may use (ThreadsPolicy::cpus)
+void threads_set(int n);  // 1 <= n <= threads_max(); calls already running keep their teams
+int threads_hardware();   // the CPUs this process may use (ThreadsPolicy::cpus)
 // The largest budget: every thread reserves a stack, and a thread the system refuses would
 // cost the call its helpers. 1024 is beyond today's largest servers (2 sockets × 192 cores ×
 // 2 SMT = 768); a machine with more may use them all.

@@ -27,9 +27,9 @@ constexpr int kLanes = 16;
 // consecutive output units (NV = 4): four independent accumulator chains per row instead of
 // one keeps the FMA pipes busy at batch 1.
 struct PanelGeometry {
-  int gates;            // gate blocks in the torch weight (4, 3 or 1)
-  int vectors;          // NV: 16-float vectors per panel row
-  int units;            // hidden units covered by one panel (16 or 64)
+  int gates;    // gate blocks in the torch weight (4, 3 or 1)
+  int vectors;  // NV: 16-float vectors per panel row
+  int units;    // hidden units covered by one panel (16 or 64)
   int cols() const { return vectors * kLanes; }
 };
 

@@ -26,8 +26,8 @@ CpuFeatures cpu_features_detect() {
   const bool fma = bit(c, 12), osxsave = bit(c, 27), avx = bit(c, 28);
   if (!osxsave || !avx) return f;
   const unsigned long long xcr0 = xgetbv0();
-  const bool ymm_state = (xcr0 & 0x6) == 0x6;            // SSE + AVX state
-  const bool zmm_state = (xcr0 & 0xE6) == 0xE6;          // + opmask, ZMM_Hi256, Hi16_ZMM
+  const bool ymm_state = (xcr0 & 0x6) == 0x6;    // SSE + AVX state
+  const bool zmm_state = (xcr0 & 0xE6) == 0xE6;  // + opmask, ZMM_Hi256, Hi16_ZMM
   if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
   f.avx2 = ymm_state && fma && bit(b, 5);
   const bool avx512 = bit(b, 16) && bit(b, 17) && bit(b, 30) && bit(b, 31);  // F DQ BW VL

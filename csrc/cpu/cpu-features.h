@@ -4,8 +4,8 @@
 namespace fastrnn {
 
 struct CpuFeatures {
-  bool avx2 = false;      // AVX2 + FMA + OS support for ymm state
-  bool avx512 = false;    // AVX-512 F/BW/DQ/VL + OS support for zmm and opmask state
+  bool avx2 = false;    // AVX2 + FMA + OS support for ymm state
+  bool avx512 = false;  // AVX-512 F/BW/DQ/VL + OS support for zmm and opmask state
   bool avx512_bf16 = false;
   bool avx512_vnni = false;
   // AVX-512 that runs each 512-bit operation as two halves on 256-bit units (AMD Zen 4,

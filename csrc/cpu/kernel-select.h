@@ -9,9 +9,9 @@
 
 namespace fastrnn {
 
-const KernelTable& kernels();                 // the table in use
-const CpuFeatures& cpu_features();            // this CPU's, detected once
-std::vector<std::string> kernels_available(); // ISAs this CPU can run, best last
+const KernelTable& kernels();                  // the table in use
+const CpuFeatures& cpu_features();             // this CPU's, detected once
+std::vector<std::string> kernels_available();  // ISAs this CPU can run, best last
 // Selects a table by name ("scalar", "avx2", "avx512", or "auto" for the best). A name the
 // CPU cannot run falls back to the best it can and returns a warning text (else empty).
 // An unknown name throws std::invalid_argument.

@@ -40,29 +40,29 @@ struct InputProjection {
 // Rows whose length ≤ t are inactive: their state is carried (h = h_prev, c untouched) and
 // their output row is zero; that is a PackedSequence's meaning.
 struct StepArgs {
-  const float* w;            // packed W_hh (or W_hr): (panels, K, nv, 16), see ops/pack.h
-  int K;                     // reduction length: H_out for W_hh, H for W_hr
-  int p0, p1;                // panel range
-  int b0, b1;                // batch row range
-  const float* h_prev;       // (B, ≥ K) rows, stride ld_h_prev; the previous h (or LSTM's r)
+  const float* w;       // packed W_hh (or W_hr): (panels, K, nv, 16), see ops/pack.h
+  int K;                // reduction length: H_out for W_hh, H for W_hr
+  int p0, p1;           // panel range
+  int b0, b1;           // batch row range
+  const float* h_prev;  // (B, ≥ K) rows, stride ld_h_prev; the previous h (or LSTM's r)
   ptrdiff_t ld_h_prev;
-  const float* carry;        // (B, ≥ p1*units): state copied for inactive rows (the old h)
+  const float* carry;  // (B, ≥ p1*units): state copied for inactive rows (the old h)
   ptrdiff_t ld_carry;
-  const float* gx;           // (B, panels*nv*16): input projection incl. biases (null: none)
+  const float* gx;  // (B, panels*nv*16): input projection incl. biases (null: none)
   ptrdiff_t ld_gx;
-  const float* b_hn;         // GRU only: (panels*16), stays inside r ⊙ (W_hn h + b_hn)
-  float* c;                  // LSTM only: (B, panels*16) cell state, updated in place
+  const float* b_hn;  // GRU only: (panels*16), stays inside r ⊙ (W_hn h + b_hn)
+  float* c;           // LSTM only: (B, panels*16) cell state, updated in place
   ptrdiff_t ld_c;
-  float* h;                  // (B, panels*units): the new state (LSTM with projection: r)
+  float* h;  // (B, panels*units): the new state (LSTM with projection: r)
   ptrdiff_t ld_h;
-  float* y;                  // optional (B, y_cols) output rows, stride ld_y; null: none
+  float* y;  // optional (B, y_cols) output rows, stride ld_y; null: none
   ptrdiff_t ld_y;
-  int y_cols;                // valid units; columns ≥ y_cols are never written
-  const int64_t* lengths;    // (B) sequence lengths or null (all rows active)
-  int64_t t;                 // the time index of this step (for the lengths test)
-  bool many_rows;            // the whole batch is large: use the tall row block (see
-                             // step-driver.h); set from B only, never from b0..b1
-  int sweep;                 // added to t to choose the panel order (see step-driver.h)
+  int y_cols;              // valid units; columns ≥ y_cols are never written
+  const int64_t* lengths;  // (B) sequence lengths or null (all rows active)
+  int64_t t;               // the time index of this step (for the lengths test)
+  bool many_rows;          // the whole batch is large: use the tall row block (see
+                           // step-driver.h); set from B only, never from b0..b1
+  int sweep;               // added to t to choose the panel order (see step-driver.h)
   // Optional: this step's own input projection, panel by panel, right before the panel's
   // dot products (single-step calls): rows [b0, b1) of in, into in.gx (= gx). Null in.gx:
   // gx already holds it.
@@ -81,27 +81,33 @@ struct StepArgs {
 struct KernelTiles {
   int vector_floats;  // floats per SIMD register
   int gemm_rows, gemm_cols;
-  int step1_cols;  // batch 1: one row
+  int step1_cols;            // batch 1: one row
   int step_rows, step_cols;  // many rows (B ≥ 4), LSTM
   int split_k;
 };
 
 // The kernel table of ISA namespace `ns` (its kernels have internal linkage inside it), in
 // the order of KernelTable's members.
-#define FASTRNN_KERNEL_TABLE(ns)                                                         \
-  {                                                                                     \
-    #ns, ns::kAheadRows, ns::kTiles, ns::gemm, ns::lstm_step, ns::gru_step,             \
-        ns::rnn_step<false>, ns::rnn_step<true>, ns::projection_step, ns::map_sigmoid,  \
-        ns::map_tanh                                                                    \
-  }
+#define FASTRNN_KERNEL_TABLE(ns) \
+  {#ns,                          \
+   ns::kAheadRows,               \
+   ns::kTiles,                   \
+   ns::gemm,                     \
+   ns::lstm_step,                \
+   ns::gru_step,                 \
+   ns::rnn_step<false>,          \
+   ns::rnn_step<true>,           \
+   ns::projection_step,          \
+   ns::map_sigmoid,              \
+   ns::map_tanh}
 
 // The tiles of the including ISA, from its vec-*.h constants (after the kernel headers).
-#define FASTRNN_KERNEL_TILES                                                            \
-  constexpr KernelTiles kTiles {                                                        \
-    kVecLanes, kGemmRows, gemm_gates<4>() * 16, step_gates<4, 1, kStepSplitK>() * 16,   \
-        step_rows_many<4>(),                                                            \
+#define FASTRNN_KERNEL_TILES                                                                 \
+  constexpr KernelTiles kTiles {                                                             \
+    kVecLanes, kGemmRows, gemm_gates<4>() * 16, step_gates<4, 1, kStepSplitK>() * 16,        \
+        step_rows_many<4>(),                                                                 \
         (kStepSumRows > 0 ? gemm_gates<4>() : step_gates<4, step_rows_many<4>(), 1>()) * 16, \
-        kStepSplitK                                                                     \
+        kStepSplitK                                                                          \
   }
 
 struct KernelTable {
@@ -110,7 +116,7 @@ struct KernelTable {
                    // (StepArgs); 0: the ISA never computes it ahead
   KernelTiles tiles;
   void (*gemm)(const GemmArgs&);
-  void (*lstm_step)(const StepArgs&);      // gates → c, h (or r = o ⊙ tanh(c) with projection)
+  void (*lstm_step)(const StepArgs&);  // gates → c, h (or r = o ⊙ tanh(c) with projection)
   void (*gru_step)(const StepArgs&);
   void (*rnn_tanh_step)(const StepArgs&);
   void (*rnn_relu_step)(const StepArgs&);

@@ -1,9 +1,10 @@
 // The avx2 kernel table: the shared kernel bodies compiled for one instruction set.
 // Everything here has internal linkage except the table itself, so no function compiled
 // with this file's ISA flags can be picked by the linker for another ISA's caller.
+#include <immintrin.h>
+
 #include <cstddef>
 #include <cstdint>
-#include <immintrin.h>
 
 #include "kernels/kernel-table.h"
 

@@ -1,9 +1,9 @@
 // The scalar kernel table: the shared kernel bodies compiled for one instruction set.
 // Everything here has internal linkage except the table itself, so no function compiled
 // with this file's ISA flags can be picked by the linker for another ISA's caller.
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cmath>
 #include <cstring>
 
 #include "kernels/kernel-table.h"

@@ -4,7 +4,7 @@
 //
 // Results never depend on these sizes: time chunks and layer spans change no sum (a G_x
 // row is the same dot products whichever chunk it is in), and the batch-1 ahead projection
-// gives the same bits as the plain one (tests/test_cpu_caches.py runs models under tiny and
+// gives the same bits as the plain one (tests/kernels/test_cpu_caches.py runs models under tiny and
 // huge caches against the detected ones). Only the speed does.
 #pragma once
 

@@ -48,8 +48,7 @@ void threads_choose(ForwardPlan& p, const RnnModel& m, int max_threads) {
   const double macs = layer_step_macs(m, p.B) * cfg.num_directions;
   int nt = static_cast<int>(std::min<double>(max_threads, macs / kMinMacsPerThread));
   // Useful split units: panels of both directions, or batch rows.
-  const int64_t units =
-      std::max<int64_t>(static_cast<int64_t>(m.panels) * cfg.num_directions, p.B);
+  const int64_t units = std::max<int64_t>(static_cast<int64_t>(m.panels) * cfg.num_directions, p.B);
   nt = static_cast<int>(std::min<int64_t>(nt, units));
   p.schedule = cfg.num_directions == 2 ? Schedule::kLayerByLayer : Schedule::kSpans;
   if (nt <= 1 && max_threads > 1 && cfg.num_directions == 1 && cfg.num_layers > 1 &&
@@ -92,8 +91,8 @@ bool layer_projects_ahead(const RnnModel& m, int layer, int64_t B, int threads,
   if (B != 1 || cfg.num_directions != 1) return false;
   const PackedWeights& w = m.weights[layer];
   const size_t bytes = sizeof(float) * blocking.share(w.w_ih.size() + w.w_hh.size(), threads);
-  const double macs = static_cast<double>(m.geo.gates) * cfg.hidden_size *
-                      (cfg.layer_input(layer) + cfg.h_out());
+  const double macs =
+      static_cast<double>(m.geo.gates) * cfg.hidden_size * (cfg.layer_input(layer) + cfg.h_out());
   return bytes <= blocking.ahead_max_weight_bytes && macs >= kMinMacs;
 }
 
@@ -123,8 +122,8 @@ size_t ForwardPlan::workspace_floats(int layers_x_directions) const {
   return total;
 }
 
-ForwardPlan forward_plan(const RnnModel& m, int64_t B, int64_t T, int threads,
-                         const KernelTable& k, const Blocking& blocking) {
+ForwardPlan forward_plan(const RnnModel& m, int64_t B, int64_t T, int threads, const KernelTable& k,
+                         const Blocking& blocking) {
   const RnnConfig& cfg = m.cfg;
   ForwardPlan p;
   p.B = B;
@@ -151,13 +150,11 @@ ForwardPlan forward_plan(const RnnModel& m, int64_t B, int64_t T, int threads,
   // amortised by a chunk's G_x of half its size (see ops/blocking.cc).
   size_t w_ih_floats = 0;
   for (const PackedWeights& w : m.weights) w_ih_floats = std::max(w_ih_floats, w.w_ih.size());
-  const size_t budget =
-      blocking.share(w_ih_floats, p.panel_threads) >= blocking.large_w_ih_floats
-          ? std::max(blocking.gx_chunk_floats, w_ih_floats / 2 * D)
-          : blocking.gx_chunk_floats;
+  const size_t budget = blocking.share(w_ih_floats, p.panel_threads) >= blocking.large_w_ih_floats
+                            ? std::max(blocking.gx_chunk_floats, w_ih_floats / 2 * D)
+                            : blocking.gx_chunk_floats;
   p.chunk = static_cast<int64_t>(std::clamp<size_t>(
-      budget / std::max<size_t>(1, mul_checked(rows * D, p.gcols)), 1,
-      static_cast<size_t>(T)));
+      budget / std::max<size_t>(1, mul_checked(rows * D, p.gcols)), 1, static_cast<size_t>(T)));
 
   p.h = mul_checked(rows, p.ld_h);
   p.c = cfg.cell == CellKind::kLstm ? mul_checked(rows, p.ld_c) : 0;
@@ -181,9 +178,9 @@ ForwardPlan forward_plan(const RnnModel& m, int64_t B, int64_t T, int threads,
   } else if (L > 1 && D == 1) {
     // A layer runs a span of whole chunks (≈ blocking.span_floats of its output) before
     // the next layer takes it over: each layer's weights serve several steps in a row.
-    p.span = p.chunk * static_cast<int64_t>(
-                           std::max<size_t>(1, blocking.span_floats /
-                                                  std::max<size_t>(1, mul_checked(p.chunk, row))));
+    p.span =
+        p.chunk * static_cast<int64_t>(std::max<size_t>(
+                      1, blocking.span_floats / std::max<size_t>(1, mul_checked(p.chunk, row))));
     p.span = std::min<int64_t>(p.span, T);
     p.seq[0] = mul_checked(p.span, row);
     if (L > 2) p.seq[1] = mul_checked(p.span, row);

@@ -39,27 +39,27 @@ const char* schedule_name(Schedule s);
 
 struct ForwardPlan {
   int64_t B = 0, T = 0;
-  int threads = 1;            // the team size the plan is for (1: the caller alone)
+  int threads = 1;  // the team size the plan is for (1: the caller alone)
   Schedule schedule = Schedule::kSpans;
-  bool batch_split = false;   // threads split batch rows (else gate panels, direction-major)
-  int panel_threads = 1;      // threads that split one direction's panels
-  int64_t chunk = 1;          // steps per G_x chunk (the input projection's time block)
-  int64_t span = 1;           // kSpans: steps a span passes through every layer
-  int64_t wave_chunk = 1;     // kWavefront: steps per tick
+  bool batch_split = false;        // threads split batch rows (else gate panels, direction-major)
+  int panel_threads = 1;           // threads that split one direction's panels
+  int64_t chunk = 1;               // steps per G_x chunk (the input projection's time block)
+  int64_t span = 1;                // kSpans: steps a span passes through every layer
+  int64_t wave_chunk = 1;          // kWavefront: steps per tick
   bool inline_projection = false;  // T == 1: each step projects its own input panel by panel
-  bool many_rows = false;     // B >= kManyRows: the tall row block
-  std::vector<int> ahead;     // per layer: steps whose input projection a batch-1 step
-                              // computes ahead (0: none; see Forward::layer_chunk)
+  bool many_rows = false;          // B >= kManyRows: the tall row block
+  std::vector<int> ahead;          // per layer: steps whose input projection a batch-1 step
+                                   // computes ahead (0: none; see Forward::layer_chunk)
 
   // Layouts: G_x row width (panels·NV·16), the state rows' strides.
   int gcols = 0, ld_h = 0, ld_c = 0;
 
   // Workspace, in floats per buffer (see ops/rnn-forward.cc, Workspace).
-  size_t gx[2] = {0, 0};      // per direction
-  size_t h = 0;               // per layer·direction, two of them (double-buffered)
-  size_t c = 0;               // per layer·direction (LSTM)
-  size_t r = 0;               // per layer·direction (LSTM with projection)
-  size_t seq[2] = {0, 0};     // outputs of the layers below the last
+  size_t gx[2] = {0, 0};   // per direction
+  size_t h = 0;            // per layer·direction, two of them (double-buffered)
+  size_t c = 0;            // per layer·direction (LSTM)
+  size_t r = 0;            // per layer·direction (LSTM with projection)
+  size_t seq[2] = {0, 0};  // outputs of the layers below the last
 
   // Every workspace float the plan allocates (per calling thread).
   size_t workspace_floats(int layers_x_directions) const;

@@ -7,8 +7,7 @@ namespace {
 
 // out[p][k][v][lane] = w[row][k] for the unit the slot maps to, zero beyond H.
 // w: (geo.gates·H, K) row-major, or a bias vector when K = 1.
-void panels_pack(const float* w, int H, int K, const PanelGeometry& geo, int panels,
-                 float* out) {
+void panels_pack(const float* w, int H, int K, const PanelGeometry& geo, int panels, float* out) {
   const int per_gate = geo.vectors / geo.gates;  // vectors of one gate within a panel
   for (int p = 0; p < panels; ++p) {
     for (int k = 0; k < K; ++k) {
@@ -60,8 +59,7 @@ RnnModel model_pack(const RnnConfig& cfg, const std::vector<RawWeights>& raw) {
     }
     if (m.proj_panels > 0) {
       pw.w_hr.resize(static_cast<size_t>(m.proj_panels) * kProjectionGeometry.cols() * H);
-      panels_pack(r.w_hr, cfg.proj_size, H, kProjectionGeometry, m.proj_panels,
-                  pw.w_hr.data());
+      panels_pack(r.w_hr, cfg.proj_size, H, kProjectionGeometry, m.proj_panels, pw.w_hr.data());
     }
     m.weights.push_back(std::move(pw));
   }
@@ -80,8 +78,8 @@ int64_t model_packed_floats(const RnnConfig& cfg) {
     int64_t w_ih, w_hh, w_hr, layer = cols;
     if (__builtin_mul_overflow(cols, int64_t{cfg.layer_input(l)}, &w_ih) ||
         __builtin_mul_overflow(cols, int64_t{cfg.h_out()}, &w_hh) ||
-        __builtin_mul_overflow(proj_panels * kProjectionGeometry.cols(),
-                               int64_t{cfg.hidden_size}, &w_hr) ||
+        __builtin_mul_overflow(proj_panels * kProjectionGeometry.cols(), int64_t{cfg.hidden_size},
+                               &w_hr) ||
         __builtin_add_overflow(layer, w_ih, &layer) ||
         __builtin_add_overflow(layer, w_hh, &layer) ||
         __builtin_add_overflow(layer, w_hr, &layer) ||

@@ -50,8 +50,8 @@ struct PackedWeights {
 struct RnnModel {
   RnnConfig cfg;
   PanelGeometry geo;
-  int panels = 0;        // ceil(H / geo.units)
-  int proj_panels = 0;   // ceil(P / 64), 0 without projection
+  int panels = 0;                      // ceil(H / geo.units)
+  int proj_panels = 0;                 // ceil(P / 64), 0 without projection
   std::vector<PackedWeights> weights;  // index layer·D + direction
 };
 

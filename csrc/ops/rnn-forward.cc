@@ -1,6 +1,5 @@
 #include "ops/rnn-forward.h"
 
-
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -19,12 +18,12 @@ namespace {
 
 // Reused across calls by each calling thread: no large allocation, no fresh page faults.
 struct Workspace {
-  AlignedBuffer gx[2];              // per direction: (chunk·B, panels·NV·16)
-  std::vector<AlignedBuffer> h;     // per layer·D + direction, double-buffered: (B, ld_h)
-  std::vector<AlignedBuffer> r;     // LSTM projection input o ⊙ tanh(c): (B, panels·16)
-  std::vector<AlignedBuffer> c;     // LSTM cell state: (B, panels·16)
-  AlignedBuffer seq[2];             // outputs of the layers below the last (see Forward)
-  unsigned calls = 0;               // calls so far: alternates the panel order (sweep_)
+  AlignedBuffer gx[2];           // per direction: (chunk·B, panels·NV·16)
+  std::vector<AlignedBuffer> h;  // per layer·D + direction, double-buffered: (B, ld_h)
+  std::vector<AlignedBuffer> r;  // LSTM projection input o ⊙ tanh(c): (B, panels·16)
+  std::vector<AlignedBuffer> c;  // LSTM cell state: (B, panels·16)
+  AlignedBuffer seq[2];          // outputs of the layers below the last (see Forward)
+  unsigned calls = 0;            // calls so far: alternates the panel order (sweep_)
 };
 thread_local Workspace t_workspace;
 
@@ -45,9 +44,9 @@ struct Ahead {
 
 // The slice of work one thread owns for one direction.
 struct Slice {
-  int p0 = 0, p1 = 0;    // gate panels
-  int q0 = 0, q1 = 0;    // projection panels (or, without projection, = gate panels)
-  int b0 = 0, b1 = 0;    // batch rows
+  int p0 = 0, p1 = 0;  // gate panels
+  int q0 = 0, q1 = 0;  // projection panels (or, without projection, = gate panels)
+  int b0 = 0, b1 = 0;  // batch rows
 };
 
 // Splits n items into nt contiguous ranges, direction-major, and returns thread tid's part
@@ -184,8 +183,7 @@ class Forward {
       for (int d = 0; d < D_; ++d) state_init(l, d, slice[d]);
       sync();
       for (int64_t s0 = 0; s0 < a_.T; s0 += chunk_)
-        layer_chunk(l, slice, in, output_of(l), 0, s0, std::min<int64_t>(a_.T, s0 + chunk_),
-                    sync);
+        layer_chunk(l, slice, in, output_of(l), 0, s0, std::min<int64_t>(a_.T, s0 + chunk_), sync);
       for (int d = 0; d < D_; ++d) state_final(l, d, slice[d]);
     }
   }
@@ -193,8 +191,8 @@ class Forward {
   // Steps [s0, s1) of layer l, all directions: input projection, then the recurrence with
   // one barrier per step (two with a projection).
   template <class Sync>
-  void layer_chunk(int l, const Slice* slice, SeqView in, float* out, int64_t out_t0,
-                   int64_t s0, int64_t s1, Sync& sync) {
+  void layer_chunk(int l, const Slice* slice, SeqView in, float* out, int64_t out_t0, int64_t s0,
+                   int64_t s1, Sync& sync) {
     // Batch 1, one direction: only the first group of steps' input projection comes first;
     // each group's steps compute the next group's, between their own dot products (see
     // StepArgs::ahead). A last group shorter than kernels().ahead_rows is projected
@@ -206,11 +204,9 @@ class Forward {
     const bool inline_projection = p_.inline_projection;
     const int group = p_.ahead[l];
     if (group > 0)
-      project_inputs(l, 0, slice[0], in, s0, std::min<int64_t>(s1, s0 + group),
-                     ws_->gx[0].data());
+      project_inputs(l, 0, slice[0], in, s0, std::min<int64_t>(s1, s0 + group), ws_->gx[0].data());
     else if (!inline_projection)
-      for (int d = 0; d < D_; ++d)
-        project_inputs(l, d, slice[d], in, s0, s1, ws_->gx[d].data());
+      for (int d = 0; d < D_; ++d) project_inputs(l, d, slice[d], in, s0, s1, ws_->gx[d].data());
     for (int64_t s = s0; s < s1; ++s) {
       Ahead ahead;
       if (group > 0) {
@@ -262,9 +258,7 @@ class Forward {
     u1 = std::min(n, p1 * per_panel);
   }
 
-  int h_units_per_panel() const {
-    return proj_ ? kProjectionGeometry.units : m_.geo.units;
-  }
+  int h_units_per_panel() const { return proj_ ? kProjectionGeometry.units : m_.geo.units; }
 
   // Copies h0 / c0 (or zeros) into the buffer that step 0 reads.
   void state_init(int l, int d, const Slice& s) {
@@ -325,8 +319,7 @@ class Forward {
 
   // G_x = X · W_ihᵀ + b for the chunk's time steps, this slice's panels and rows.
   // gx: where the chunk's G_x goes, (steps·B, gcols_).
-  void project_inputs(int l, int d, const Slice& s, SeqView in, int64_t s0, int64_t s1,
-                      float* gx) {
+  void project_inputs(int l, int d, const Slice& s, SeqView in, int64_t s0, int64_t s1, float* gx) {
     if (s.p1 <= s.p0 || s.b1 <= s.b0) return;
     const PackedWeights& w = m_.weights[l * D_ + d];
     const int64_t first_time = d == 0 ? s0 : a_.T - s1;
@@ -361,8 +354,8 @@ class Forward {
   // gx: the G_x rows of this step, (B, gcols_); ahead: a later group's input projection
   // rows to compute along (batch 1, see layer_chunk), or none; in: when not null, the step
   // computes its own G_x rows from this input, panel by panel (see layer_chunk).
-  void step_gates(int l, int d, const Slice& s, float* out, int64_t out_t0, int64_t step,
-                  float* gx, const Ahead& ahead = Ahead{}, const SeqView* in = nullptr) {
+  void step_gates(int l, int d, const Slice& s, float* out, int64_t out_t0, int64_t step, float* gx,
+                  const Ahead& ahead = Ahead{}, const SeqView* in = nullptr) {
     if (s.p1 <= s.p0 || s.b1 <= s.b0) return;
     const int ld = l * D_ + d;
     const PackedWeights& w = m_.weights[ld];
@@ -496,8 +489,7 @@ void rnn_forward(const RnnModel& model, const ForwardArgs& args) {
     // descheduled peers. (Uneven slices alone stay below that: a waiter waits at most as
     // long as it worked; averaged over the nt − 1 threads that can wait at each barrier.)
     const int64_t end_ns = threads_now_ns();
-    threads_report(barrier.long_wait_ns() / (nt - 1) > (end_ns - start_ns) / 2, start_ns,
-                   end_ns);
+    threads_report(barrier.long_wait_ns() / (nt - 1) > (end_ns - start_ns) / 2, start_ns, end_ns);
   };
   thread_pool_call(plan.threads, call);
 }

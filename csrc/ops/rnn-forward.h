@@ -11,7 +11,7 @@ namespace fastrnn {
 // All arrays are contiguous float32 in torch's time-major layouts; the bindings check every
 // shape before this is called.
 struct ForwardArgs {
-  const float* x = nullptr;          // (T, B, I)
+  const float* x = nullptr;  // (T, B, I)
   int64_t T = 0, B = 0;
   const int64_t* lengths = nullptr;  // (B), each in [1, T], any order; null: all T
   const float* h0 = nullptr;         // (L·D, B, H_out) or null (zeros)

@@ -1,8 +1,8 @@
 """fastrnn: fast CPU inference of LSTM, GRU and RNN layers with PyTorch's exact semantics.
 
-    import fastrnn
-    lstm = fastrnn.from_torch(torch_lstm)
-    out, (h_n, c_n) = lstm(x)          # numpy in, numpy out, torch's shapes and meaning
+import fastrnn
+lstm = fastrnn.from_torch(torch_lstm)
+out, (h_n, c_n) = lstm(x)          # numpy in, numpy out, torch's shapes and meaning
 """
 
 __version__ = "0.1.0"

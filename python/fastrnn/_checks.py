@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _core
+
 
 def shape_text(shape) -> str:
     parts = [str(s) for s in shape]
@@ -103,12 +105,8 @@ def call_threads(value, name: str) -> int:
     return positive_int(value, f"{name}: num_threads")
 
 
-# Bounds on model sizes, checked before anything is allocated (the compiled core enforces
-# the same two): 2^24 features and 4096 layers are far beyond any RNN and keep every size
-# the packed layout derives (G = 4·H, G·I, ...) well inside 64 bits and H, 4·H inside int32.
-MAX_SIZE = 1 << 24
-MAX_LAYERS = 4096
-# The total number of weights (torch layout; the packed copy doubles it): 2^32 float32 is
-# 16 GiB, ten times the largest RNNs in use. Beyond it a constructor or file is a ValueError
-# rather than a MemoryError (or the OOM killer) half-way through an allocation.
-MAX_PARAMETERS = 1 << 32
+# Bounds on model sizes, checked before anything is allocated: the compiled core's own
+# (csrc/core/limits.h says why each is what it is), so both layers refuse the same sizes.
+MAX_SIZE = _core.LIMITS["max_features"]  # input_size, hidden_size, proj_size
+MAX_LAYERS = _core.LIMITS["max_layers"]
+MAX_PARAMETERS = _core.LIMITS["max_parameters"]  # weights in torch's layout

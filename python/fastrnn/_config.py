@@ -184,7 +184,9 @@ class ModelConfig:
             if field.name == "kind":
                 continue
             value = getattr(self, field.name)
-            md[field.name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            md[field.name] = (
+                ("true" if value else "false") if isinstance(value, bool) else str(value)
+            )
         if self.nonlinearity:
             md["nonlinearity"] = self.nonlinearity
         return md
@@ -203,7 +205,9 @@ class ModelConfig:
             text = get(key)
             # Range checks follow in problem(); 30 digits keep int() trivially cheap.
             if not re.fullmatch(r"[0-9]{1,30}", text):
-                raise ValueError(f"metadata {key} must be a non-negative integer, got {text!r:.100}")
+                raise ValueError(
+                    f"metadata {key} must be a non-negative integer, got {text!r:.100}"
+                )
             return int(text)
 
         def boolean(key: str) -> bool:

@@ -7,6 +7,8 @@ import numpy.typing as npt
 
 _F32 = npt.NDArray[np.float32]
 
+LIMITS: dict[str, int]
+
 class Model:
     def __init__(
         self,

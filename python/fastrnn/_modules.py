@@ -552,7 +552,11 @@ def build(config: ModelConfig, weights) -> _RNNBase | _CellBase:
         extra = {"nonlinearity": config.nonlinearity} if cls is RNNCell else {}
         model = cls(I, H, bias, seed=_NO_WEIGHTS, **extra)
     else:
-        kw = {"bias": bias, "batch_first": config.batch_first, "bidirectional": config.bidirectional}
+        kw = {
+            "bias": bias,
+            "batch_first": config.batch_first,
+            "bidirectional": config.bidirectional,
+        }
         if cls is LSTM:
             kw["proj_size"] = config.proj_size
         elif cls is RNN:

@@ -37,8 +37,8 @@
 #include "core/threads.h"
 #include "core/types.h"
 #include "cpu/kernel-select.h"
-#include "ops/pack.h"
 #include "ops/forward-plan.h"
+#include "ops/pack.h"
 #include "ops/rnn-forward.h"
 
 namespace {
@@ -133,8 +133,8 @@ std::vector<float> run_case(const Case& c, int threads) {
   std::vector<int64_t> lengths(c.B);
   for (int b = 0; b < c.B; ++b) lengths[b] = c.lengths ? 1 + (b * 5 + 3) % c.T : c.T;
   const size_t y_size = static_cast<size_t>(c.T) * c.B * c.D * H_out;
-  std::vector<float> out(y_size + LD * c.B * H_out + (c.cell == CellKind::kLstm ? LD * c.B * c.H : 0),
-                         -7.0f);
+  std::vector<float> out(
+      y_size + LD * c.B * H_out + (c.cell == CellKind::kLstm ? LD * c.B * c.H : 0), -7.0f);
   fastrnn::ForwardArgs a;
   a.x = x.data();
   a.T = c.T;
@@ -146,9 +146,9 @@ std::vector<float> run_case(const Case& c, int threads) {
   a.h_n = out.data() + y_size;
   a.c_n = c.cell == CellKind::kLstm ? out.data() + y_size + LD * c.B * H_out : nullptr;
   a.num_threads = threads;
-  if (threads > 1 && fastrnn::forward_plan(model, c.B, c.T, threads, fastrnn::kernels(),
-                                           fastrnn::blocking_get())
-                             .threads > 1)
+  if (threads > 1 &&
+      fastrnn::forward_plan(model, c.B, c.T, threads, fastrnn::kernels(), fastrnn::blocking_get())
+              .threads > 1)
     ++g_two_thread_runs;
   fastrnn::rnn_forward(model, a);
   return out;
@@ -162,7 +162,8 @@ uint32_t bits(float f) {
 
 // "" when a and b are the same bits (tol = 0) or within tol·max(1, |b|); else what differs.
 std::string compare(const std::vector<float>& a, const std::vector<float>& b, double tol) {
-  if (a.size() != b.size()) return "sizes " + std::to_string(a.size()) + " and " + std::to_string(b.size());
+  if (a.size() != b.size())
+    return "sizes " + std::to_string(a.size()) + " and " + std::to_string(b.size());
   for (size_t i = 0; i < a.size(); ++i) {
     const bool same = bits(a[i]) == bits(b[i]) || (std::isnan(a[i]) && std::isnan(b[i]));
     if (same) continue;
@@ -252,7 +253,8 @@ std::vector<KernelResult> run_steps(const fastrnn::KernelTable& k) {
       for (int B : {1, 2, 3, 4, 5, 6, 7, 9, 13}) {
         for (int masked : {0, 1}) {
           const int panels = 2, units = panels * kind.units, gcols = panels * kind.nv * 16;
-          const std::vector<float> w = draws(seed++, static_cast<size_t>(panels) * K * kind.nv * 16, 0.4f);
+          const std::vector<float> w =
+              draws(seed++, static_cast<size_t>(panels) * K * kind.nv * 16, 0.4f);
           // Rows of h_prev: K for the dot products; GRU's h' = n + z ⊙ (h − n) also reads
           // its own units there (K = H in a model).
           const int ld_h_prev = std::max(K + 1, units);
@@ -322,8 +324,8 @@ int check_kernels(const std::vector<std::string>& isas, int& checks) {
       const std::string d = compare(gemms[i].out, gemm_ref[i].out, 0.0);
       if (!d.empty()) {
         ++failures;
-        std::printf("FAIL kernel %s [%s] against scalar: %s\n", gemms[i].name.c_str(),
-                    isa.c_str(), d.c_str());
+        std::printf("FAIL kernel %s [%s] against scalar: %s\n", gemms[i].name.c_str(), isa.c_str(),
+                    d.c_str());
       }
     }
     for (size_t i = 0; i < steps.size(); ++i) {
@@ -336,8 +338,8 @@ int check_kernels(const std::vector<std::string>& isas, int& checks) {
       const std::string d = compare(steps[i].out, step_ref[i].out, tol);
       if (!d.empty()) {
         ++failures;
-        std::printf("FAIL kernel %s [%s] against scalar: %s\n", steps[i].name.c_str(),
-                    isa.c_str(), d.c_str());
+        std::printf("FAIL kernel %s [%s] against scalar: %s\n", steps[i].name.c_str(), isa.c_str(),
+                    d.c_str());
       }
     }
   }

@@ -104,7 +104,8 @@ int main() {
   }
   if (g_team_calls.load() == 0 || s.queued_calls == 0) {
     std::printf("not exercised: %lld calls with a team, %lld queued\n",
-                static_cast<long long>(g_team_calls.load()), static_cast<long long>(s.queued_calls));
+                static_cast<long long>(g_team_calls.load()),
+                static_cast<long long>(s.queued_calls));
     return 1;
   }
   std::printf("ok: %lld calls, %lld with a team, %lld queued, %d workers\n",

@@ -2,8 +2,9 @@
 // Math:     exp by range reduction x = n·ln2 + r, |r| ≤ ln2/2, and a degree-7 Taylor
 //           polynomial (truncation 5e-9 relative); sigmoid(x) = 1 / (1 + exp(-x));
 //           tanh(x) = x + x³·P(x²) on |x| < 0.9, else sign(x)·(1 − 2/(1 + exp(2|x|))).
-// Accuracy: max abs error ≤ 3e-7 (sigmoid) and ≤ 1e-7 (tanh, and ≤ 1 ulp) over all finite floats, tested
-//           on a dense grid against float64 in tests/test_activations.py;
+// Accuracy: max abs error ≤ 3e-7 (sigmoid) and ≤ 1e-7 (tanh, and ≤ 1 ulp) over all finite floats,
+// tested
+//           on a dense grid against float64 in tests/kernels/test_activations.py;
 //           sigmoid(±inf) = 1 / 0, tanh(±inf) = ±1, tanh(±0) = ±0, NaN → NaN, and subnormal x
 //           gives tanh(x) = x exactly.
 // Included inside an ISA's anonymous namespace after its vec-*.h (no includes here).

@@ -62,8 +62,8 @@ void gemm_panels(const GemmArgs& g) {
     float* c = g.c + p * kCols;
     for (int r = 0; r < g.rows; ++r)
       for (int j = 0; j < kCols; j += kVecLanes) vstore(c + r * g.ldc + j, vzero());
-    panel_accumulate<NV>(g.w + static_cast<ptrdiff_t>(p) * g.K * kCols, g.K, g.a, g.lda,
-                         g.rows, c, g.ldc, g.bias ? g.bias + p * kCols : nullptr);
+    panel_accumulate<NV>(g.w + static_cast<ptrdiff_t>(p) * g.K * kCols, g.K, g.a, g.lda, g.rows, c,
+                         g.ldc, g.bias ? g.bias + p * kCols : nullptr);
   }
 }
 

@@ -11,8 +11,7 @@
 
 void gru_step(const StepArgs& s) {
   step_panels<3, 16>(
-      s,
-      [&](int p, int b, int sub, V(&acc)[3]) { init_zero<3>(p, b, sub, acc); },
+      s, [&](int p, int b, int sub, V(&acc)[3]) { init_zero<3>(p, b, sub, acc); },
       [&](int p, int b, int sub, V(&acc)[3]) {
         const int u = unit_of<16>(p, 0, sub);
         const float* gx = s.gx + b * s.ld_gx + p * 48 + sub * kVecLanes;

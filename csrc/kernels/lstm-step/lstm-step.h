@@ -1,11 +1,12 @@
 // LSTM step with the gate math fused into the matmul epilogue, and the projection step.
-// Math:     a = W_hh·h + G_x[t] (gates i,f,g,o; the recurrent sum from 0, then G_x); c' = σ(f)⊙c + σ(i)⊙tanh(g);
+// Math:     a = W_hh·h + G_x[t] (gates i,f,g,o; the recurrent sum from 0, then G_x); c' = σ(f)⊙c +
+// σ(i)⊙tanh(g);
 //           h' = σ(o)⊙tanh(c')  (with proj_size: r = σ(o)⊙tanh(c'), then h' = W_hr·r).
 // Layout:   panel p = 16 hidden units × 4 gates: w (panels, K, 4, 16); gx rows
 //           (panels·64) in the same order; c, h rows (panels·16); projection panels are
 //           64 outputs: w_hr (ceil(P/64), H, 4, 16).
 // Accuracy: fp32 dot products, sigmoid/tanh per activations.h; ≤ 1e-5 abs against
-//           torch fp32 for ordinary scales (tests/test_parity_torch.py).
+//           torch fp32 for ordinary scales (tests/parity/test_parity_torch.py).
 // Included inside an ISA's anonymous namespace (no includes here).
 
 void lstm_step(const StepArgs& s) {
@@ -29,7 +30,8 @@ void lstm_step(const StepArgs& s) {
 
 void projection_step(const StepArgs& s) {
   step_panels<4, 64>(
-      s, [&](int, int, int, V(&acc)[4]) {
+      s,
+      [&](int, int, int, V(&acc)[4]) {
         for (int v = 0; v < 4; ++v) acc[v] = vzero();
       },
       [&](int p, int b, int sub, V(&acc)[4]) {

@@ -74,8 +74,8 @@ FASTRNN_INLINE void panel_dot(const float* w, int K, const float* a, ptrdiff_t l
 // order as in the separate kernels: the results are bit-identical.
 template <int kRow, int KS, int RA>
 FASTRNN_INLINE void panel_dot_ahead(const float* w, int K, const float* a,
-                                    V (&acc)[1][kRow / kVecLanes], const float* wa,
-                                    const float* xa, ptrdiff_t ldxa, int k0, int k1,
+                                    V (&acc)[1][kRow / kVecLanes], const float* wa, const float* xa,
+                                    ptrdiff_t ldxa, int k0, int k1,
                                     V (&acc_a)[RA][kRow / kVecLanes]) {
   constexpr int C = kRow / kVecLanes;
   const int iters = K / KS;  // the step's (pairs of) k iterations

@@ -79,8 +79,8 @@ FASTRNN_INLINE void step_dot_ahead(const StepArgs& s, const float* w, int b, int
     for (int c = 0; c < C; ++c)
       acc_a[r][c] = piece > 0 ? vload(gx + r * s.ld_gx + c * kVecLanes) : vzero();
   panel_dot_ahead<NV * 16, KS, RA>(w, s.K, s.h_prev + b * s.ld_h_prev, acc,
-                                       s.ahead.w + static_cast<ptrdiff_t>(q) * s.ahead.K * NV * 16,
-                                       s.ahead.x, s.ahead.ldx, k0, k1, acc_a);
+                                   s.ahead.w + static_cast<ptrdiff_t>(q) * s.ahead.K * NV * 16,
+                                   s.ahead.x, s.ahead.ldx, k0, k1, acc_a);
   if (piece == RA - 1 && s.ahead.bias != nullptr)  // the bias last, as gemm_panels adds it
 #pragma GCC unroll 4
     for (int r = 0; r < RA; ++r)
@@ -179,8 +179,8 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
         if constexpr (kAhead && R == 1)
           step_dot_ahead<NV, KS, kAheadRows>(s, w, b0, i, acc);
         else
-          panel_dot<NV * 16, NV * kSub, R, KS>(w, s.K, s.h_prev + b0 * s.ld_h_prev,
-                                               s.ld_h_prev, acc);
+          panel_dot<NV * 16, NV * kSub, R, KS>(w, s.K, s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev,
+                                               acc);
         for (int r = 0; r < R; ++r)
           for (int j = 0; j < kSub; ++j) {
             V row[NV];
@@ -199,11 +199,13 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
         for (int g0 = 0; g0 < NV; g0 += kG) {
           V acc[R][kG * kSub];
           for (int r = 0; r < R; ++r)
-            for (int c = 0; c < kG * kSub; ++c) acc[r][c] = vload(&sums[r][16 * g0 + c * kVecLanes]);
+            for (int c = 0; c < kG * kSub; ++c)
+              acc[r][c] = vload(&sums[r][16 * g0 + c * kVecLanes]);
           panel_dot<NV * 16, kG * kSub, R, KS>(w + 16 * g0, s.K, s.h_prev + b0 * s.ld_h_prev,
                                                s.ld_h_prev, acc);
           for (int r = 0; r < R; ++r)
-            for (int c = 0; c < kG * kSub; ++c) vstore(&sums[r][16 * g0 + c * kVecLanes], acc[r][c]);
+            for (int c = 0; c < kG * kSub; ++c)
+              vstore(&sums[r][16 * g0 + c * kVecLanes], acc[r][c]);
         }
         sums_finish<NV, kUnits>(s, p, b0, R, &sums[0][0], epilogue);
       }

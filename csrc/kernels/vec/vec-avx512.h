@@ -12,8 +12,8 @@ using VMask = __mmask16;
 constexpr int kVecLanes = 16;
 
 // Register tiles for 32 zmm: rows per block, and whether few-row steps split K in two chains.
-constexpr int kGemmRows = 6;   // 6 rows × 4 vectors = 24 accumulators
-constexpr int kGemmGates = 4;  // a GEMM tile spans the whole panel (every gate)
+constexpr int kGemmRows = 6;         // 6 rows × 4 vectors = 24 accumulators
+constexpr int kGemmGates = 4;        // a GEMM tile spans the whole panel (every gate)
 constexpr int kGemmDepth = 1 << 30;  // no depth blocks: a panel streams from L2
 // k iterations per loop trip of a one-chain dot product: 4 keep the loop's address
 // arithmetic and counter off the FMA ports' way (Sapphire Rapids-class Xeon, GEMM with
@@ -47,8 +47,9 @@ inline V vabs(V a) { return {_mm512_abs_ps(a.v)}; }
 // Magnitude of a with the sign bit of s.
 inline V vcopysign(V a, V s) {
   const __m512i sign = _mm512_set1_epi32(static_cast<int>(0x80000000u));
-  return {_mm512_castsi512_ps(_mm512_ternarylogic_epi32(
-      _mm512_castps_si512(a.v), _mm512_castps_si512(s.v), sign, 0xD8))};  // 0xD8: sign ? s : a, bitwise
+  return {_mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_castps_si512(a.v),
+                                                        _mm512_castps_si512(s.v), sign,
+                                                        0xD8))};  // 0xD8: sign ? s : a, bitwise
 }
 inline VMask vlt(V a, V b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_LT_OQ); }
 inline V vselect(VMask m, V if_true, V if_false) {

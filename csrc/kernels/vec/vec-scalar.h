@@ -28,9 +28,9 @@ constexpr int step_rows_many() {
 // bookkeeping as AVX-512's, so every machine's tests cover it.
 constexpr int kAheadRows = 1;
 
-#define FASTRNN_LANES(expr)                         \
-  V r;                                              \
-  for (int i = 0; i < 16; ++i) r.v[i] = (expr);     \
+#define FASTRNN_LANES(expr)                     \
+  V r;                                          \
+  for (int i = 0; i < 16; ++i) r.v[i] = (expr); \
   return r
 
 inline V vload(const float* p) { FASTRNN_LANES(p[i]); }

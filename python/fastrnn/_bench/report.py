@@ -7,13 +7,11 @@ import json
 import math
 import sys
 
-
 from .machine import machine_info
 from .peers import PARITY_TOLERANCE, PEERS, SINGLE_THREADED, TOLERANCE
 from .runner import Result
 from .timing import BUSY
 from .workloads import WORKLOADS
-
 
 
 def _grouped(results) -> dict:
@@ -206,7 +204,6 @@ def parity_lines(results) -> tuple:
             f"parity vs torch, {name}: max abs {detail} → {'PASS' if passed else 'FAIL'} (≤ {PARITY_TOLERANCE:g})"
         )
     return lines, ok
-
 
 
 def to_json(results, machine: dict | None = None, extra: dict | None = None) -> str:

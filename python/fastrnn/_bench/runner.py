@@ -17,7 +17,6 @@ from .timing import BUSY, LoadMeter, _time_side_by_side
 from .workloads import get_workload
 
 
-
 @dataclasses.dataclass
 class Result:
     """One peer on one workload at one thread count. Times in microseconds per call

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import time
 
-
-
 # A burst of calls to one peer lasts about this long (at least _MIN_BURST calls, at most
 # _MAX_BURST): long enough that a peer's first, cold call is a small part of its samples.
 _BURST_SECONDS = 0.05

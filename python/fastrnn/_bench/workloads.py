@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-
 from .._config import gates
-
 
 
 @dataclasses.dataclass(frozen=True)

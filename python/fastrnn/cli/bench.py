@@ -75,7 +75,11 @@ def run(args) -> int:
     info = cpu_info()
     print(f"fastrnn {info['version']} · {info['isa']} · {_bench.machine_info()['cpu']}")
     results = _bench.run(
-        names, threads=threads, peers=args.peers, min_time=args.min_time, progress=None if args.quiet else _bench.print_progress
+        names,
+        threads=threads,
+        peers=args.peers,
+        min_time=args.min_time,
+        progress=None if args.quiet else _bench.print_progress,
     )
     print()
     print(_bench.format_detail(results))

@@ -168,7 +168,9 @@ def read(f, path, size: int, *, mode, batch_first, nonlinearity, prefix):
         names = {k: k for k in entries}
     else:
         names = prefix_select(path, list(entries), prefix)
-        config = config_infer(path, {k: entries[v][1] for k, v in names.items()}, mode, nonlinearity)
+        config = config_infer(
+            path, {k: entries[v][1] for k, v in names.items()}, mode, nonlinearity
+        )
     config = hints_apply(os.fspath(path), config, mode, nonlinearity, batch_first)
     keys_check(path, config, {k: entries[v][1] for k, v in names.items()})
     weights = {  # in torch's order, whatever the file's

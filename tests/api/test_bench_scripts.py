@@ -1,0 +1,205 @@
+"""Every script in bench/ runs as its docstring says, from the installed fastrnn:
+compare.py, limits.py, sweep.py, anatomy.py, service.py and `pytest bench`, each in a subprocess,
+each in its quick mode (one small workload or two sweep points, 1 thread, a few seconds).
+
+The scripts run from a copy of bench/ in a temporary checkout whose python/fastrnn holds the
+stub _core.pyi and no compiled core, as after `pip install .`, plus an __init__.py that fails
+on import: they must import the installed package, and whatever they write (limits.json, results) lands in
+the copy or in a temporary directory, never in the repository. csrc/ is linked for anatomy.py
+(the kernel headers). Missing peers (onnxruntime, openvino, tract), matplotlib or
+pytest-benchmark only leave out their part; limits.py and anatomy.py need g++ and are skipped
+without it. Skipped as a whole outside a repository checkout (no bench/ next to tests/).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
+import pytest
+
+import fastrnn
+from fastrnn import _bench
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH = REPO / "bench"
+GXX = shutil.which("g++") or shutil.which("c++")
+ISA = fastrnn.cpu_info()["isa"]
+AVAILABLE = fastrnn.cpu_info()["available"]
+
+pytestmark = pytest.mark.skipif(
+    not (BENCH / "compare.py").is_file(), reason="needs the repository's bench/ folder"
+)
+needs_gxx = pytest.mark.skipif(GXX is None, reason="needs g++ (limits.py, anatomy.py build C++)")
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory) -> Path:
+    """A checkout after `pip install .`: bench/ without its outputs, csrc/ linked, and
+    python/fastrnn with sources only, whose import fails loudly if a script picks it."""
+    root = tmp_path_factory.mktemp("checkout")
+    shutil.copytree(
+        BENCH,
+        root / "bench",
+        ignore=shutil.ignore_patterns(
+            "results",
+            "results.*",
+            "sweep.json",
+            "sweep.md",
+            "sweep.png",
+            "limits.json",
+            "__pycache__",
+            ".benchmarks",
+        ),
+    )
+    shutil.copy(REPO / "README.md", root / "README.md")
+    try:
+        os.symlink(REPO / "csrc", root / "csrc", target_is_directory=True)
+    except OSError:
+        shutil.copytree(REPO / "csrc", root / "csrc")
+    package = root / "python" / "fastrnn"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        "raise ImportError('bench/ imported the uncompiled source tree, not the installed fastrnn')\n"
+    )
+    (package / "_core.pyi").write_text("def isa() -> str: ...\n")
+    return root
+
+
+def run(checkout: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Runs `python *args` in the checkout; fails with its output unless it exits with 0."""
+    env = dict(os.environ, MPLBACKEND="Agg")
+    proc = subprocess.run(
+        [sys.executable, *args],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, (
+        f"python {' '.join(args)} exited with {proc.returncode}\n"
+        f"--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
+    )
+    return proc
+
+
+def readmes(checkout: Path) -> tuple:
+    return (checkout / "README.md").read_text(), (checkout / "bench" / "README.md").read_text()
+
+
+def test_workloads_prefers_only_a_compiled_core(tmp_path):
+    """bench/workloads.py takes the checkout's python/ only when a compiled _core for this
+    interpreter sits in python/fastrnn: the stub _core.pyi alone (after `pip install .`) is
+    no build."""
+    (tmp_path / "bench").mkdir()
+    shutil.copy(BENCH / "workloads.py", tmp_path / "bench" / "workloads.py")
+    package = tmp_path / "python" / "fastrnn"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('source tree')\n")
+    (package / "_core.pyi").write_text("")
+    probe = ["-c", "import sys; sys.path.insert(0, 'bench'); import workloads"]
+    ok = subprocess.run([sys.executable, *probe], cwd=tmp_path, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    (package / f"_core{EXTENSION_SUFFIXES[0]}").write_bytes(b"")
+    picked = subprocess.run([sys.executable, *probe], cwd=tmp_path, capture_output=True, text=True)
+    assert "ImportError: source tree" in picked.stderr
+
+
+@needs_gxx
+def test_limits_quick(checkout):
+    proc = run(checkout, "bench/limits.py", "--quick")
+    assert "peak fp32 FMA" in proc.stdout and "lower bound" in proc.stdout
+    lim = json.loads((checkout / "bench" / "limits.json").read_text())
+    assert lim["fma_gflops"]["1"] > 0 and lim["repeat"] == 1
+    for isa in ("avx512", "avx2"):
+        if isa in AVAILABLE:
+            assert lim["fma_gflops_by_isa"][isa]["1"] > 0, isa
+    if "avx2" in AVAILABLE:
+        assert "AVX2 (ymm)" in proc.stdout
+
+
+def test_compare_quick(checkout, tmp_path):
+    before = readmes(checkout)
+    run(checkout, "bench/compare.py", "--quick", "--out", str(tmp_path))
+    (md,) = tmp_path.glob("*.md")
+    assert md.stem.endswith(f"-{ISA}")
+    doc = json.loads(md.with_suffix(".json").read_text())
+    machine = doc["machine"]
+    assert machine["fastrnn"]["isa"] == ISA and md.stem == f"{machine['slug']}-{ISA}"
+    text = md.read_text()
+    assert text.startswith(f"# Benchmark results: {machine['cpu']}")
+    for line in ("- CPU: ", "- Flags: ", "- Caches: ", f"- ISA: fastrnn ran **{ISA}**"):
+        assert f"\n{line}" in text, line
+    records = [r for r in doc["results"] if r["workload"] == "small_lstm_64"]
+    assert {r["peer"] for r in records} == set(_bench.PEERS)
+    assert all(r["median_us"] for r in records if r["peer"] == "fastrnn")
+    assert readmes(checkout) == before  # --quick leaves the READMEs alone
+
+
+@pytest.mark.skipif("avx2" not in AVAILABLE, reason="this CPU has no AVX2")
+def test_compare_isa_avx2(checkout, tmp_path):
+    """--isa avx2 runs fastrnn's AVX2 kernels and holds torch to AVX2 (oneDNN, MKL, ATen)."""
+    args = ["--quick", "--isa", "avx2", "--peers", "fastrnn", "torch", "--out", str(tmp_path)]
+    run(checkout, "bench/compare.py", *args)
+    (path,) = tmp_path.glob("*-avx2.json")
+    machine = json.loads(path.read_text())["machine"]
+    assert machine["fastrnn"]["isa"] == "avx2"
+    assert machine["isa_environment"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    if machine["peers"]["torch"]:
+        assert machine["torch_cpu_capability"] == "AVX2"
+
+
+def test_service_quick(checkout, tmp_path):
+    out = tmp_path / "service.json"
+    proc = run(checkout, "bench/service.py", "--quick", "--json", str(out))
+    assert "| threads | callers | fastrnn steps/s" in proc.stdout
+    rows = json.loads(out.read_text())["rows"]
+    fast = [r for r in rows if r["engine"] == "fastrnn"]
+    assert {(r["threads"], r["callers"]) for r in fast} == {(1, 1), (1, 2), (2, 1), (2, 2)}
+    assert all(r["steps_per_s"] > 0 and 0 < r["p50_us"] <= r["p99_us"] for r in fast)
+    assert not list((checkout / "bench").glob("results/*service*"))  # --quick saves nothing
+
+
+def test_sweep_quick(checkout, tmp_path):
+    proc = run(checkout, "bench/sweep.py", "--quick", "--out", str(tmp_path))
+    assert "| 64 |" in proc.stdout and "| 256 |" in proc.stdout
+    doc = json.loads((tmp_path / "sweep.json").read_text())
+    assert [r["H"] for r in doc["records"]] == [64, 256]
+    assert (tmp_path / "sweep.md").is_file()
+
+
+@needs_gxx
+@pytest.mark.skipif(
+    not {"avx2", "avx512"} & set(AVAILABLE), reason="anatomy.cc needs AVX2 or AVX-512"
+)
+def test_anatomy_quick(checkout):
+    proc = run(checkout, "bench/anatomy.py", "--quick")
+    assert "share of peak" in proc.stdout and "gemm_rows512_K512" in proc.stdout
+
+
+def test_pytest_bench(checkout):
+    """`pytest bench` collects every workload × peer, and a test runs (or skips, without
+    pytest-benchmark or the peer) without error."""
+    quiet = ["-q", "-p", "no:cacheprovider"]
+    proc = run(checkout, "-m", "pytest", "bench", "--collect-only", *quiet)
+    collected = re.search(r"(\d+) tests? collected", proc.stdout)
+    assert collected, proc.stdout[-500:]
+    assert int(collected.group(1)) >= len(_bench.ALL) * len(_bench.PEERS)
+    short = ["--benchmark-max-time=0.2"] if _installed("pytest_benchmark") else []
+    one = ["-k", "small_lstm_64 and fastrnn", *short]
+    run(checkout, "-m", "pytest", "bench/test_bench.py", *quiet, *one)
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False

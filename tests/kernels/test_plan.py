@@ -1,0 +1,79 @@
+"""Model.plan: the driver's decisions before a call runs — and that the calls follow them.
+
+Results never depend on the plan (tests/test_threads.py, test_batch1_ahead.py and
+test_cpu_caches.py check each schedule, split, chunk and span against the others); here:
+the plan says which schedule a call takes, its sizes are consistent, and bad arguments name
+themselves."""
+
+import re
+
+import numpy as np
+import pytest
+
+import fastrnn
+
+
+def test_schedules():
+    uni = fastrnn.LSTM(64, 512, num_layers=2, seed=0)
+    bi = fastrnn.GRU(64, 256, num_layers=2, bidirectional=True, seed=0)
+    small_stack = fastrnn.LSTM(64, 64, num_layers=3, seed=0)
+    assert uni.plan(8, 100, num_threads=1)["schedule"] == "spans"
+    assert bi.plan(8, 100, num_threads=1)["schedule"] == "layer-by-layer"
+    # Small layers do not split a step; on 2 threads the stack runs as a wavefront, when the
+    # sequence is long enough for the pipeline to fill (T >= 4 L).
+    assert small_stack.plan(1, 100, num_threads=1)["schedule"] == "spans"
+    wave = small_stack.plan(1, 100, num_threads=2)
+    if fastrnn.cpu_info()["threads"]["cpus"] >= 2:
+        assert (wave["schedule"], wave["threads"], wave["split"]) == ("wavefront", 2, "layers")
+        assert 1 <= wave["wave_chunk"] <= wave["chunk"]
+        assert small_stack.plan(1, 11, num_threads=2)["schedule"] == "spans"
+    one = small_stack.plan(1, 100, num_threads=1)
+    assert (one["threads"], one["split"]) == (1, "none")
+
+
+def test_sizes_follow_the_shape():
+    model = fastrnn.LSTM(32, 100, num_layers=3, proj_size=40, seed=0)
+    p = model.plan(5, 300, num_threads=1)
+    ws = p["workspace_floats"]
+    assert (p["B"], p["T"]) == (5, 300)
+    assert 1 <= p["chunk"] <= 300 and p["chunk"] <= p["span"] <= 300
+    assert p["span"] % p["chunk"] == 0 or p["span"] == 300
+    assert len(p["ahead"]) == 3 and not any(p["ahead"])  # batch 5: nothing ahead
+    assert p["many_rows"] and not p["inline_projection"]
+    assert ws["c"] > 0 and ws["r"] > 0 and ws["gx"][1] == 0  # LSTM, projection, 1 direction
+    LD = 3
+    assert ws["total"] == LD * (2 * ws["h"] + ws["c"] + ws["r"]) + sum(ws["gx"]) + sum(ws["seq"])
+    step = model.plan(5, 1)
+    assert step["inline_projection"] and step["chunk"] == 1
+    gru = fastrnn.GRU(8, 16, seed=0).plan(2, 10)
+    assert gru["workspace_floats"]["c"] == 0 and gru["workspace_floats"]["r"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "message"),
+    [
+        ((0, 10), {}, ValueError, "LSTM.plan: batch must be >= 1, got 0"),
+        ((1, 0), {}, ValueError, "LSTM.plan: steps must be >= 1, got 0"),
+        ((1.5, 10), {}, TypeError, "LSTM.plan: batch must be an int, got float"),
+        ((1, 10), {"num_threads": 0}, ValueError, "LSTM.plan: num_threads must be >= 1, got 0"),
+    ],
+)
+def test_bad_arguments(args, kwargs, error, message):
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
+        fastrnn.LSTM(4, 8, seed=0).plan(*args, **kwargs)
+
+
+def test_call_size_check_comes_from_the_plan():
+    """A call whose workspace (the plan's state rows, padded to whole panels: x16 and more
+    for H = 1) would pass 2^45 floats while its outputs would not is refused before anything
+    is allocated, naming the call's sizes. x is 4 GiB of untouched zero pages (calloc)."""
+    core = fastrnn.RNN(1, 1, num_layers=4096, bidirectional=True, seed=0)._core
+    try:
+        x = np.zeros((1, 2**30 + 1, 1), np.float32)
+    except MemoryError:
+        pytest.skip("no 4 GiB of address space for x")
+    with pytest.raises(
+        ValueError,
+        match=re.escape("x with T=1, B=1073741825: the workspace would need more than 2^45 floats"),
+    ):
+        core.forward(x, None, None, None)

@@ -1,0 +1,1 @@
+"""Code the test tiers share (no tests here)."""
