@@ -661,6 +661,8 @@ def test_predict_signal_leaves_nothing(tmp_path, sig, code):
         tmp_path / "out.npy",
         "--batch-size",
         16,
+        "--threads",
+        1,  # one core: ~2 s of work on any machine, so the signal lands mid-run
         stderr=subprocess.PIPE,
         text=True,
     )
