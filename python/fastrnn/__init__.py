@@ -8,6 +8,7 @@ out, (h_n, c_n) = lstm(x)          # numpy in, numpy out, torch's shapes and mea
 __version__ = "0.1.0"
 
 from . import io
+from ._batch import BatchPredictor, predict_file
 from ._config import ModelConfig
 from ._load import from_torch, load
 from ._modules import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, build
@@ -40,6 +41,8 @@ __all__ = [
     "build",
     "ModelConfig",
     "io",
+    "BatchPredictor",
+    "predict_file",
     "verify",
     "Stream",
     "VerifyReport",

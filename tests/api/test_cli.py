@@ -114,7 +114,7 @@ def test_help_everywhere(capsys):
     """--help works for fastrnn itself and for every subcommand, and lists them all."""
     parser = build_parser()
     commands = list(parser._subparsers._group_actions[0].choices)
-    assert set(commands) == {"bench", "info", "verify", "convert"}
+    assert set(commands) == {"bench", "info", "verify", "convert", "predict"}
     for argv in [["--help"]] + [[c, "--help"] for c in commands]:
         with pytest.raises(SystemExit) as info:
             main(argv)
@@ -141,7 +141,7 @@ def test_help_loads_no_runner_and_no_peer():
             except SystemExit:
                 pass
         assert "convert" in out.getvalue() and "verify" in out.getvalue(), out.getvalue()
-        loaded = sorted(m for m in sys.modules if m.startswith(("fastrnn._bench.", "torch", "onnx")))
+        loaded = sorted(m for m in sys.modules if m.startswith(("fastrnn._bench.", "torch", "onnx", "pyarrow", "ray", "dask")))
         print(loaded)
         """
     )

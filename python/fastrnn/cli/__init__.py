@@ -22,7 +22,7 @@ import importlib
 import sys
 
 # The commands, in the order `--help` lists them (`fastrnn` alone runs `bench`).
-COMMANDS = ("bench", "info", "verify", "convert")
+COMMANDS = ("bench", "info", "verify", "convert", "predict")
 
 
 def build_parser() -> argparse.ArgumentParser:
