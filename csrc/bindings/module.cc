@@ -79,6 +79,13 @@ using fastrnn::kMaxLayers;
 using fastrnn::kMaxPackedFloats;
 int max_threads() { return fastrnn::threads_max(); }
 
+// A per-call thread cap: 0 (the process budget) or 1 .. max_threads().
+void thread_cap_check(int n, const char* name) {
+  if (n < 0 || n > max_threads())
+    throw py::value_error(std::string(name) + " must be in [1, " + std::to_string(max_threads()) +
+                          "] (0: the default), got " + std::to_string(n));
+}
+
 // A Python int in [lo, hi], else a ValueError naming it (also beyond 64 bits).
 int64_t int_in_range(const py::int_& value, const char* name, int64_t lo, int64_t hi) {
   int overflow = 0;
@@ -187,9 +194,7 @@ class Model {
     if (T < 1)
       throw py::value_error("x must hold at least one time step (T >= 1), got shape " +
                             shape_str(x_arr));
-    if (num_threads < 0 || num_threads > max_threads())
-      throw py::value_error("num_threads must be in [1, " + std::to_string(max_threads()) +
-                            "] (0: the default), got " + std::to_string(num_threads));
+    thread_cap_check(num_threads, "num_threads");
     check_call_sizes(T, B, num_threads);
     a.T = T;
     a.B = B;
@@ -275,9 +280,7 @@ class Model {
       throw py::value_error("batch must be in [1, " + std::to_string(kMaxBatch) + "], got " +
                             std::to_string(batch));
     if (T < 1) throw py::value_error("T must be >= 1, got " + std::to_string(T));
-    if (threads < 0 || threads > max_threads())
-      throw py::value_error("threads must be in [1, " + std::to_string(max_threads()) +
-                            "] (0: the default), got " + std::to_string(threads));
+    thread_cap_check(threads, "threads");
     const fastrnn::ForwardPlan p = plan_of(batch, T, threads);
     py::dict d;
     d["B"] = p.B;
