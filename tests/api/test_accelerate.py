@@ -100,6 +100,8 @@ def assert_same(expected, actual, where="output"):
     assert actual.shape == expected.shape, f"{where}: shape {actual.shape} vs {expected.shape}"
     assert actual.dtype == expected.dtype, f"{where}: dtype {actual.dtype} vs {expected.dtype}"
     assert actual.device == expected.device, where
+    if actual.device.type == "meta":
+        return  # shapes only
     e, a = expected.detach().double(), actual.detach().double()
     bound = TOL * e.abs().clamp(min=1)
     excess = (a - e).abs() - bound
@@ -295,6 +297,19 @@ def test_to_double_falls_back_and_float_is_fast_again(fast_calls):
         m.float()
         assert_same(torch_forward(m, x), m(x))
     assert len(fast_calls) == 1
+
+
+def test_other_devices_fall_back(fast_calls):
+    """The meta device stands in for CUDA and the others: torch's forward runs there."""
+    m = accelerate(make("GRU", I, H, num_layers=2)).to("meta")
+    x = torch.randn(T, B, I, device="meta")
+    with torch.no_grad():
+        assert_same(torch_forward(m, x), m(x))
+        with pytest.raises(FallbackError, match=r"the input is on meta"):
+            accelerate(m, strict=True)(x)
+        with pytest.raises(FallbackError, match=r"weight_ih_l0 is on meta"):
+            m(torch.randn(T, B, I))
+    assert fast_calls == []
 
 
 def test_flatten_parameters_in_forward_is_cheap(fast_calls, packs):
@@ -655,6 +670,68 @@ def test_torch_compile_one_graph_with_the_op(fast_calls):
     assert model.encoder.rnn.weight_hh_l0.grad is not None
 
 
+@pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN_RELU"])
+def test_op_passes_torch_opcheck(kind):
+    """torch.library.opcheck: the schema, the fake implementation's shapes and dtypes against
+    the real outputs, and the op under AOT dispatch with dynamic shapes."""
+    kw = dict(num_layers=2, bidirectional=True, **({"proj_size": 3} if kind == "LSTM" else {}))
+    m = accelerate(make(kind, I, H, **kw)).requires_grad_(False)
+    H_out = 3 if kind == "LSTM" else H
+    h0 = torch.randn(4, B, H_out)
+    c0 = torch.randn(4, B, H) if kind == "LSTM" else None
+    mode, _, hidden, layers, bidirectional, proj, bias = A._acceleration(m).config
+    for lengths in (None, torch.tensor([6, 2, 5, 1])):
+        args = (torch.randn(T, B, I), list(m._flat_weights), h0, c0, lengths, 0, mode,
+                hidden, proj, layers, bidirectional, bias)
+        result = torch.library.opcheck(torch.ops.fastrnn.rnn_forward.default, args)
+        assert set(result.values()) == {"SUCCESS"}, result
+
+
+def test_slots_of_dead_modules_are_freed_and_unknown_handles_work():
+    import gc
+
+    m = accelerate(make("GRU", I, H))
+    handle = A._acceleration(m).handle
+    assert handle in A._SLOTS
+    x = torch.randn(T, B, I)
+    with torch.no_grad():
+        expected = torch_forward(m, x)
+        weights = list(m._flat_weights)
+        mode, _, hidden, layers, bidirectional, proj, bias = A._acceleration(m).config
+        del m
+        gc.collect()
+        assert handle not in A._SLOTS
+        # A graph that outlived its module (or was loaded elsewhere) names an unknown handle.
+        y, h_n, _ = torch.ops.fastrnn.rnn_forward(x, weights, None, None, None, handle, mode,
+                                                  hidden, proj, layers, bidirectional, bias)
+    assert_same(expected, (y, h_n))
+
+
+def test_parametrized_weights_fall_back(fast_calls):
+    from torch.nn.utils import parametrize
+
+    class Scale(nn.Module):
+        def forward(self, w):
+            return 0.5 * w
+
+    x = torch.randn(T, B, I)
+    before = make("LSTM", I, H)  # parametrized before accelerate
+    parametrize.register_parametrization(before, "weight_hh_l0", Scale())
+    after = accelerate(make("LSTM", I, H))  # parametrized after
+    parametrize.register_parametrization(after, "weight_hh_l0", Scale())
+    accelerate(before)
+    with torch.no_grad():
+        for m in (before, after):
+            assert_same(torch_forward(m, x), m(x))
+            with pytest.raises(FallbackError, match=r"its weights are parametrized"):
+                accelerate(m, strict=True)(x)
+    assert fast_calls == []
+    assert type(restore(before)).__name__ == "ParametrizedLSTM"
+    with pytest.raises(TypeError, match=r"restore: ParametrizedLSTM at '' derives from an "
+                                        r"accelerated class"):
+        restore(after)
+
+
 def test_torch_export_captures_the_op(fast_calls):
     torch.manual_seed(6)
     model = Tagger().eval()
@@ -877,12 +954,20 @@ def test_models_people_use(factory, inputs, calls, fast_calls):
 # --- the documentation's example and the benchmark --------------------------------------------
 
 
-def test_docs_example_runs(monkeypatch):
-    text = (REPO / "docs" / "accelerate.md").read_text()
+@pytest.mark.parametrize("doc", ["docs/accelerate.md", "README.md"])
+def test_documented_example_runs(doc, monkeypatch):
+    """The first Python example of docs/accelerate.md, and of the README's "Whole models"
+    section (skipped while the README has none)."""
+    text = (REPO / doc).read_text()
+    if doc == "README.md":
+        section = re.search(r"^#+ Whole models.*?(?=^#+ )", text, re.S | re.M)
+        if section is None:
+            pytest.skip("the README has no 'Whole models' section")
+        text = section.group(0)
     example = re.search(r"```python\n(.*?)```", text, re.S).group(1)
     monkeypatch.setattr(fastrnn, "accelerate", accelerate, raising=False)
     monkeypatch.setattr(fastrnn, "restore", restore, raising=False)
-    exec(compile(example, "docs/accelerate.md", "exec"), {})
+    exec(compile(example, doc, "exec"), {})
 
 
 def test_bench_script_quick():
