@@ -175,33 +175,9 @@ def render_markdown(doc: dict, image: str | None) -> str:
     return "\n\n".join(parts)
 
 
-def wait_for_quiet(max_seconds: float, say) -> None:
-    """Waits (at most max_seconds) until other processes leave the cores alone for 5 s."""
-    deadline = time.monotonic() + max_seconds
-    while time.monotonic() < deadline:
-        meter = _bench.LoadMeter().start()
-        time.sleep(5)
-        load = meter.stop()
-        if load is None or load <= _bench.BUSY:
-            return
-        say(f"waiting for a quiet machine: other processes use {100 * load:.0f}% of the cores")
-    say("the machine stayed busy; running anyway (noisy rows are noted)")
-
-
 def write_readme(markdown: str, path: str = README, begin: str = BEGIN, end: str = END) -> bool:
-    """Replaces the text between the markers begin and end of the file at path (by default
-    the results markers of bench/README.md); False if the file or a marker is absent."""
-    if not os.path.exists(path):
-        return False
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    if begin not in text or end not in text:
-        return False
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(f"{head}{begin}\n{markdown}\n{end}{tail}")
-    return True
+    """The results section of bench/README.md (or the given markers of another file)."""
+    return _bench.section_replace(path, begin, end, markdown)
 
 
 def write_outputs(doc: dict, out: str, readme: bool, say) -> list:
@@ -356,7 +332,7 @@ def main(argv=None) -> int:
     out = os.path.abspath(args.out or RESULTS_DIR)
 
     if args.wait_quiet:
-        wait_for_quiet(args.wait_quiet, say)
+        _bench.wait_for_quiet(args.wait_quiet, say=say)
     try:
         lim = limits.load_or_measure(
             args.remeasure, threads, say, 1 if args.quick else limits.REPEAT

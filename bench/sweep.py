@@ -138,18 +138,6 @@ def set_threads(n: int, torch_mod) -> None:
         torch_mod.set_num_threads(n)
 
 
-def wait_for_quiet(max_seconds: float) -> None:
-    """Waits (at most max_seconds) for a 0.5 s window in which other processes leave the
-    cores alone."""
-    deadline = time.monotonic() + max_seconds
-    while time.monotonic() < deadline:
-        meter = _bench.LoadMeter().start()
-        time.sleep(0.5)
-        load = meter.stop()
-        if load is None or load <= _bench.BUSY:
-            return
-
-
 def time_point(point: Point, runners: dict, rounds: int, torch_mod) -> tuple:
     """({runner: [seconds per step, one per round]}, others' share of the cores meanwhile).
     Each round times every runner once, after an untimed call; the order rotates."""
@@ -190,7 +178,7 @@ def measure(
     records = {} if records is None else records
     for i, p in enumerate(points, 1):
         if wait_quiet:
-            wait_for_quiet(wait_quiet)
+            _bench.wait_for_quiet(wait_quiet, window=0.5)
         runners = p.runners(thread_counts, with_torch)
         samples, load = time_point(p, runners, rounds, torch_mod)
         key = (p.sweep, p.H, p.B)
@@ -529,10 +517,8 @@ def plot(doc: dict, path: str) -> None:
 
 
 def write_readme(markdown: str) -> bool:
-    from compare import write_readme as write_between
-
-    return write_between(
-        markdown, os.path.join(HERE, "README.md"), "<!-- sweep:begin -->", "<!-- sweep:end -->"
+    return _bench.section_replace(
+        os.path.join(HERE, "README.md"), "<!-- sweep:begin -->", "<!-- sweep:end -->", markdown
     )
 
 

@@ -87,6 +87,7 @@ _WHERE = {
     # timing
     "BUSY": "timing",
     "LoadMeter": "timing",
+    "wait_for_quiet": "timing",
     "_BURST_SECONDS": "timing",
     "_GAP_SECONDS": "timing",
     "_MIN_ROUNDS": "timing",
@@ -112,6 +113,7 @@ _WHERE = {
     "parity_lines": "report",
     "plot": "report",
     "print_progress": "report",
+    "section_replace": "report",
     "speedup": "report",
     "to_json": "report",
     # machine

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import sys
 
 from .machine import machine_info
@@ -282,3 +283,19 @@ def plot(results, path: str, title: str = "fastrnn vs peers") -> None:
 def print_progress(msg: str) -> None:
     """A progress callback that writes to stderr."""
     print(msg, file=sys.stderr, flush=True)
+
+
+def section_replace(path: str, begin: str, end: str, markdown: str) -> bool:
+    """Replaces the text between the markers begin and end of the file at path (a results
+    table in a README); False if the file or a marker is absent."""
+    if not os.path.exists(path):
+        return False
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if begin not in text or end not in text:
+        return False
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"{head}{begin}\n{markdown}\n{end}{tail}")
+    return True

@@ -80,3 +80,21 @@ class LoadMeter:
             return None
         idle = ticks[3] + ticks[4]  # idle, iowait
         return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_for_quiet(max_seconds: float, window: float = 5.0, say=None) -> bool:
+    """Waits (at most max_seconds) for a window of `window` seconds in which other processes
+    leave the cores alone (their share at most BUSY). True if one came; say(text), when
+    given, hears why it waits and whether it gave up."""
+    deadline = time.monotonic() + max_seconds
+    while time.monotonic() < deadline:
+        meter = LoadMeter().start()
+        time.sleep(window)
+        load = meter.stop()
+        if load is None or load <= BUSY:
+            return True
+        if say:
+            say(f"waiting for a quiet machine: other processes use {100 * load:.0f}% of the cores")
+    if say:
+        say("the machine stayed busy; running anyway (noisy rows are noted)")
+    return False
