@@ -144,7 +144,7 @@ class Model {
   // shapes, None for absent tensors.
   Model(const std::string& mode, const py::int_& input_size, const py::int_& hidden_size,
         const py::int_& num_layers, bool bidirectional, const py::int_& proj_size, bool bias,
-        const py::list& weights) {
+        const py::list& weights, const py::object& variant) {
     fastrnn::RnnConfig cfg;
     cfg.cell = cell_from(mode);
     cfg.input_size = static_cast<int>(int_in_range(input_size, "input_size", 1, kMaxFeatures));
@@ -155,6 +155,7 @@ class Model {
     cfg.bias = bias;
     if (cfg.proj_size > 0 && (cfg.cell != CellKind::kLstm || cfg.proj_size >= cfg.hidden_size))
       throw py::value_error("proj_size must be 0, or < hidden_size for LSTM");
+    variant_parse(variant, cfg);
     check_packed_size(cfg);
     const int L = cfg.num_layers, D = cfg.num_directions, hidden = cfg.hidden_size;
     if (static_cast<int>(weights.size()) != L * D)
@@ -163,8 +164,10 @@ class Model {
     const int64_t G = fastrnn::cell_gates(cfg.cell) * int64_t{hidden};
     std::vector<fastrnn::RawWeights> raw(L * D);
     for (int i = 0; i < L * D; ++i) {
-      if (!py::isinstance<py::tuple>(weights[i]) || py::len(weights[i]) != 5)
-        throw py::type_error("each weights entry is a tuple (w_ih, w_hh, b_ih, b_hh, w_hr)");
+      if (!py::isinstance<py::tuple>(weights[i]) ||
+          (py::len(weights[i]) != 5 && py::len(weights[i]) != 6))
+        throw py::type_error(
+            "each weights entry is a tuple (w_ih, w_hh, b_ih, b_hh, w_hr[, weight_peep])");
       py::tuple t = weights[i].cast<py::tuple>();
       const std::string sfx = "_l" + std::to_string(i / D) + (i % D ? "_reverse" : "");
       raw[i].w_ih = checked(t[0], ("weight_ih" + sfx).c_str(), {G, cfg.layer_input(i / D)});
@@ -175,6 +178,10 @@ class Model {
       }
       if (cfg.proj_size > 0)
         raw[i].w_hr = checked(t[4], ("weight_hr" + sfx).c_str(), {cfg.proj_size, hidden});
+      if (cfg.peepholes) {
+        if (py::len(t) != 6) throw py::value_error("peepholes need a weight_peep" + sfx);
+        raw[i].peep = checked(t[5], ("weight_peep" + sfx).c_str(), {3 * int64_t{hidden}});
+      }
     }
     model_ = fastrnn::model_pack(cfg, raw);
   }
@@ -327,6 +334,73 @@ class Model {
   }
 
   // Every array and workspace a call of T steps and B rows allocates, before any of them is.
+  // The cell variants (python/fastrnn/_modules.py _core_variant): None for torch's cells,
+  // else a dict with reverse, linear_before_reset, input_forget, clip and activations (per
+  // direction, the cell's slots as (name, alpha, beta)); peepholes come with the weights.
+  static void variant_parse(const py::object& obj, fastrnn::RnnConfig& cfg) {
+    for (auto& slots : cfg.act) {
+      const bool lstm = cfg.cell == CellKind::kLstm;
+      slots[0].kind = cfg.cell == CellKind::kRnnTanh   ? fastrnn::ActKind::kTanh
+                      : cfg.cell == CellKind::kRnnRelu ? fastrnn::ActKind::kRelu
+                                                       : fastrnn::ActKind::kSigmoid;
+      slots[1].kind = fastrnn::ActKind::kTanh;
+      slots[2].kind = lstm ? fastrnn::ActKind::kTanh : fastrnn::ActKind::kSigmoid;
+    }
+    if (obj.is_none()) return;
+    const py::dict d = obj.cast<py::dict>();
+    cfg.variant = true;
+    cfg.reverse = d["reverse"].cast<bool>();
+    cfg.linear_before_reset = d["linear_before_reset"].cast<bool>();
+    cfg.input_forget = d["input_forget"].cast<bool>();
+    cfg.peepholes = d["peepholes"].cast<bool>();
+    cfg.clip = d["clip"].cast<float>();
+    if (!(cfg.clip >= 0.0f)) throw py::value_error("clip must be >= 0");
+    if (cfg.reverse && cfg.num_directions != 1)
+      throw py::value_error("reverse needs a unidirectional model");
+    if (!cfg.linear_before_reset && cfg.cell != CellKind::kGru)
+      throw py::value_error("linear_before_reset=False is a GRU option");
+    if ((cfg.input_forget || cfg.peepholes) && (cfg.cell != CellKind::kLstm || cfg.proj_size))
+      throw py::value_error("input_forget and peepholes are options of an LSTM without projection");
+    static const std::pair<const char*, fastrnn::ActKind> kNames[] = {
+        {"Sigmoid", fastrnn::ActKind::kSigmoid},
+        {"Tanh", fastrnn::ActKind::kTanh},
+        {"Relu", fastrnn::ActKind::kRelu},
+        {"HardSigmoid", fastrnn::ActKind::kHardSigmoid},
+        {"LeakyRelu", fastrnn::ActKind::kLeakyRelu},
+        {"ThresholdedRelu", fastrnn::ActKind::kThresholdedRelu},
+        {"ScaledTanh", fastrnn::ActKind::kScaledTanh},
+        {"Affine", fastrnn::ActKind::kAffine},
+        {"Elu", fastrnn::ActKind::kElu},
+        {"Softsign", fastrnn::ActKind::kSoftsign},
+        {"Softplus", fastrnn::ActKind::kSoftplus},
+    };
+    const py::list dirs = d["activations"].cast<py::list>();
+    const size_t slots = static_cast<size_t>(cfg.cell == CellKind::kLstm  ? 3
+                                             : cfg.cell == CellKind::kGru ? 2
+                                                                          : 1);
+    if (dirs.size() != static_cast<size_t>(cfg.num_directions))
+      throw py::value_error("activations must hold one list per direction");
+    for (size_t dir = 0; dir < dirs.size(); ++dir) {
+      const py::list acts = dirs[dir].cast<py::list>();
+      if (acts.size() != slots)
+        throw py::value_error("activations must hold " + std::to_string(slots) +
+                              " entries per direction, got " + std::to_string(acts.size()));
+      for (size_t i = 0; i < slots; ++i) {
+        const py::tuple a = py::tuple(acts[i]);
+        const std::string name = a[0].cast<std::string>();
+        bool found = false;
+        for (const auto& [n, kind] : kNames)
+          if (name == n) {
+            cfg.act[dir][i].kind = kind;
+            found = true;
+          }
+        if (!found) throw py::value_error("unknown activation " + name);
+        cfg.act[dir][i].alpha = a[1].cast<float>();
+        cfg.act[dir][i].beta = a[2].cast<float>();
+      }
+    }
+  }
+
   fastrnn::ForwardPlan plan_of(int64_t B, int64_t T, int threads) const {
     return fastrnn::forward_plan(model_, B, T, threads > 0 ? threads : fastrnn::threads_get(),
                                  fastrnn::kernels(), fastrnn::blocking_get());
@@ -407,9 +481,10 @@ PYBIND11_MODULE(_core, m) {
 
   py::class_<Model>(m, "Model")
       .def(py::init<const std::string&, const py::int_&, const py::int_&, const py::int_&, bool,
-                    const py::int_&, bool, const py::list&>(),
+                    const py::int_&, bool, const py::list&, const py::object&>(),
            py::arg("mode"), py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers"),
-           py::arg("bidirectional"), py::arg("proj_size"), py::arg("bias"), py::arg("weights"))
+           py::arg("bidirectional"), py::arg("proj_size"), py::arg("bias"), py::arg("weights"),
+           py::arg("variant") = py::none())
       .def("forward", &Model::forward, py::arg("x"), py::arg("h0"), py::arg("c0"),
            py::arg("lengths"), py::arg("num_threads") = 0)
       .def("step", &Model::step, py::arg("x"), py::arg("h"), py::arg("c"))

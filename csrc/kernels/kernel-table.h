@@ -36,6 +36,37 @@ struct InputProjection {
   float* gx;
 };
 
+// An activation function of a cell variant (ONNX's list; see python/fastrnn/_config.py).
+enum class ActKind : int {
+  kSigmoid = 0,
+  kTanh,
+  kRelu,
+  kHardSigmoid,      // max(0, min(1, alpha·x + beta))
+  kLeakyRelu,        // x ≥ 0 ? x : alpha·x
+  kThresholdedRelu,  // x > alpha ? x : 0
+  kScaledTanh,       // alpha·tanh(beta·x)
+  kAffine,           // alpha·x + beta
+  kElu,              // x ≥ 0 ? x : alpha·(e^x − 1)
+  kSoftsign,         // x / (1 + |x|)
+  kSoftplus,         // log(1 + e^x)
+};
+
+struct Act {
+  ActKind kind = ActKind::kSigmoid;
+  float alpha = 0.0f, beta = 0.0f;
+};
+
+// A cell that is not torch's (ONNX / Keras options), for the *_variant step kernels.
+// act: the cell's activation slots (LSTM f, g, h; GRU f, g; RNN g). clip > 0: every gate
+// pre-activation clamped to [−clip, clip]. LSTM: peep (3, panels·16), the peephole weights
+// of i, f, o (null: none); input_forget: f = 1 − i.
+struct CellVariant {
+  Act act[3];
+  float clip = 0.0f;
+  const float* peep = nullptr;
+  bool input_forget = false;
+};
+
 // One recurrent time step for batch rows [b0, b1) and panels [p0, p1).
 // Rows whose length ≤ t are inactive: their state is carried (h = h_prev, c untouched) and
 // their output row is zero; that is a PackedSequence's meaning.
@@ -73,6 +104,8 @@ struct StepArgs {
   // its ahead_part-th share (0 ≤ ahead_part < ahead_rows). Null ahead.gx: none.
   InputProjection ahead;
   int ahead_part;
+  // The *_variant kernels' cell (null for torch's cells).
+  const CellVariant* variant;
 };
 
 // The register tiles an ISA's kernels use (reported by cpu_info): rows × columns (floats)
@@ -98,6 +131,11 @@ struct KernelTiles {
    ns::rnn_step<false>,          \
    ns::rnn_step<true>,           \
    ns::projection_step,          \
+   ns::lstm_step_variant,        \
+   ns::gru_step_variant,         \
+   ns::gru_gates_step,           \
+   ns::gru_candidate_step,       \
+   ns::rnn_step_variant,         \
    ns::map_sigmoid,              \
    ns::map_tanh}
 
@@ -121,6 +159,12 @@ struct KernelTable {
   void (*rnn_tanh_step)(const StepArgs&);
   void (*rnn_relu_step)(const StepArgs&);
   void (*projection_step)(const StepArgs&);  // h = W_hr · r, no bias, no gates
+  // Cell variants (StepArgs::variant), see kernels/variant-step/variant-step.h.
+  void (*lstm_step_variant)(const StepArgs&);
+  void (*gru_step_variant)(const StepArgs&);    // r applied after the product (torch's)
+  void (*gru_gates_step)(const StepArgs&);      // classic GRU, 1/2: r ⊙ h and z
+  void (*gru_candidate_step)(const StepArgs&);  // classic GRU, 2/2: n, then h
+  void (*rnn_step_variant)(const StepArgs&);
   void (*sigmoid)(const float* x, float* y, size_t n);
   void (*tanh)(const float* x, float* y, size_t n);
 };

@@ -3,6 +3,7 @@
 // with this file's ISA flags can be picked by the linker for another ISA's caller.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -21,6 +22,7 @@ namespace {
 #include "kernels/lstm-step/lstm-step.h"
 #include "kernels/gru-step/gru-step.h"
 #include "kernels/rnn-step/rnn-step.h"
+#include "kernels/variant-step/variant-step.h"
 // clang-format on
 FASTRNN_KERNEL_TILES;
 }  // namespace

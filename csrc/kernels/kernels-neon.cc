@@ -3,6 +3,7 @@
 // baseline, so this file needs no ISA flag and the table no runtime check.
 #include <arm_neon.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -22,6 +23,7 @@ namespace {
 #include "kernels/lstm-step/lstm-step.h"
 #include "kernels/gru-step/gru-step.h"
 #include "kernels/rnn-step/rnn-step.h"
+#include "kernels/variant-step/variant-step.h"
 // clang-format on
 FASTRNN_KERNEL_TILES;
 }  // namespace

@@ -21,6 +21,7 @@ namespace {
 #include "kernels/lstm-step/lstm-step.h"
 #include "kernels/gru-step/gru-step.h"
 #include "kernels/rnn-step/rnn-step.h"
+#include "kernels/variant-step/variant-step.h"
 // clang-format on
 FASTRNN_KERNEL_TILES;
 }  // namespace

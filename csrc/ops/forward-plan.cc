@@ -50,8 +50,10 @@ void threads_choose(ForwardPlan& p, const RnnModel& m, int max_threads) {
   // Useful split units: panels of both directions, or batch rows.
   const int64_t units = std::max<int64_t>(static_cast<int64_t>(m.panels) * cfg.num_directions, p.B);
   nt = static_cast<int>(std::min<int64_t>(nt, units));
-  p.schedule = cfg.num_directions == 2 ? Schedule::kLayerByLayer : Schedule::kSpans;
-  if (nt <= 1 && max_threads > 1 && cfg.num_directions == 1 && cfg.num_layers > 1 &&
+  // A reversed stack runs layer by layer too: its spans would run backwards through the
+  // layers' sequence buffers.
+  p.schedule = cfg.num_directions == 2 || cfg.reverse ? Schedule::kLayerByLayer : Schedule::kSpans;
+  if (nt <= 1 && max_threads > 1 && cfg.num_directions == 1 && !cfg.reverse && cfg.num_layers > 1 &&
       p.B < kWavefrontRows && macs >= kMinWavefrontMacs && p.T >= 4 * cfg.num_layers) {
     p.threads = std::min(max_threads, cfg.num_layers);
     p.schedule = Schedule::kWavefront;
@@ -131,7 +133,7 @@ ForwardPlan forward_plan(const RnnModel& m, int64_t B, int64_t T, int threads, c
   threads_choose(p, m, threads);
   const bool wavefront = p.schedule == Schedule::kWavefront;
   const int D = cfg.num_directions, L = cfg.num_layers, H_out = cfg.h_out();
-  const bool proj = m.proj_panels > 0;
+  const bool proj = m.proj_panels > 0, classic = cfg.classic_gru();
   p.gcols = m.panels * m.geo.cols();
   p.ld_c = m.panels * kLanes;
   // The state row covers whole panels of whichever stage writes h.
@@ -141,7 +143,9 @@ ForwardPlan forward_plan(const RnnModel& m, int64_t B, int64_t T, int threads, c
   p.batch_split = !wavefront && p.threads > 1 && m.panels * D < p.threads;
   // Threads that split one direction's panels, each holding its share of the weights.
   p.panel_threads = wavefront || p.batch_split ? 1 : std::max(1, p.threads / D);
-  p.inline_projection = T == 1;
+  // The classic GRU's first phase reads other panels (2 gates) than W_ih's (3): its steps
+  // take the chunk's projection.
+  p.inline_projection = T == 1 && !classic;
   p.many_rows = B >= kManyRows;
   const size_t rows = static_cast<size_t>(B);
 
@@ -157,8 +161,10 @@ ForwardPlan forward_plan(const RnnModel& m, int64_t B, int64_t T, int threads, c
       budget / std::max<size_t>(1, mul_checked(rows * D, p.gcols)), 1, static_cast<size_t>(T)));
 
   p.h = mul_checked(rows, p.ld_h);
-  p.c = cfg.cell == CellKind::kLstm ? mul_checked(rows, p.ld_c) : 0;
-  p.r = proj ? mul_checked(rows, p.ld_c) : 0;
+  // c: LSTM's cell state, or the classic GRU's z; r: LSTM's o ⊙ tanh(c) before the
+  // projection, or the classic GRU's r ⊙ h.
+  p.c = cfg.cell == CellKind::kLstm || classic ? mul_checked(rows, p.ld_c) : 0;
+  p.r = proj || classic ? mul_checked(rows, p.ld_c) : 0;
   for (int d = 0; d < D; ++d) p.gx[d] = mul_checked(mul_checked(p.chunk, rows), p.gcols);
   // Layers below the last: a unidirectional stack runs span by span through all layers,
   // so two span-sized buffers (≈ one L2 each) suffice and memory does not grow with T. A
@@ -175,7 +181,7 @@ ForwardPlan forward_plan(const RnnModel& m, int64_t B, int64_t T, int threads, c
     const size_t chunk_rows = mul_checked(static_cast<size_t>(p.wave_chunk), rows);
     p.gx[0] = mul_checked(mul_checked(L, chunk_rows), p.gcols);
     p.seq[0] = mul_checked(mul_checked(static_cast<size_t>(2 * (L - 1)), p.wave_chunk), row);
-  } else if (L > 1 && D == 1) {
+  } else if (L > 1 && p.schedule == Schedule::kSpans) {
     // A layer runs a span of whole chunks (≈ blocking.span_floats of its output) before
     // the next layer takes it over: each layer's weights serve several steps in a row.
     p.span =
@@ -192,7 +198,7 @@ ForwardPlan forward_plan(const RnnModel& m, int64_t B, int64_t T, int threads, c
   // a group of steps ahead (the kernel table's ahead_rows) inside the steps. A wavefront
   // projects each tick's chunk at once instead; a single step projects inline.
   p.ahead.assign(L, 0);
-  if (!wavefront && !p.inline_projection)
+  if (!wavefront && !p.inline_projection && !classic && !cfg.reverse)
     for (int l = 0; l < L; ++l)
       if (layer_projects_ahead(m, l, B, p.panel_threads, k, blocking)) p.ahead[l] = k.ahead_rows;
   return p;

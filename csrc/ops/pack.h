@@ -8,6 +8,11 @@
 //
 //   Units ≥ H are zero padding. One panel holds everything the epilogue of its units needs,
 //   and a thread that owns a panel range owns a contiguous slice of the packed W.
+//
+//   The classic GRU (linear_before_reset = false) needs r before W_hn's product, so its
+//   W_hh is two packs: W_hr, W_hz as 16-unit panels of 2 gates | r[16p..] | z[16p..] |,
+//   and W_hn as 64-unit panels like an RNN's. Its panels cover H rounded up to 64 units
+//   (4 16-unit panels per 64-unit one), so both phases see the same units.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +20,7 @@
 
 #include "core/aligned-buffer.h"
 #include "core/types.h"
+#include "kernels/kernel-table.h"
 
 namespace fastrnn {
 
@@ -26,7 +32,17 @@ struct RnnConfig {
   int num_layers = 1;
   int num_directions = 1;
   bool bias = true;
+  // Cell variants (ONNX / Keras; python/fastrnn/_config.py). variant: any of them, or
+  // activations other than the cell's own: the *_variant step kernels run.
+  bool variant = false;
+  bool reverse = false;             // a unidirectional stack runs backwards in time
+  bool linear_before_reset = true;  // GRU: false = classic (r before W_hn's product)
+  bool peepholes = false;           // LSTM
+  bool input_forget = false;        // LSTM: f = 1 − i
+  float clip = 0.0f;                // > 0: gate pre-activations clamped to [−clip, clip]
+  Act act[2][3];                    // per direction, the cell's activation slots
   int h_out() const { return proj_size > 0 ? proj_size : hidden_size; }
+  bool classic_gru() const { return cell == CellKind::kGru && !linear_before_reset; }
   int layer_input(int layer) const { return layer == 0 ? input_size : num_directions * h_out(); }
 };
 
@@ -37,14 +53,17 @@ struct RawWeights {
   const float* b_ih = nullptr;  // (G·H) or null
   const float* b_hh = nullptr;  // (G·H) or null
   const float* w_hr = nullptr;  // (P, H) or null
+  const float* peep = nullptr;  // LSTM peepholes (3·H): i, f, o; or null
 };
 
 struct PackedWeights {
   AlignedBuffer w_ih;  // (panels, I_k, NV, 16)
-  AlignedBuffer w_hh;  // (panels, H_out, NV, 16)
+  AlignedBuffer w_hh;  // (panels, H_out, NV, 16); classic GRU: W_hr, W_hz (panels, H, 2, 16)
   AlignedBuffer bias;  // (panels·NV·16): b_ih + b_hh, except GRU's n gate: b_in only
-  AlignedBuffer b_hn;  // GRU: (panels·16)
+  AlignedBuffer b_hn;  // GRU: (panels·16); the classic GRU sums b_hn into bias instead
   AlignedBuffer w_hr;  // LSTM projection: (proj_panels, H, 4, 16)
+  AlignedBuffer w_hn;  // classic GRU: (cand_panels, H, 4, 16)
+  AlignedBuffer peep;  // LSTM peepholes: (3, panels·16), i, f, o
 };
 
 struct RnnModel {
@@ -52,6 +71,7 @@ struct RnnModel {
   PanelGeometry geo;
   int panels = 0;                      // ceil(H / geo.units)
   int proj_panels = 0;                 // ceil(P / 64), 0 without projection
+  int cand_panels = 0;                 // classic GRU: ceil(H / 64) panels of W_hn
   std::vector<PackedWeights> weights;  // index layer·D + direction
 };
 

@@ -69,6 +69,10 @@ class Forward {
     D_ = m.cfg.num_directions;
     H_out_ = m.cfg.h_out();
     proj_ = m.proj_panels > 0;
+    classic_ = m.cfg.classic_gru();
+    // Steps in two phases with a barrier between: the projection (LSTM), or the classic
+    // GRU's candidate, over panels of their own (the slices' q ranges).
+    q_panels_ = proj_ ? m.proj_panels : classic_ ? m.cand_panels : 0;
     gcols_ = p.gcols;
     ld_c_ = p.ld_c;
     ld_h_ = p.ld_h;
@@ -125,7 +129,7 @@ class Forward {
     const int64_t C = p_.wave_chunk, chunks = (a_.T + C - 1) / C;
     Slice all;
     all.p1 = m_.panels;
-    all.q1 = proj_ ? m_.proj_panels : m_.panels;
+    all.q1 = q_panels_ > 0 ? q_panels_ : m_.panels;
     all.b1 = static_cast<int>(a_.B);
     const auto ring = [&](int l, int64_t c) {
       return ws_->seq[0].data() + (2 * l + (c & 1)) * C * a_.B * H_out_;
@@ -143,8 +147,10 @@ class Forward {
         float* gx = ws_->gx[0].data() + l * C * a_.B * gcols_;
         project_inputs(l, 0, all, in, s0, s1, gx);
         for (int64_t s = s0; s < s1; ++s) {
-          step_gates(l, 0, all, out, out_t0, s, gx + (s - s0) * a_.B * gcols_);
+          float* gx_s = gx + (s - s0) * a_.B * gcols_;
+          step_gates(l, 0, all, out, out_t0, s, gx_s);
           if (proj_) step_projection(l, 0, all, out, out_t0, s);
+          if (classic_) step_candidate(l, 0, all, out, out_t0, s, gx_s);
         }
       }
       sync();
@@ -221,13 +227,19 @@ class Forward {
           project_inputs(l, 0, slice[0], in, next, s1, gx_next);
         }
       }
+      const auto gx_of = [&](int d) {
+        return ws_->gx[d].data() + gx_row(d, time_of(d, s), s0) * gcols_;
+      };
       for (int d = 0; d < D_; ++d)
-        step_gates(l, d, slice[d], out, out_t0, s,
-                   ws_->gx[d].data() + gx_row(d, time_of(d, s), s0) * gcols_, ahead,
+        step_gates(l, d, slice[d], out, out_t0, s, gx_of(d), ahead,
                    inline_projection ? &in : nullptr);
       if (proj_) {
         sync();
         for (int d = 0; d < D_; ++d) step_projection(l, d, slice[d], out, out_t0, s);
+      }
+      if (classic_) {
+        sync();
+        for (int d = 0; d < D_; ++d) step_candidate(l, d, slice[d], out, out_t0, s, gx_of(d));
       }
       sync();
     }
@@ -237,15 +249,15 @@ class Forward {
     Slice s;
     if (p_.batch_split) {
       s.p1 = m_.panels;
-      s.q1 = m_.proj_panels;
+      s.q1 = q_panels_;
       s.b0 = static_cast<int>(a_.B * tid / nt);
       s.b1 = static_cast<int>(a_.B * (tid + 1) / nt);
     } else {
       range_of(m_.panels, D_, nt, tid, d, s.p0, s.p1);
-      if (proj_) range_of(m_.proj_panels, D_, nt, tid, d, s.q0, s.q1);
+      if (q_panels_ > 0) range_of(q_panels_, D_, nt, tid, d, s.q0, s.q1);
       s.b1 = static_cast<int>(a_.B);
     }
-    if (!proj_) {
+    if (q_panels_ == 0) {
       s.q0 = s.p0;
       s.q1 = s.p1;
     }
@@ -258,7 +270,8 @@ class Forward {
     u1 = std::min(n, p1 * per_panel);
   }
 
-  int h_units_per_panel() const { return proj_ ? kProjectionGeometry.units : m_.geo.units; }
+  // Units of h per panel of whichever stage writes h (the slices' q ranges).
+  int h_units_per_panel() const { return q_panels_ > 0 ? kProjectionGeometry.units : m_.geo.units; }
 
   // Copies h0 / c0 (or zeros) into the buffer that step 0 reads.
   void state_init(int l, int d, const Slice& s) {
@@ -308,12 +321,15 @@ class Forward {
   }
 
   // Time index of step s in direction d.
-  int64_t time_of(int d, int64_t s) const { return d == 0 ? s : a_.T - 1 - s; }
+  // Whether direction d runs backwards in time: the backward direction of a bidirectional
+  // layer, or a reversed unidirectional one.
+  bool backwards(int d) const { return (d == 1) != m_.cfg.reverse; }
+  int64_t time_of(int d, int64_t s) const { return backwards(d) ? a_.T - 1 - s : s; }
 
   // Row of G_x holding (time t, batch 0) within the chunk of steps [s0, s0 + chunk).
   int64_t gx_row(int d, int64_t t, int64_t s0) const {
     const int64_t s1 = std::min<int64_t>(a_.T, s0 + chunk_);
-    const int64_t first_time = d == 0 ? s0 : a_.T - s1;
+    const int64_t first_time = backwards(d) ? a_.T - s1 : s0;
     return (t - first_time) * a_.B;
   }
 
@@ -322,7 +338,7 @@ class Forward {
   void project_inputs(int l, int d, const Slice& s, SeqView in, int64_t s0, int64_t s1, float* gx) {
     if (s.p1 <= s.p0 || s.b1 <= s.b0) return;
     const PackedWeights& w = m_.weights[l * D_ + d];
-    const int64_t first_time = d == 0 ? s0 : a_.T - s1;
+    const int64_t first_time = backwards(d) ? a_.T - s1 : s0;
     const int64_t steps = s1 - s0;
     const int I = m_.cfg.layer_input(l);  // layer 0: x rows (I); above: D·H_out
     const auto row = [&](int64_t t, int64_t b) { return in.base + ((t - in.t0) * a_.B + b) * I; };
@@ -383,6 +399,20 @@ class Forward {
       a.ahead = {ahead.x, I, I, w.w_ih.data(), w.bias.data(), ahead.gx};
       a.ahead_part = ahead.part;
     }
+    const CellVariant variant = variant_of(l, d);
+    a.variant = &variant;
+    if (classic_) {
+      // Phase 1 of the classic GRU: r ⊙ h into r, z into c (inactive rows: r ⊙ h = h).
+      a.K = m_.cfg.hidden_size;
+      a.carry = a.h_prev;
+      a.ld_carry = ld_h_;
+      a.h = ws_->r[ld].data();
+      a.ld_h = ld_c_;
+      a.c = ws_->c[ld].data();
+      a.ld_c = ld_c_;
+      k_.gru_gates_step(a);
+      return;
+    }
     if (proj_) {
       // Gates write r = o ⊙ tanh(c); the projection step then writes h and the output.
       a.h = ws_->r[ld].data();
@@ -396,23 +426,73 @@ class Forward {
       a.ld_y = D_ * H_out_;
       a.y_cols = H_out_;
     }
+    const bool v = m_.cfg.variant;
     switch (m_.cfg.cell) {
       case CellKind::kLstm:
         a.c = ws_->c[ld].data();
         a.ld_c = ld_c_;
-        k_.lstm_step(a);
+        (v ? k_.lstm_step_variant : k_.lstm_step)(a);
         break;
       case CellKind::kGru:
         a.b_hn = w.b_hn.size() ? w.b_hn.data() : nullptr;
-        k_.gru_step(a);
+        (v ? k_.gru_step_variant : k_.gru_step)(a);
         break;
       case CellKind::kRnnTanh:
-        k_.rnn_tanh_step(a);
+        (v ? k_.rnn_step_variant : k_.rnn_tanh_step)(a);
         break;
       case CellKind::kRnnRelu:
-        k_.rnn_relu_step(a);
+        (v ? k_.rnn_step_variant : k_.rnn_relu_step)(a);
         break;
     }
+  }
+
+  // The cell variant of layer l, direction d (ops/pack.h RnnConfig; unused by torch's cells).
+  CellVariant variant_of(int l, int d) const {
+    const RnnConfig& cfg = m_.cfg;
+    CellVariant v;
+    for (int i = 0; i < 3; ++i) v.act[i] = cfg.act[d][i];
+    v.clip = cfg.clip;
+    v.input_forget = cfg.input_forget;
+    const PackedWeights& w = m_.weights[l * D_ + d];
+    v.peep = cfg.peepholes && w.peep.size() ? w.peep.data() : nullptr;
+    return v;
+  }
+
+  // Phase 2 of the classic GRU: n from W_hn · (r ⊙ h), then h and the output, over the
+  // 64-unit candidate panels [q0, q1); gx: the step's G_x rows, as phase 1 had them.
+  void step_candidate(int l, int d, const Slice& s, float* out, int64_t out_t0, int64_t step,
+                      float* gx) {
+    if (s.q1 <= s.q0 || s.b1 <= s.b0) return;
+    const int ld = l * D_ + d;
+    const int cur = step & 1, prev = cur ^ 1;
+    const int64_t t = time_of(d, step);
+    const CellVariant variant = variant_of(l, d);
+    StepArgs a{};
+    a.variant = &variant;
+    a.w = m_.weights[ld].w_hn.data();
+    a.K = m_.cfg.hidden_size;
+    a.p0 = s.q0;
+    a.p1 = s.q1;
+    a.b0 = s.b0;
+    a.b1 = s.b1;
+    a.h_prev = ws_->r[ld].data();  // r ⊙ h, the dot products' input
+    a.ld_h_prev = ld_c_;
+    a.carry = ws_->h[2 * ld + prev].data();  // h itself
+    a.ld_carry = ld_h_;
+    a.c = ws_->c[ld].data();  // z
+    a.ld_c = ld_c_;
+    a.gx = gx;
+    a.ld_gx = gcols_;
+    a.h = ws_->h[2 * ld + cur].data();
+    a.ld_h = ld_h_;
+    a.y = out + (t - out_t0) * a_.B * D_ * H_out_ + d * H_out_;
+    a.ld_y = D_ * H_out_;
+    a.y_cols = H_out_;
+    a.lengths = a_.lengths;
+    a.t = t;
+    a.many_rows = p_.many_rows;
+    a.sweep = sweep_;
+    k_.gru_candidate_step(a);
   }
 
   void step_projection(int l, int d, const Slice& s, float* out, int64_t out_t0, int64_t step) {
@@ -451,7 +531,8 @@ class Forward {
   int D_ = 1, H_out_ = 0, gcols_ = 0, ld_c_ = 0, ld_h_ = 0;
   int64_t chunk_ = 1;
   int sweep_ = 0;
-  bool proj_ = false;
+  bool proj_ = false, classic_ = false;
+  int q_panels_ = 0;
 };
 
 }  // namespace

@@ -9,6 +9,8 @@ mode table below is the only place that knows a mode's gate count, nonlinearity 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import re
 
 from ._checks import MAX_LAYERS, MAX_PARAMETERS, MAX_SIZE
@@ -27,8 +29,68 @@ LAYER_CLASSES = ("LSTM", "GRU", "RNN")
 CLASSES = LAYER_CLASSES + tuple(c + "Cell" for c in LAYER_CLASSES)
 
 # The file format these configurations are stored in (safetensors metadata, all strings).
+# Version 2 adds the cell variants below; a file of a torch-form model is still written as
+# version 1, so that older readers keep reading it (and refuse what they cannot compute).
 FORMAT = "fastrnn"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+
+# Activation functions a cell may use instead of its defaults (ONNX's names and meaning,
+# https://onnx.ai/onnx/operators/onnx__LSTM.html): name → (alpha, beta) defaults, None
+# where the function has no such parameter. Sigmoid, Tanh and Relu are the torch cells'.
+#   HardSigmoid  max(0, min(1, alpha·x + beta))     LeakyRelu        x ≥ 0 ? x : alpha·x
+#   ThresholdedRelu  x > alpha ? x : 0              ScaledTanh       alpha·tanh(beta·x)
+#   Affine       alpha·x + beta                     Elu              x ≥ 0 ? x : alpha·(e^x − 1)
+#   Softsign     x / (1 + |x|)                      Softplus         log(1 + e^x)
+ACTIVATIONS = {
+    "Sigmoid": (None, None),
+    "Tanh": (None, None),
+    "Relu": (None, None),
+    "HardSigmoid": (0.2, 0.5),
+    "LeakyRelu": (0.01, None),
+    "ThresholdedRelu": (1.0, None),
+    "ScaledTanh": (1.0, 1.0),
+    "Affine": (1.0, 0.0),
+    "Elu": (1.0, None),
+    "Softsign": (None, None),
+    "Softplus": (None, None),
+}
+# A cell's activation slots and their defaults (ONNX's f, g, h): LSTM f for i, f, o, g for
+# the candidate, h for the cell output; GRU f for r, z, g for the candidate; RNN its one.
+DEFAULT_ACTIVATIONS = {
+    "LSTM": ("Sigmoid", "Tanh", "Tanh"),
+    "GRU": ("Sigmoid", "Tanh"),
+    "RNN_TANH": ("Tanh",),
+    "RNN_RELU": ("Relu",),
+}
+
+
+def activation(spec) -> tuple:
+    """A canonical (name, alpha, beta) from a name or a (name[, alpha[, beta]]) sequence;
+    the name case-insensitive, missing parameters their defaults (0.0 where the function
+    has none). An unknown name or a bad parameter is a ValueError naming it."""
+    if isinstance(spec, str):
+        name, params = spec, ()
+    elif isinstance(spec, (tuple, list)) and spec and isinstance(spec[0], str):
+        name, params = spec[0], tuple(spec[1:])
+    else:
+        raise ValueError(f"an activation must be a name or (name, alpha, beta), got {spec!r}")
+    canonical = {k.lower(): k for k in ACTIVATIONS}.get(name.lower())
+    if canonical is None:
+        raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {name!r}")
+    defaults = ACTIVATIONS[canonical]
+    if len(params) > 2:
+        raise ValueError(f"activation {canonical} takes at most alpha and beta, got {spec!r}")
+    values = []
+    for i, d in enumerate(defaults):
+        v = params[i] if i < len(params) else d
+        if v is None:
+            v = 0.0
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(
+                f"activation {canonical}: parameters must be finite numbers, got {spec!r}"
+            )
+        values.append(float(v))
+    return (canonical, values[0], values[1])
 
 
 def rnn_mode(nonlinearity: str) -> str:
@@ -43,6 +105,16 @@ def gates(mode: str) -> int:
     return _MODES[mode][0]
 
 
+_VARIANT_FIELDS = (
+    "reverse",
+    "linear_before_reset",
+    "peepholes",
+    "input_forget",
+    "clip",
+    "activations",
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """What a model is, without its weights.
@@ -50,8 +122,21 @@ class ModelConfig:
     kind: the class, "LSTM" | "GRU" | "RNN" | "LSTMCell" | "GRUCell" | "RNNCell";
     mode: the cell, "LSTM" | "GRU" | "RNN_TANH" | "RNN_RELU" (must fit kind);
     the sizes and options have torch.nn's names and meaning. A cell is a one-layer,
-    unidirectional stack without projection, time-major. Construction checks nothing:
-    `check()` does (importers call it before reading any weight).
+    unidirectional stack without projection, time-major.
+
+    Variants beyond torch's cells (ONNX's and Keras' options; the defaults are torch's):
+    reverse: a unidirectional stack runs backwards in time (ONNX direction="reverse",
+        Keras go_backwards); outputs stay at their input's time index;
+    linear_before_reset: GRU only; False: the classic GRU, n = g(W_in x + b_in +
+        W_hn (r ⊙ h) + b_hn) (ONNX's default, Keras reset_after=False);
+    peepholes: LSTM only; i and f also see P ⊙ c_{t−1}, o sees P ⊙ c_t (weights
+        `weight_peep_l{k}[_reverse]`, (3·H,), order i, f, o);
+    input_forget: LSTM only; f = 1 − i;
+    clip: > 0: every gate's pre-activation is clamped to [−clip, clip]; 0: none;
+    activations: () the mode's defaults (DEFAULT_ACTIVATIONS); else canonical
+        (name, alpha, beta) triples, the cell's slots for each direction in turn.
+    Construction checks nothing: `problem()` does (importers call it before reading any
+    weight).
     """
 
     kind: str
@@ -63,6 +148,12 @@ class ModelConfig:
     proj_size: int = 0
     bias: bool = True
     batch_first: bool = False
+    reverse: bool = False
+    linear_before_reset: bool = True
+    peepholes: bool = False
+    input_forget: bool = False
+    clip: float = 0.0
+    activations: tuple = ()
 
     # --- derived ---------------------------------------------------------------------------
 
@@ -74,6 +165,26 @@ class ModelConfig:
     def nonlinearity(self) -> str | None:
         """'tanh' or 'relu' for an RNN, None otherwise."""
         return _MODES[self.mode][1]
+
+    @property
+    def is_variant(self) -> bool:
+        """Whether the model differs from torch's cells (needs format version 2)."""
+        return (
+            self.reverse
+            or not self.linear_before_reset
+            or self.peepholes
+            or self.input_forget
+            or self.clip != 0.0
+            or bool(self.activations)
+        )
+
+    def activations_of(self, direction: int) -> tuple:
+        """The (name, alpha, beta) triples of one direction's activation slots."""
+        defaults = DEFAULT_ACTIVATIONS[self.mode]
+        if not self.activations:
+            return tuple(activation(a) for a in defaults)
+        n = len(defaults)
+        return tuple(self.activations[direction * n : (direction + 1) * n])
 
     @property
     def is_cell(self) -> bool:
@@ -104,6 +215,8 @@ class ModelConfig:
                     shapes["bias_hh" + sfx] = (G,)
                 if self.proj_size:
                     shapes["weight_hr" + sfx] = (self.proj_size, self.hidden_size)
+                if self.peepholes:
+                    shapes["weight_peep" + sfx] = (3 * self.hidden_size,)
         return shapes
 
     def parameter_count(self) -> int:
@@ -132,6 +245,19 @@ class ModelConfig:
             parts.append("bidirectional=True")
         if self.proj_size:
             parts.append(f"proj_size={self.proj_size}")
+        if self.reverse:
+            parts.append("reverse=True")
+        if not self.linear_before_reset:
+            parts.append("linear_before_reset=False")
+        if self.peepholes:
+            parts.append("peepholes=True")
+        if self.input_forget:
+            parts.append("input_forget=True")
+        if self.clip:
+            parts.append(f"clip={self.clip:g}")
+        if self.activations:
+            names = [a[0] if tuple(a) == activation(a[0]) else a for a in self.activations]
+            parts.append(f"activations={tuple(names)!r}")
         return ", ".join(parts)
 
     def describe(self) -> str:
@@ -170,6 +296,33 @@ class ModelConfig:
             for key, value in fixed.items():
                 if getattr(self, key) != value:
                     return f"a {self.kind} must have {key}={value}, got {getattr(self, key)}"
+        if self.reverse and (self.bidirectional or self.is_cell):
+            return "reverse=True needs a unidirectional layer stack"
+        if not self.linear_before_reset and self.mode != "GRU":
+            return f"linear_before_reset=False is a GRU option, got mode {self.mode}"
+        if (self.peepholes or self.input_forget) and self.mode != "LSTM":
+            return f"peepholes and input_forget are LSTM options, got mode {self.mode}"
+        if (self.peepholes or self.input_forget) and self.proj_size:
+            return "peepholes and input_forget cannot be combined with proj_size"
+        if isinstance(self.clip, bool) or not isinstance(self.clip, (int, float)):
+            return f"clip must be a number, got {self.clip!r}"
+        if not (math.isfinite(self.clip) and self.clip >= 0):
+            return f"clip must be a finite number >= 0 (0: none), got {self.clip!r}"
+        if self.activations:
+            n = len(DEFAULT_ACTIVATIONS[self.mode]) * self.num_directions
+            if len(self.activations) != n:
+                return (
+                    f"activations must hold {n} entries for {self.mode} with "
+                    f"{self.num_directions} direction(s), got {len(self.activations)}"
+                )
+            for a in self.activations:
+                try:
+                    if activation(a) != tuple(a):
+                        return f"activations must be canonical (name, alpha, beta), got {a!r}"
+                except ValueError as e:
+                    return str(e)
+        if self.is_variant and self.is_cell:
+            return f"a {self.kind} has torch's cell: the variants are for layer stacks"
         count = self.parameter_count()
         if count > MAX_PARAMETERS:
             return f"{self.describe()} would have {count} weights; fastrnn reads at most 2^32"
@@ -179,11 +332,16 @@ class ModelConfig:
 
     def to_metadata(self) -> dict[str, str]:
         """The configuration as safetensors metadata (strings): see docs/serving.md."""
-        md = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "class": self.kind}
+        version = FORMAT_VERSION if self.is_variant else 1
+        md = {"format": FORMAT, "format_version": str(version), "class": self.kind}
         for field in dataclasses.fields(self):
-            if field.name == "kind":
+            if field.name == "kind" or (field.name in _VARIANT_FIELDS and not self.is_variant):
                 continue
             value = getattr(self, field.name)
+            if field.name == "activations":
+                value = json.dumps([list(a) for a in self.activations])
+            elif field.name == "clip":
+                value = repr(float(value))
             md[field.name] = (
                 ("true" if value else "false") if isinstance(value, bool) else str(value)
             )
@@ -233,6 +391,24 @@ class ModelConfig:
             raise ValueError(
                 f"metadata nonlinearity {md['nonlinearity']!r} does not fit mode {mode!r}"
             )
+        variant = {}
+        if int(version) >= 2:
+            for key in ("reverse", "linear_before_reset", "peepholes", "input_forget"):
+                if key in md:
+                    variant[key] = boolean(key)
+            if "clip" in md:
+                try:
+                    variant["clip"] = float(md["clip"][:40])
+                except ValueError:
+                    raise ValueError(
+                        f"metadata clip must be a number, got {md['clip']!r:.100}"
+                    ) from None
+            if "activations" in md:
+                try:
+                    listed = json.loads(md["activations"][:10000])
+                    variant["activations"] = tuple(activation(a) for a in listed)
+                except (ValueError, TypeError) as e:
+                    raise ValueError(f"metadata activations: {e}") from None
         config = cls(
             kind=kind,
             mode=mode,
@@ -243,6 +419,7 @@ class ModelConfig:
             proj_size=integer("proj_size"),
             bias=boolean("bias"),
             batch_first=boolean("batch_first"),
+            **variant,
         )
         problem = config.problem()
         if problem:

@@ -22,7 +22,17 @@ from ._checks import (
     shape_text,
     to_float32,
 )
-from ._config import ModelConfig, rnn_mode
+from ._config import DEFAULT_ACTIVATIONS, ModelConfig, activation, rnn_mode
+
+# The variants' values for torch's cells (and for pickles made before they existed).
+_VARIANT_DEFAULTS = {
+    "reverse": False,
+    "linear_before_reset": True,
+    "peepholes": False,
+    "input_forget": False,
+    "clip": 0.0,
+    "activations": (),
+}
 
 # Passed as `seed` by build() (files, pickles, importers) that supply the weights: the
 # constructor then checks the configuration but skips the random initialisation.
@@ -73,8 +83,10 @@ class _RNNBase:
         *,
         seed: int | None = None,
         _owner: str | None = None,
+        **variant,
     ) -> None:
         # _owner: the class a cell's one-layer stack reports in messages ("GRUCell").
+        # variant: the cell variants the subclass's signature offers (see ModelConfig).
         name = _owner or type(self).__name__
         self.input_size = positive_int(input_size, f"{name}: input_size", maximum=MAX_SIZE)
         self.hidden_size = positive_int(hidden_size, f"{name}: hidden_size", maximum=MAX_SIZE)
@@ -96,6 +108,10 @@ class _RNNBase:
         self.batch_first = bool(batch_first)
         self.dropout = float(dropout)  # a training feature: inference ignores it, as torch.eval()
         self.bidirectional = bool(bidirectional)
+        self._variant_set(name, **variant)
+        problem = self.config.problem()
+        if problem and "weights" not in problem:
+            raise ValueError(f"{name}: {problem}")
         count = self.config.parameter_count()
         if count > MAX_PARAMETERS:
             raise ValueError(
@@ -117,6 +133,53 @@ class _RNNBase:
 
     # --- configuration -------------------------------------------------------------------
 
+    def _variant_set(
+        self,
+        name: str,
+        reverse=False,
+        linear_before_reset=True,
+        peepholes=False,
+        input_forget=False,
+        clip=None,
+        activations=None,
+    ) -> None:
+        """The cell variants (ModelConfig's fields), checked and in canonical form."""
+        self.reverse = bool(reverse)
+        self.linear_before_reset = bool(linear_before_reset)
+        self.peepholes = bool(peepholes)
+        self.input_forget = bool(input_forget)
+        if clip is None:
+            clip = 0.0
+        if isinstance(clip, bool) or not isinstance(clip, (int, float, np.floating)):
+            raise TypeError(f"{name}: clip must be a number or None, got {type(clip).__name__}")
+        if not (np.isfinite(clip) and clip > 0) and clip != 0:
+            raise ValueError(
+                f"{name}: clip must be a finite number > 0 (None: no clip), got {clip!r}"
+            )
+        self.clip = float(clip)
+        self.activations = ()
+        if activations is not None:
+            defaults = DEFAULT_ACTIVATIONS[self._mode]
+            if isinstance(activations, str) or not isinstance(activations, (tuple, list)):
+                raise TypeError(
+                    f"{name}: activations must be a sequence of {len(defaults)} names or "
+                    f"(name, alpha, beta) tuples {defaults}, got {type(activations).__name__}"
+                )
+            D = 2 if self.bidirectional else 1
+            if len(activations) not in (len(defaults), len(defaults) * D):
+                raise ValueError(
+                    f"{name}: activations must hold {len(defaults)} entries "
+                    f"{defaults} (or {len(defaults) * D}: each direction's), got {len(activations)}"
+                )
+            try:
+                canonical = tuple(activation(a) for a in activations)
+            except ValueError as e:
+                raise ValueError(f"{name}: {e}") from None
+            if len(canonical) < len(defaults) * D:
+                canonical = canonical * D
+            if canonical != tuple(activation(a) for a in defaults) * D:
+                self.activations = canonical
+
     @property
     def config(self) -> ModelConfig:
         """What this model is, without its weights (see fastrnn.ModelConfig)."""
@@ -130,6 +193,12 @@ class _RNNBase:
             proj_size=self.proj_size,
             bias=self.bias,
             batch_first=self.batch_first,
+            reverse=self.reverse,
+            linear_before_reset=self.linear_before_reset,
+            peepholes=self.peepholes,
+            input_forget=self.input_forget,
+            clip=self.clip,
+            activations=self.activations,
         )
 
     def _kind(self) -> str:
@@ -175,6 +244,7 @@ class _RNNBase:
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
         weights = state.pop("_weights")
+        self.__dict__.update(_VARIANT_DEFAULTS)  # pickles from before the variants existed
         self.__dict__.update(state)
         self._weights = {}
         self._core = None
@@ -198,8 +268,23 @@ class _RNNBase:
             self.proj_size,
             self.bias,
             self._core_weights(weights),
+            self._core_variant(),
         )
         self._weights = weights
+
+    def _core_variant(self) -> dict | None:
+        """The variants for the compiled core (None: torch's cell)."""
+        config = self.config
+        if not config.is_variant:
+            return None
+        return {
+            "reverse": config.reverse,
+            "linear_before_reset": config.linear_before_reset,
+            "input_forget": config.input_forget,
+            "peepholes": config.peepholes,
+            "clip": config.clip,
+            "activations": [list(config.activations_of(d)) for d in range(config.num_directions)],
+        }
 
     def _core_weights(self, w: dict[str, np.ndarray]) -> list:
         out = []
@@ -209,7 +294,14 @@ class _RNNBase:
                 out.append(
                     tuple(
                         w.get(k + sfx)
-                        for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+                        for k in (
+                            "weight_ih",
+                            "weight_hh",
+                            "bias_ih",
+                            "bias_hh",
+                            "weight_hr",
+                            "weight_peep",
+                        )
                     )
                 )
         return out
@@ -224,6 +316,12 @@ class _RNNBase:
         See fastrnn.Stream. A stream is single-owner: one thread at a time.
         """
         from ._stream import Stream
+
+        if self.reverse:
+            raise ValueError(
+                f"{type(self).__name__}: a reverse=True model cannot stream: it reads its "
+                "sequence from the end"
+            )
 
         return Stream(self, batch, state)
 
@@ -348,14 +446,57 @@ class _RNNBase:
 
 class LSTM(_RNNBase):
     """LSTM, torch.nn.LSTM's arguments: (input_size, hidden_size, num_layers=1, bias=True,
-    batch_first=False, dropout=0.0, bidirectional=False, proj_size=0)."""
+    batch_first=False, dropout=0.0, bidirectional=False, proj_size=0); and the variants of
+    ONNX and Keras (keyword-only; see fastrnn.ModelConfig): reverse, peepholes (weights
+    weight_peep_l{k}, (3·H,), order i, f, o), input_forget, clip, activations (3 slots:
+    gates, candidate, cell output; default ("Sigmoid", "Tanh", "Tanh"))."""
 
     _mode = "LSTM"
+
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        proj_size=0,
+        *,
+        reverse=False,
+        peepholes=False,
+        input_forget=False,
+        clip=None,
+        activations=None,
+        seed=None,
+        _owner=None,
+    ):
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            seed=seed,
+            _owner=_owner,
+            reverse=reverse,
+            peepholes=peepholes,
+            input_forget=input_forget,
+            clip=clip,
+            activations=activations,
+        )
 
 
 class GRU(_RNNBase):
     """GRU, torch.nn.GRU's arguments: (input_size, hidden_size, num_layers=1, bias=True,
-    batch_first=False, dropout=0.0, bidirectional=False)."""
+    batch_first=False, dropout=0.0, bidirectional=False); and the variants of ONNX and Keras
+    (keyword-only; see fastrnn.ModelConfig): reverse, linear_before_reset (False: the
+    classic GRU, r applied before the recurrent product), clip, activations (2 slots: gates,
+    candidate; default ("Sigmoid", "Tanh"))."""
 
     _mode = "GRU"
 
@@ -370,6 +511,10 @@ class GRU(_RNNBase):
         bidirectional=False,
         *,
         proj_size=0,
+        reverse=False,
+        linear_before_reset=True,
+        clip=None,
+        activations=None,
         seed=None,
         _owner=None,
     ):
@@ -385,12 +530,18 @@ class GRU(_RNNBase):
             proj_size,
             seed=seed,
             _owner=_owner,
+            reverse=reverse,
+            linear_before_reset=linear_before_reset,
+            clip=clip,
+            activations=activations,
         )
 
 
 class RNN(_RNNBase):
     """Elman RNN, torch.nn.RNN's arguments: (input_size, hidden_size, num_layers=1,
-    nonlinearity='tanh', bias=True, batch_first=False, dropout=0.0, bidirectional=False)."""
+    nonlinearity='tanh', bias=True, batch_first=False, dropout=0.0, bidirectional=False);
+    and the variants of ONNX and Keras (keyword-only; see fastrnn.ModelConfig): reverse,
+    clip, activations (1 slot, replacing the nonlinearity's)."""
 
     def __init__(
         self,
@@ -404,6 +555,9 @@ class RNN(_RNNBase):
         bidirectional=False,
         *,
         proj_size=0,
+        reverse=False,
+        clip=None,
+        activations=None,
         seed=None,
         _owner=None,
     ):
@@ -423,6 +577,9 @@ class RNN(_RNNBase):
             proj_size,
             seed=seed,
             _owner=_owner,
+            reverse=reverse,
+            clip=clip,
+            activations=activations,
         )
 
     @property
@@ -556,9 +713,18 @@ def build(config: ModelConfig, weights) -> _RNNBase | _CellBase:
             "bias": bias,
             "batch_first": config.batch_first,
             "bidirectional": config.bidirectional,
+            "reverse": config.reverse,
+            "clip": config.clip or None,
+            "activations": config.activations or None,
         }
         if cls is LSTM:
-            kw["proj_size"] = config.proj_size
+            kw.update(
+                proj_size=config.proj_size,
+                peepholes=config.peepholes,
+                input_forget=config.input_forget,
+            )
+        elif cls is GRU:
+            kw["linear_before_reset"] = config.linear_before_reset
         elif cls is RNN:
             kw["nonlinearity"] = config.nonlinearity
         model = cls(I, H, config.num_layers, seed=_NO_WEIGHTS, **kw)
