@@ -112,7 +112,9 @@ _VARIANT_FIELDS = (
     "input_forget",
     "clip",
     "activations",
+    "merge_mode",
 )
+MERGE_MODES = ("concat", "sum", "mul", "ave", "none")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +136,10 @@ class ModelConfig:
     input_forget: LSTM only; f = 1 − i;
     clip: > 0: every gate's pre-activation is clamped to [−clip, clip]; 0: none;
     activations: () the mode's defaults (DEFAULT_ACTIVATIONS); else canonical
-        (name, alpha, beta) triples, the cell's slots for each direction in turn.
+        (name, alpha, beta) triples, the cell's slots for each direction in turn;
+    merge_mode: bidirectional only, how the last layer's two directions make the output
+        (Keras' Bidirectional): "concat" (torch's), "sum", "mul", "ave", or "none" (the
+        output is the pair (forward, backward)). Layers below the last always concatenate.
     Construction checks nothing: `problem()` does (importers call it before reading any
     weight).
     """
@@ -154,6 +159,7 @@ class ModelConfig:
     input_forget: bool = False
     clip: float = 0.0
     activations: tuple = ()
+    merge_mode: str = "concat"
 
     # --- derived ---------------------------------------------------------------------------
 
@@ -176,6 +182,7 @@ class ModelConfig:
             or self.input_forget
             or self.clip != 0.0
             or bool(self.activations)
+            or self.merge_mode != "concat"
         )
 
     def activations_of(self, direction: int) -> tuple:
@@ -255,6 +262,8 @@ class ModelConfig:
             parts.append("input_forget=True")
         if self.clip:
             parts.append(f"clip={self.clip:g}")
+        if self.merge_mode != "concat":
+            parts.append(f"merge_mode={self.merge_mode!r}")
         if self.activations:
             names = [a[0] if tuple(a) == activation(a[0]) else a for a in self.activations]
             parts.append(f"activations={tuple(names)!r}")
@@ -321,6 +330,10 @@ class ModelConfig:
                         return f"activations must be canonical (name, alpha, beta), got {a!r}"
                 except ValueError as e:
                     return str(e)
+        if self.merge_mode not in MERGE_MODES:
+            return f"merge_mode must be one of {list(MERGE_MODES)}, got {self.merge_mode!r}"
+        if self.merge_mode != "concat" and not self.bidirectional:
+            return f"merge_mode={self.merge_mode!r} needs a bidirectional model"
         if self.is_variant and self.is_cell:
             return f"a {self.kind} has torch's cell: the variants are for layer stacks"
         count = self.parameter_count()
@@ -396,6 +409,8 @@ class ModelConfig:
             for key in ("reverse", "linear_before_reset", "peepholes", "input_forget"):
                 if key in md:
                     variant[key] = boolean(key)
+            if "merge_mode" in md:
+                variant["merge_mode"] = get("merge_mode")[:20]
             if "clip" in md:
                 try:
                     variant["clip"] = float(md["clip"][:40])

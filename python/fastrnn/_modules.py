@@ -22,7 +22,7 @@ from ._checks import (
     shape_text,
     to_float32,
 )
-from ._config import DEFAULT_ACTIVATIONS, ModelConfig, activation, rnn_mode
+from ._config import DEFAULT_ACTIVATIONS, MERGE_MODES, ModelConfig, activation, rnn_mode
 
 # The variants' values for torch's cells (and for pickles made before they existed).
 _VARIANT_DEFAULTS = {
@@ -32,6 +32,7 @@ _VARIANT_DEFAULTS = {
     "input_forget": False,
     "clip": 0.0,
     "activations": (),
+    "merge_mode": "concat",
 }
 
 # Passed as `seed` by build() (files, pickles, importers) that supply the weights: the
@@ -142,8 +143,14 @@ class _RNNBase:
         input_forget=False,
         clip=None,
         activations=None,
+        merge_mode="concat",
     ) -> None:
         """The cell variants (ModelConfig's fields), checked and in canonical form."""
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(
+                f"{name}: merge_mode must be one of {list(MERGE_MODES)}, got {merge_mode!r}"
+            )
+        self.merge_mode = merge_mode
         self.reverse = bool(reverse)
         self.linear_before_reset = bool(linear_before_reset)
         self.peepholes = bool(peepholes)
@@ -199,6 +206,7 @@ class _RNNBase:
             input_forget=self.input_forget,
             clip=self.clip,
             activations=self.activations,
+            merge_mode=self.merge_mode,
         )
 
     def _kind(self) -> str:
@@ -275,7 +283,7 @@ class _RNNBase:
     def _core_variant(self) -> dict | None:
         """The variants for the compiled core (None: torch's cell)."""
         config = self.config
-        if not config.is_variant:
+        if not config.replace(merge_mode="concat").is_variant:  # merging is done here
             return None
         return {
             "reverse": config.reverse,
@@ -395,6 +403,8 @@ class _RNNBase:
         else:
             y, h_n = y[:, 0], h_n[:, 0]
             c_n = c_n[:, 0] if c_n is not None else None
+        if self.merge_mode != "concat":
+            y = _merged(y, self.merge_mode)
         return (y, (h_n, c_n)) if self._mode == "LSTM" else (y, h_n)
 
     def plan(self, batch: int, steps: int, *, num_threads=None) -> dict:
@@ -469,6 +479,7 @@ class LSTM(_RNNBase):
         input_forget=False,
         clip=None,
         activations=None,
+        merge_mode="concat",
         seed=None,
         _owner=None,
     ):
@@ -488,6 +499,7 @@ class LSTM(_RNNBase):
             input_forget=input_forget,
             clip=clip,
             activations=activations,
+            merge_mode=merge_mode,
         )
 
 
@@ -515,6 +527,7 @@ class GRU(_RNNBase):
         linear_before_reset=True,
         clip=None,
         activations=None,
+        merge_mode="concat",
         seed=None,
         _owner=None,
     ):
@@ -534,6 +547,7 @@ class GRU(_RNNBase):
             linear_before_reset=linear_before_reset,
             clip=clip,
             activations=activations,
+            merge_mode=merge_mode,
         )
 
 
@@ -558,6 +572,7 @@ class RNN(_RNNBase):
         reverse=False,
         clip=None,
         activations=None,
+        merge_mode="concat",
         seed=None,
         _owner=None,
     ):
@@ -580,6 +595,7 @@ class RNN(_RNNBase):
             reverse=reverse,
             clip=clip,
             activations=activations,
+            merge_mode=merge_mode,
         )
 
     @property
@@ -691,6 +707,19 @@ class RNNCell(_CellBase):
         return self._layer.nonlinearity
 
 
+def _merged(y: np.ndarray, mode: str):
+    """A bidirectional output (..., 2·H_out) merged as Keras' Bidirectional does."""
+    half = y.shape[-1] // 2
+    fwd, bwd = y[..., :half], y[..., half:]
+    if mode == "none":
+        return np.ascontiguousarray(fwd), np.ascontiguousarray(bwd)
+    if mode == "sum":
+        return fwd + bwd
+    if mode == "mul":
+        return fwd * bwd
+    return (fwd + bwd) * np.float32(0.5)  # ave
+
+
 _CLASSES = {c.__name__: c for c in (LSTM, GRU, RNN, LSTMCell, GRUCell, RNNCell)}
 
 
@@ -716,6 +745,7 @@ def build(config: ModelConfig, weights) -> _RNNBase | _CellBase:
             "reverse": config.reverse,
             "clip": config.clip or None,
             "activations": config.activations or None,
+            "merge_mode": config.merge_mode,
         }
         if cls is LSTM:
             kw.update(
