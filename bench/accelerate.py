@@ -37,9 +37,10 @@ _PYTHON = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if any(os.path.isfile(os.path.join(_PYTHON, "fastrnn", "_core" + s)) for s in EXTENSION_SUFFIXES):
     sys.path.insert(0, _PYTHON)
 
-import fastrnn  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
+
+import fastrnn  # noqa: E402
 
 if hasattr(fastrnn, "accelerate"):
     accelerate = fastrnn.accelerate
@@ -143,11 +144,21 @@ def run(names, threads, repeats: int, warmup: int, quick: bool) -> list[dict]:
             t_plain, t_fast = time_pair(plain, fast, x, repeats, warmup)
             eager, accel = statistics.median(t_plain), statistics.median(t_fast)
             rows.append(
-                dict(workload=name, what=what, threads=n, eager_s=eager, accelerated_s=accel,
-                     speedup=eager / accel, max_abs_diff=error, repeats=repeats)
+                dict(
+                    workload=name,
+                    what=what,
+                    threads=n,
+                    eager_s=eager,
+                    accelerated_s=accel,
+                    speedup=eager / accel,
+                    max_abs_diff=error,
+                    repeats=repeats,
+                )
             )
-            print(f"  {name} threads={n}: {eager * 1e3:.3f} ms -> {accel * 1e3:.3f} ms",
-                  file=sys.stderr)
+            print(
+                f"  {name} threads={n}: {eager * 1e3:.3f} ms -> {accel * 1e3:.3f} ms",
+                file=sys.stderr,
+            )
     return rows
 
 
@@ -171,8 +182,12 @@ def markdown(rows, header: str) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workloads", nargs="+", default=None,
-                        help="names (default: all): " + ", ".join(workloads(False)))
+    parser.add_argument(
+        "--workloads",
+        nargs="+",
+        default=None,
+        help="names (default: all): " + ", ".join(workloads(False)),
+    )
     parser.add_argument("--threads", nargs="+", type=int, default=None, help="default: 1 2")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per model")
     parser.add_argument("--json", help="also write the rows to this file")
