@@ -44,6 +44,7 @@ _ATTR = "_fastrnn"
 # torch's parameter names of one layer and direction, in the order of nn.RNNBase's
 # _flat_weights (and of the cells' weight_ih, weight_hh, bias_ih, bias_hh).
 _PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+_CELL_NAMES = _PARAM_NAMES[:4]
 
 
 class FallbackError(RuntimeError):
@@ -475,9 +476,6 @@ def _cell_weights(module) -> list:
     params = module._parameters
     names = _CELL_NAMES if module.bias else _CELL_NAMES[:2]
     return [params[n] if n in params else getattr(module, n, None) for n in names]
-
-
-_CELL_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 def _cell_unsupported(module, config: tuple, weights, input, hx) -> str | None:
