@@ -767,6 +767,31 @@ def test_torch_export_captures_the_op(fast_calls):
         assert_same(expected, torch.export.load(buffer).module()(tokens))
 
 
+def test_saved_program_loads_in_a_fresh_process(tmp_path):
+    """docs/accelerate.md: a process that loads a saved ExportedProgram registers the op by
+    calling fastrnn.accelerate first (on any module); the program then runs there."""
+    model, tokens, expected = accelerated_tagger(9)
+    with torch.no_grad():
+        torch.export.save(torch.export.export(model, (tokens,)), tmp_path / "tagger.pt2")
+    torch.save((tokens, expected), tmp_path / "io.pt")
+    script = f"""
+import torch, fastrnn
+accelerate = getattr(fastrnn, "accelerate", None)
+if accelerate is None:
+    from fastrnn._accelerate import accelerate
+accelerate(torch.nn.Module())
+program = torch.export.load({str(tmp_path / "tagger.pt2")!r})
+tokens, expected = torch.load({str(tmp_path / "io.pt")!r})
+with torch.no_grad():
+    print((program.module()(tokens) - expected).abs().max().item())
+"""
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=REPO
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert float(run.stdout.split()[-1]) <= TOL
+
+
 def test_torchscript_trace_works_and_script_says_what_to_do(fast_calls):
     model, tokens, expected = accelerated_tagger(8)
     with torch.no_grad():
