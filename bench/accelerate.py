@@ -114,14 +114,16 @@ def cpu_name() -> str:
 
 
 def time_pair(plain, fast, x, repeats: int, warmup: int) -> tuple[list, list]:
-    """Alternating calls of the two models; seconds per call of each."""
+    """Alternating calls of the two models (which goes first alternates too, so that neither
+    always runs after the other has filled the caches); seconds per call of each."""
     times = ([], [])
+    pairs = ((plain, times[0]), (fast, times[1]))
     with torch.inference_mode():
         for _ in range(warmup):
             plain(x)
             fast(x)
-        for _ in range(repeats):
-            for model, out in ((plain, times[0]), (fast, times[1])):
+        for i in range(repeats):
+            for model, out in pairs if i % 2 == 0 else pairs[::-1]:
                 t0 = time.perf_counter()
                 model(x)
                 out.append(time.perf_counter() - t0)
