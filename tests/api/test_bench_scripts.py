@@ -1,5 +1,5 @@
 """Every script in bench/ runs as its docstring says, from the installed fastrnn:
-compare.py, limits.py, sweep.py, anatomy.py, service.py and `pytest bench`, each in a subprocess,
+compare.py, limits.py, sweep.py, anatomy.py, service.py, variants.py and `pytest bench`, each in a subprocess,
 each in its quick mode (one small workload or two sweep points, 1 thread, a few seconds).
 
 The scripts run from a copy of bench/ in a temporary checkout whose python/fastrnn holds the
@@ -166,6 +166,20 @@ def test_service_quick(checkout, tmp_path):
     assert {(r["threads"], r["callers"]) for r in fast} == {(1, 1), (1, 2), (2, 1), (2, 2)}
     assert all(r["steps_per_s"] > 0 and 0 < r["p50_us"] <= r["p99_us"] for r in fast)
     assert not list((checkout / "bench").glob("results/*service*"))  # --quick saves nothing
+
+
+def test_variants_quick(checkout):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    proc = run(checkout, "bench/variants.py", "--quick")
+    rows = [
+        line
+        for line in proc.stdout.splitlines()
+        if line.startswith("| classic GRU") or line.startswith("| LSTM with")
+    ]
+    assert len(rows) == 4
+    # The same weights in both engines: the outputs agree before anything is timed.
+    assert all(float(row.rsplit("|", 2)[-2]) < 1e-5 for row in rows)
 
 
 def test_sweep_quick(checkout, tmp_path):
