@@ -8,6 +8,7 @@ out, (h_n, c_n) = lstm(x)          # numpy in, numpy out, torch's shapes and mea
 __version__ = "0.1.0"
 
 from . import io
+from ._accelerate import FallbackError, accelerate, restore
 from ._batch import BatchPredictor, predict_file
 from ._config import ModelConfig
 from ._load import from_torch, load
@@ -42,6 +43,9 @@ __all__ = [
     "ModelConfig",
     "io",
     "BatchPredictor",
+    "accelerate",
+    "restore",
+    "FallbackError",
     "predict_file",
     "verify",
     "Stream",

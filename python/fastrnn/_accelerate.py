@@ -192,18 +192,22 @@ def _weight_names(config: tuple) -> list[str]:
     return names
 
 
-def _model_new(config: tuple):
-    """A fastrnn model of this configuration (its weights are loaded by the caller)."""
+def _model_config(config: tuple):
+    """The fastrnn ModelConfig of a slot's config tuple (time-major, as the op calls it)."""
     import fastrnn
 
     mode, input_size, hidden_size, num_layers, bidirectional, proj_size, bias = config
-    kw = dict(num_layers=num_layers, bias=bias, bidirectional=bidirectional, seed=0)
-    if mode == "LSTM":
-        return fastrnn.LSTM(input_size, hidden_size, proj_size=proj_size, **kw)
-    if mode == "GRU":
-        return fastrnn.GRU(input_size, hidden_size, **kw)
-    nonlinearity = "relu" if mode == "RNN_RELU" else "tanh"
-    return fastrnn.RNN(input_size, hidden_size, nonlinearity=nonlinearity, **kw)
+    kind = mode if mode in ("LSTM", "GRU") else "RNN"
+    return fastrnn.ModelConfig(
+        kind,
+        mode,
+        input_size,
+        hidden_size,
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        proj_size=proj_size,
+        bias=bias,
+    )
 
 
 def _marks(weights) -> tuple | None:
@@ -226,10 +230,16 @@ def _slot_model(slot: _Slot, config: tuple, weights):
         entry = slot.entry
         if entry is not None and marks is not None and entry[0] == config and entry[1] == marks:
             return entry[3]
-        model = entry[3] if entry is not None and entry[0] == config else _model_new(config)
-        # Packing after a concurrent caller took `model` is safe: fastrnn swaps its packed
-        # core whole, and a running call keeps the one it started with.
-        model.load_state_dict(dict(zip(_weight_names(config), weights)))
+        named = dict(zip(_weight_names(config), weights))
+        if entry is not None and entry[0] == config:
+            # Packing after a concurrent caller took `model` is safe: fastrnn swaps its
+            # packed core whole, and a running call keeps the one it started with.
+            model = entry[3]
+            model.load_state_dict(named)
+        else:
+            import fastrnn
+
+            model = fastrnn.build(_model_config(config), named)  # packed once
         slot.entry = (config, marks, tuple(w.detach() for w in weights), model)
         return model
 
