@@ -8,7 +8,8 @@
 //
 // Cases: every cell type (LSTM, LSTM with projection, GRU, RNN tanh and relu), bias on and
 // off, 1-3 layers, bidirectional, batch 1 to 9 (the batch-1, few-row and many-row kernels),
-// lengths in any order, initial states, odd sizes (H = 17, 33, 100). Weights, inputs and
+// lengths in any order, initial states, odd sizes (H = 17, 33, 100); and the cell variants
+// (peepholes, input_forget, clip, activations, the classic GRU, reverse). Weights, inputs and
 // states come from a counter-based generator whose floats are exact on any machine.
 //
 // What must match, bit for bit: the scalar table, on any architecture, with the stored
@@ -68,6 +69,7 @@ struct Case {
   bool bias;
   int T, B;
   bool lengths, state;
+  int variant = 0;  // 0: torch's cell; else a preset of cell variants (variant_apply)
 };
 
 const Case kCases[] = {
@@ -84,7 +86,48 @@ const Case kCases[] = {
     // Large enough for 2 threads: hidden units split at batch 1; a wavefront of layers.
     {"lstm-H256-b1", CellKind::kLstm, 64, 256, 0, 1, 1, true, 8, 1, false, true},
     {"gru-L3-wave-b3", CellKind::kGru, 9, 100, 0, 3, 1, true, 33, 3, true, true},
+    // Cell variants (ONNX / Keras), with functions whose bits do not rest on the C library:
+    // peepholes + input_forget + clip + HardSigmoid / Elu; the classic GRU (two phases),
+    // bidirectional; a reversed ScaledTanh / Affine RNN stack; a reversed torch-form GRU
+    // with LeakyRelu gates and clip.
+    {"lstm-variant-b5", CellKind::kLstm, 7, 33, 0, 1, 1, true, 6, 5, true, true, 1},
+    {"gru-classic-bi-b3", CellKind::kGru, 9, 70, 0, 2, 2, true, 5, 3, true, true, 2},
+    {"rnn-reverse-b1", CellKind::kRnnTanh, 6, 100, 0, 2, 1, true, 7, 1, false, true, 3},
+    {"gru-reverse-b4", CellKind::kGru, 5, 17, 0, 1, 1, true, 6, 4, true, false, 4},
 };
+
+// The cell variants of preset v (Case::variant).
+void variant_apply(int v, fastrnn::RnnConfig& cfg) {
+  using fastrnn::ActKind;
+  for (auto& slots : cfg.act) {
+    slots[0].kind = cfg.cell == CellKind::kRnnTanh ? ActKind::kTanh : ActKind::kSigmoid;
+    slots[1].kind = ActKind::kTanh;
+    slots[2].kind = ActKind::kTanh;
+  }
+  if (v == 0) return;
+  cfg.variant = true;
+  switch (v) {
+    case 1:
+      cfg.peepholes = cfg.input_forget = true;
+      cfg.clip = 0.75f;
+      cfg.act[0][0] = {ActKind::kHardSigmoid, 0.25f, 0.5f};
+      cfg.act[0][1] = {ActKind::kElu, 0.5f, 0.0f};
+      break;
+    case 2:
+      cfg.linear_before_reset = false;
+      cfg.act[1][1] = {ActKind::kSoftsign, 0.0f, 0.0f};
+      break;
+    case 3:
+      cfg.reverse = true;
+      cfg.act[0][0] = {ActKind::kScaledTanh, 0.75f, 1.25f};
+      break;
+    case 4:
+      cfg.reverse = true;
+      cfg.clip = 1.5f;
+      cfg.act[0][0] = {ActKind::kLeakyRelu, 0.125f, 0.0f};
+      break;
+  }
+}
 
 int gates(CellKind c) { return c == CellKind::kLstm ? 4 : c == CellKind::kGru ? 3 : 1; }
 
@@ -100,6 +143,7 @@ std::vector<float> run_case(const Case& c, int threads) {
   cfg.num_layers = c.L;
   cfg.num_directions = c.D;
   cfg.bias = c.bias;
+  variant_apply(c.variant, cfg);
   const int G = gates(c.cell) * c.H, H_out = cfg.h_out();
   const float k = 1.0f / std::sqrt(static_cast<float>(c.H));
   std::vector<std::vector<float>> store;
@@ -121,6 +165,10 @@ std::vector<float> run_case(const Case& c, int threads) {
       if (c.P > 0) {
         store.push_back(draws(seed++, static_cast<size_t>(c.P) * c.H, k));
         w.w_hr = store.back().data();
+      }
+      if (cfg.peepholes) {
+        store.push_back(draws(seed++, static_cast<size_t>(3) * c.H, 0.5f));
+        w.peep = store.back().data();
       }
       raw.push_back(w);
     }
