@@ -14,10 +14,13 @@ def load(
     batch_first: bool | None = None,
     nonlinearity: str | None = None,
     prefix: str | None = None,
+    layer: str | None = None,
+    node: str | None = None,
 ):
     """A fastrnn model from a file: a fastrnn file (model.save; needs numpy only), a plain
-    safetensors state_dict, or a torch state_dict file (torch.save; needs torch, read with
-    weights_only=True).
+    safetensors state_dict, a torch state_dict file (torch.save; needs torch, read with
+    weights_only=True), a Keras model (.keras or .h5; needs h5py; layer= picks one of
+    several recurrent parts) or an ONNX model (.onnx; needs onnx; node= picks one).
 
     For files without fastrnn's metadata the configuration is inferred from the key names
     and shapes (see the rules in fastrnn.io.keys); the hints fill in what shapes cannot say:
@@ -27,8 +30,26 @@ def load(
     A corrupted, truncated or inconsistent file is a ValueError naming the file.
     """
     return build(
-        *io.read(path, mode=mode, batch_first=batch_first, nonlinearity=nonlinearity, prefix=prefix)
+        *io.read(
+            path,
+            mode=mode,
+            batch_first=batch_first,
+            nonlinearity=nonlinearity,
+            prefix=prefix,
+            layer=layer,
+            node=node,
+        )
     )
+
+
+def from_keras(path, *, layer: str | None = None):
+    """A fastrnn model of a Keras model file's recurrent part: a `.keras` archive (Keras 3)
+    or a legacy `.h5` file, read with json and h5py (no TensorFlow, no Keras). layer: the
+    recurrent layer to take when the model has several (by name). The model is batch-first,
+    as Keras is; see docs/importers.md for each Keras option."""
+    from .io import keras
+
+    return build(*keras.read(path, layer=layer))
 
 
 def from_torch(module):

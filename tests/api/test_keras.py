@@ -597,6 +597,36 @@ def test_read_gives_config_and_torch_weights(saved):
     np.testing.assert_array_equal(weights["weight_ih_l0"][9:18], kernel[:, :9].T)
 
 
+def test_load_and_from_keras(saved, tmp_path):
+    """fastrnn.load and fastrnn.from_keras take .keras and .h5 files (told by name or by the
+    HDF5 signature); state_dict hints do not apply to them; fastrnn convert writes a fastrnn
+    file of the same model."""
+    from fastrnn.cli import main
+
+    built, path = saved("stack_bi_gru", "keras")
+    x = built.x
+    want = fastrnn.build(*fk.read(path))(x)
+    for model in (
+        fastrnn.load(path),
+        fastrnn.from_keras(path),
+        fastrnn.load(saved("stack_bi_gru", "h5")[1]),
+    ):
+        got = model(x)
+        assert all(np.array_equal(a, b) for a, b in zip(_numpy(got[0]), _numpy(want[0])))
+    renamed = tmp_path / "model.weights"  # an .h5 under another name: the signature tells
+    renamed.write_bytes(saved("stack_bi_gru", "h5")[1].read_bytes())
+    assert fastrnn.load(renamed).config == fastrnn.load(path).config
+    with pytest.raises(
+        ValueError, match=r"a Keras model stores its configuration; mode= do not apply"
+    ):
+        fastrnn.load(path, mode="GRU")
+    with pytest.raises(ValueError, match="layer= picks a recurrent part"):
+        fastrnn.load(path, node="x")
+    assert main(["convert", str(path), str(tmp_path / "m.safetensors")]) == 0
+    converted = fastrnn.load(tmp_path / "m.safetensors")
+    assert converted.config == fastrnn.load(path).config
+
+
 def test_keras_version_decides_hard_sigmoid(saved):
     _, path = saved("lstm_relu_hard_sigmoid", "keras")
     assert fk.read(path)[0].activations[0] == ("HardSigmoid", 1.0 / 6.0, 0.5)
