@@ -75,25 +75,34 @@ def test_concurrent_callers_share_the_cores(isa, budget, threads_restored):
         if i % 4 == 0:
             seq_results.append(model(x_seq))
 
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    ts = [threading.Thread(target=caller, args=(i,)) for i in range(callers)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    stop.set()
-    watcher.join()
-    for i in range(callers):
-        assert np.array_equal(got[i], expected[i]), f"caller {i}"
-    for r in seq_results:
-        assert all(np.array_equal(a, b) for a, b in zip(flat(r), flat(expected_seq)))
-    assert samples
-    assert min(s["free"] for s in samples) >= 0, "more threads computed than cores"
-    assert min(s["team_free"] for s in samples) >= 0, "teams beyond the budget"
-    assert max(s["callers"] for s in samples) <= callers
-    after = pool_settled()
-    assert after["queued_calls"] > before, "8 callers on fewer cores never queued"
+    # Whether calls meet in the pool depends on the OS scheduler: on a machine busy with
+    # other processes the callers can run one after another. Up to 5 runs until a call
+    # queued; every run's results and counts are checked.
+    for _attempt in range(5):
+        stop.clear()
+        samples.clear()
+        seq_results.clear()
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        ts = [threading.Thread(target=caller, args=(i,)) for i in range(callers)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        stop.set()
+        watcher.join()
+        for i in range(callers):
+            assert np.array_equal(got[i], expected[i]), f"caller {i}"
+        for r in seq_results:
+            assert all(np.array_equal(a, b) for a, b in zip(flat(r), flat(expected_seq)))
+        assert samples
+        assert min(s["free"] for s in samples) >= 0, "more threads computed than cores"
+        assert min(s["team_free"] for s in samples) >= 0, "teams beyond the budget"
+        assert max(s["callers"] for s in samples) <= callers
+        after = pool_settled()
+        if after["queued_calls"] > before:
+            break
+    assert after["queued_calls"] > before, "8 callers on fewer cores never queued (5 runs)"
     assert (after["free"], after["team_free"], after["callers"], after["queued"]) == (
         after["cores"],
         budget,
