@@ -35,6 +35,8 @@ import warnings
 import weakref
 from collections import OrderedDict
 
+import numpy as np
+
 DTYPES = ("float32",)
 
 # The attribute that holds an accelerated module's options and cache slot. A plain Python
@@ -260,6 +262,8 @@ _OP_SCHEMA = (
 # inside a compiled region runs eagerly there, as torch's RNN modules did before the swap).
 _OP = None
 _TORCH_FORWARD_OUTSIDE_GRAPH = None
+# The compiled core's cap on one call's threads (torch.get_num_threads() may say more).
+_MAX_THREADS = 1024
 _SETUP_LOCK = threading.Lock()
 
 
@@ -277,18 +281,26 @@ def rnn_forward_impl(x, weights, h0, c0, lengths, handle, *spec, slot=None):
     mode = spec[0]
     config = (mode, x.shape[-1], *spec[1:])
     model = _slot_model(slot if slot is not None else _slot_of_handle(handle), config, weights)
-    state = None
-    if h0 is not None:
-        state = (_numpy(h0), _numpy(c0)) if mode == "LSTM" else _numpy(h0)
-    y, s = model(
-        _numpy(x),
-        state,
-        None if lengths is None else lengths.numpy(),
-        num_threads=torch.get_num_threads(),
+    # Straight into the compiled core: the checks fastrnn's forward would make (shapes,
+    # dtypes, lengths) are made on the tensors before the op is called, and torch.from_numpy
+    # below takes its arrays as they are. C-contiguous float32 views cost no copy.
+    h0_np = None if h0 is None else np.ascontiguousarray(_numpy(h0))
+    c0_np = None if c0 is None else np.ascontiguousarray(_numpy(c0))
+    y, h_n, c_n = _core_forward(
+        model,
+        np.ascontiguousarray(_numpy(x)),
+        h0_np,
+        c0_np,
+        None if lengths is None else np.ascontiguousarray(lengths.numpy(), dtype=np.int64),
+        min(torch.get_num_threads(), _MAX_THREADS),
     )
-    h_n, c_n = s if mode == "LSTM" else (s, None)
     c_out = torch.from_numpy(c_n) if c_n is not None else x.new_empty((0,))
     return torch.from_numpy(y), torch.from_numpy(h_n), c_out
+
+
+def _core_forward(model, x, h0, c0, lengths, threads: int):
+    """model's compiled core on time-major float32 arrays: (y, h_n, c_n or None)."""
+    return model._core.forward(x, h0, c0, lengths, threads)
 
 
 def rnn_forward_registered(x, weights, h0, c0, lengths, handle, *spec):

@@ -814,14 +814,16 @@ def test_torchscript_trace_works_and_script_says_what_to_do(fast_calls):
 
 
 def test_calls_use_torchs_thread_count(monkeypatch):
+    import fastrnn._accelerate as impl
+
     seen = []
-    call = fastrnn.LSTM.__call__
+    call = impl._core_forward
 
-    def spy(self, *args, num_threads=None, **kwargs):
-        seen.append(num_threads)
-        return call(self, *args, num_threads=num_threads, **kwargs)
+    def spy(model, x, h0, c0, lengths, threads):
+        seen.append(threads)
+        return call(model, x, h0, c0, lengths, threads)
 
-    monkeypatch.setattr(fastrnn.LSTM, "__call__", spy)
+    monkeypatch.setattr(impl, "_core_forward", spy)
     m = accelerate(make("LSTM", I, H))
     before = torch.get_num_threads()
     try:
