@@ -11,7 +11,7 @@ from . import io
 from ._accelerate import FallbackError, accelerate, restore
 from ._batch import BatchPredictor, predict_file
 from ._config import ModelConfig
-from ._load import from_keras, from_torch, load
+from ._load import from_keras, from_onnx, from_torch, load
 from ._modules import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, build
 from ._runtime import (
     caches_select_from_env,
@@ -39,6 +39,7 @@ __all__ = [
     "RNNCell",
     "from_torch",
     "from_keras",
+    "from_onnx",
     "load",
     "build",
     "ModelConfig",

@@ -42,6 +42,35 @@ def load(
     )
 
 
+def from_onnx(
+    source,
+    *,
+    node: str | None = None,
+    batch_first: bool | None = None,
+    merge: bool = True,
+    activation_defaults: str | None = None,
+):
+    """A fastrnn model of one recurrent part (an LSTM, GRU or RNN node, or an exporter's
+    stack of them) of an ONNX model: a path, the model's bytes or an onnx.ModelProto; read
+    with the onnx package, nothing from the file runs. node: the part, by a node or output
+    name, when there are several; batch_first: the calling convention (True for a torch
+    batch_first export); merge=False keeps an exporter's per-layer nodes apart;
+    activation_defaults: what ThresholdedRelu / Affine / ScaledTanh without alpha/beta mean
+    (see docs/importers.md). What cannot be mapped is a ValueError naming the node and the
+    attribute."""
+    from .io import onnx
+
+    return build(
+        *onnx.read(
+            source,
+            node=node,
+            batch_first=batch_first,
+            merge=merge,
+            activation_defaults=activation_defaults,
+        )
+    )
+
+
 def from_keras(path, *, layer: str | None = None):
     """A fastrnn model of a Keras model file's recurrent part: a `.keras` archive (Keras 3)
     or a legacy `.h5` file, read with json and h5py (no TensorFlow, no Keras). layer: the

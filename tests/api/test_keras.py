@@ -617,7 +617,7 @@ def test_load_and_from_keras(saved, tmp_path):
     renamed.write_bytes(saved("stack_bi_gru", "h5")[1].read_bytes())
     assert fastrnn.load(renamed).config == fastrnn.load(path).config
     with pytest.raises(
-        ValueError, match=r"a Keras model stores its configuration; mode= do not apply"
+        ValueError, match=r"mode= does not apply to a Keras model, which stores its configuration"
     ):
         fastrnn.load(path, mode="GRU")
     with pytest.raises(ValueError, match="layer= picks a recurrent part"):

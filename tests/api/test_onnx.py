@@ -1320,3 +1320,34 @@ def test_cli_convert_onnx(exported, tmp_path, capsys):
         assert np.array_equal(a.state_dict()[k], v)
     c = fastrnn.load(exported, node="/rnn/GRU_1")  # fastrnn.load dispatches .onnx files
     assert c.config == b.config
+
+
+def test_load_and_from_onnx(tmp_path):
+    """fastrnn.load("x.onnx") and fastrnn.from_onnx give the model of the file's part; a
+    batch_first export reads back batch-first with batch_first=True; state_dict hints do not
+    apply; fastrnn convert --node picks a part."""
+    torch = pytest.importorskip("torch")
+    from fastrnn.cli import main
+
+    _, data, rnn = torch_export("RNN", (("batch_first", True), ("h0", True), ("num_layers", 2)))
+    path = tmp_path / "rnn.onnx"
+    path.write_bytes(data)
+    x = np.random.default_rng(0).standard_normal((3, 6, 5)).astype(np.float32)
+    with torch.no_grad():
+        want = rnn(torch.from_numpy(x))[0].numpy()
+    for model in (
+        fastrnn.load(path, batch_first=True),
+        fastrnn.from_onnx(path, batch_first=True),
+        fastrnn.from_onnx(data, batch_first=True),
+    ):
+        assert model.batch_first
+        np.testing.assert_allclose(model(x)[0], want, atol=1e-5)
+    with pytest.raises(
+        ValueError, match=r"mode= does not apply to an ONNX model, which stores its configuration"
+    ):
+        fastrnn.load(path, mode="RNN_TANH")
+    with pytest.raises(ValueError, match=r"node= picks a recurrent part"):
+        fastrnn.load(path, layer="x")
+    out = tmp_path / "rnn.safetensors"
+    assert main(["convert", str(path), str(out), "--batch-first"]) == 0
+    np.testing.assert_allclose(fastrnn.load(out)(x)[0], want, atol=1e-5)

@@ -34,6 +34,15 @@ def hints_add(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--prefix", help="key prefix of the RNN when the file holds several, e.g. 'encoder.rnn.'"
     )
+    p.add_argument(
+        "--node",
+        help="ONNX files: the recurrent part, by a node name or an output name (needed when "
+        "the file holds several)",
+    )
+    p.add_argument(
+        "--layer",
+        help="Keras files: the recurrent layer (needed when the model holds several parts)",
+    )
 
 
 def model_load(command: str, args, path: str):
@@ -41,7 +50,15 @@ def model_load(command: str, args, path: str):
     from .._load import load
 
     try:
-        return load(path, mode=args.mode, batch_first=args.batch_first, prefix=args.prefix), 0
+        model = load(
+            path,
+            mode=args.mode,
+            batch_first=args.batch_first,
+            prefix=args.prefix,
+            layer=args.layer,
+            node=args.node,
+        )
+        return model, 0
     except (OSError, ValueError, ImportError) as e:
         return None, fail(command, str(e))
 

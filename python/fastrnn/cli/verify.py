@@ -33,11 +33,6 @@ def register(sub) -> None:
     p.add_argument("model_file", metavar="MODEL_FILE", help="the file to check")
     hints_add(p)
     p.add_argument(
-        "--node",
-        help="ONNX files: the recurrent part to check, by a node name or an output name "
-        "(needed when the file holds several)",
-    )
-    p.add_argument(
         "--tolerance",
         type=float,
         default=1e-5,
@@ -67,6 +62,8 @@ def run(args) -> int:
         return _run_onnx(args)
     if args.node is not None:
         return fail("verify", "--node applies to ONNX files (*.onnx) only")
+    if args.layer is not None and not _is_keras(args.model_file):
+        return fail("verify", "--layer applies to Keras files (*.keras, *.h5) only")
     model, code = model_load("verify", args, args.model_file)
     if model is None:
         return code
@@ -210,3 +207,14 @@ def _run_onnx(args) -> int:
                 f"{tuple(e['where'])} (run {e['run'] + 1}){flag}"
             )
     return 0 if ok else 1
+
+
+def _is_keras(path: str) -> bool:
+    """A .keras archive, or an HDF5 file (a legacy Keras .h5)."""
+    if path.lower().endswith(".keras"):
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == b"\x89HDF\r\n\x1a\n"
+    except OSError:
+        return False

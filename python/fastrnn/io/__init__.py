@@ -51,13 +51,15 @@ def read(
     elif name.endswith(".onnx"):
         foreign = "onnx"
     if foreign is not None:
+        # batch_first applies to ONNX: a torch batch_first export is a layout-0 graph with
+        # Transposes around the stack, and batch_first=True gives back torch's convention.
         given = [
             k
             for k, v in (
                 ("mode", mode),
                 ("nonlinearity", nonlinearity),
                 ("prefix", prefix),
-                ("batch_first", batch_first),
+                ("batch_first", batch_first if foreign == "keras" else None),
             )
             if v is not None
         ]
@@ -71,9 +73,11 @@ def read(
                 + (["node"] if foreign == "keras" and node is not None else [])
                 + (["layer"] if foreign == "onnx" and layer is not None else [])
             )
+            what = "a Keras" if foreign == "keras" else "an ONNX"
+            verb = "does" if len(wrong) == 1 else "do"
             raise ValueError(
-                f"{os.fspath(path)}: a {'Keras' if foreign == 'keras' else 'ONNX'} model "
-                f"stores its configuration; {', '.join(wrong)}= do not apply "
+                f"{os.fspath(path)}: {', '.join(w + '=' for w in wrong)} {verb} not apply to "
+                f"{what} model, which stores its configuration "
                 f"({'layer=' if foreign == 'keras' else 'node='} picks a recurrent part)"
             )
         if foreign == "keras":
@@ -82,7 +86,7 @@ def read(
             return keras.read(path, layer=layer)
         from . import onnx
 
-        return onnx.read(path, node=node)
+        return onnx.read(path, node=node, batch_first=batch_first)
     if layer is not None or node is not None:
         raise ValueError(f"{os.fspath(path)}: layer= is for Keras models and node= for ONNX models")
     keys.hints_check(mode, nonlinearity, prefix)
