@@ -1,4 +1,4 @@
-"""fastrnn.accelerate / fastrnn.restore (issue 15): torch models whose recurrent modules run
+"""fastrnn.accelerate / fastrnn.restore: torch models whose recurrent modules run
 on fastrnn, swapped in place.
 
 Every parity test compares the accelerated module with torch's own forward on the same
