@@ -16,22 +16,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SANITIZE_TESTS=(
-  tests/parity/test_parity_torch.py    # every ISA, mode and option against torch
-  tests/parity/test_reference.py       # the same grid against the float64 NumPy reference
-  tests/hardening/test_errors.py          # every rejected argument
-  tests/hardening/test_sizes_native.py    # absurd sizes straight into the core
-  tests/api/test_stream.py          # step(): state arrays updated in place
-  tests/api/test_io.py              # files and state dicts
-  tests/parity/test_threads.py         # teams of 2 threads from the pool: bit-identity
-  tests/hardening/test_threads_runtime.py # callers sharing the cores, queued calls, fork
-  tests/kernels/test_batch1_ahead.py    # batch 1: projection computed inside the steps, bit-identity
-  tests/kernels/test_cpu_caches.py      # cache detection; tiny and huge caches give the same bits
-  tests/kernels/test_row_blocks.py      # every row block tail: same bits for any batch from 4
-  tests/hardening/test_concurrency.py     # many Python threads in the core at once, GIL released
-  tests/kernels/test_activations.py     # the vector activations on every ISA, NaN and ±inf
-  tests/parity/test_edge_numerics.py   # NaN, ±inf, 1e30 and subnormals through every kernel
-  tests/parity/test_property.py        # hypothesis: shapes, strides, states, lengths vs the reference
-  tests/hardening/test_fuzz_load.py       # corrupted and adversarial model files
+  tests/parity/test_parity_torch.py        # every ISA, mode and option against torch
+  tests/parity/test_reference.py           # the same grid against the float64 NumPy reference
+  tests/parity/test_variants.py            # ONNX / Keras cell variants, classic GRU, reverse
+  tests/hardening/test_errors.py           # every rejected argument
+  tests/hardening/test_sizes_native.py     # absurd sizes straight into the core
+  tests/api/test_stream.py                 # step(): state arrays updated in place
+  tests/api/test_io.py                     # files and state dicts
+  tests/parity/test_threads.py             # teams of 2 threads from the pool: bit-identity
+  tests/hardening/test_threads_runtime.py  # callers sharing the cores, queued calls, fork
+  tests/kernels/test_batch1_ahead.py       # batch 1: projection inside the steps, bit-identity
+  tests/kernels/test_cpu_caches.py         # cache detection; tiny and huge caches: same bits
+  tests/kernels/test_row_blocks.py         # every row block tail: same bits for any batch
+  tests/kernels/test_plan.py               # the plan; the workspace size check
+  tests/hardening/test_concurrency.py      # many Python threads in the core, GIL released
+  tests/kernels/test_activations.py        # the vector activations on every ISA, NaN and ±inf
+  tests/parity/test_edge_numerics.py       # NaN, ±inf, 1e30 and subnormals through every kernel
+  tests/parity/test_property.py            # hypothesis: shapes, strides, states, lengths
+  tests/hardening/test_fuzz_load.py        # corrupted and adversarial model files
 )
 # Not here: test_trained_parity.py (T = 1000 on every ISA: 76 s under ASan, with the kernels
 # test_parity_torch.py runs already); test_leaks.py and test_resources.py measure resident
