@@ -84,8 +84,11 @@ fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/pkg/fastrnn" "$work/logs"
-cp python/fastrnn/*.py python/fastrnn/*.pyi python/fastrnn/py.typed "$work/pkg/fastrnn/"
+mkdir -p "$work/pkg" "$work/logs"
+# The whole package (its subpackages too), without an in-place build's extension or caches.
+cp -r python/fastrnn "$work/pkg/"
+rm -f "$work"/pkg/fastrnn/_core*.so
+find "$work/pkg" -name __pycache__ -prune -exec rm -rf {} +
 cp "$so" "$work/pkg/fastrnn/"
 
 # detect_leaks=0: CPython keeps interned objects and arenas to exit by design, so LeakSanitizer
