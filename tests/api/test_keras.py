@@ -13,7 +13,7 @@ nested inbound-node lists), with hard_sigmoid at tf.keras 2's slope 0.2; Keras 3
 the expected values with that activation as a Python function.
 
 Masked cases compare the outputs at valid steps and the final states: at masked steps Keras
-repeats the last output (or gives zeros), fastrnn gives zeros (docs/keras.md).
+repeats the last output (or gives zeros), fastrnn gives zeros (docs/importers.md, Keras).
 """
 
 from __future__ import annotations

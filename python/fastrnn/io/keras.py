@@ -30,7 +30,7 @@ The mapping (Keras → torch's names and gate order, see DESIGN.md §2):
 - batch_first=True (Keras is batch-major), or False for tf.keras 2's time_major=True.
 
 What fastrnn returns differs from Keras in form only; `KerasPart.outputs(result)` gives
-Keras' outputs from a fastrnn call (see docs/keras.md):
+Keras' outputs from a fastrnn call (see docs/importers.md, Keras):
 - go_backwards: Keras returns the *reversed* sequence; fastrnn keeps each output at its
   input's time index, so Keras' sequence is fastrnn's flipped along time;
 - return_sequences=False: Keras' output is the last layer's final h (both directions' final
