@@ -477,6 +477,7 @@ PYBIND11_MODULE(_core, m) {
   limits["max_batch"] = fastrnn::kMaxBatch;
   limits["max_packed_floats"] = fastrnn::kMaxPackedFloats;
   limits["max_array_floats"] = fastrnn::kMaxArrayFloats;
+  limits["max_threads"] = fastrnn::threads_max();  // one call's thread cap
   m.attr("LIMITS") = limits;
 
   py::class_<Model>(m, "Model")

@@ -149,8 +149,7 @@ class Forward {
         for (int64_t s = s0; s < s1; ++s) {
           float* gx_s = gx + (s - s0) * a_.B * gcols_;
           step_gates(l, 0, all, out, out_t0, s, gx_s);
-          if (proj_) step_projection(l, 0, all, out, out_t0, s);
-          if (classic_) step_candidate(l, 0, all, out, out_t0, s, gx_s);
+          if (q_panels_ > 0) step_second(l, 0, all, out, out_t0, s, gx_s);
         }
       }
       sync();
@@ -233,13 +232,9 @@ class Forward {
       for (int d = 0; d < D_; ++d)
         step_gates(l, d, slice[d], out, out_t0, s, gx_of(d), ahead,
                    inline_projection ? &in : nullptr);
-      if (proj_) {
+      if (q_panels_ > 0) {
         sync();
-        for (int d = 0; d < D_; ++d) step_projection(l, d, slice[d], out, out_t0, s);
-      }
-      if (classic_) {
-        sync();
-        for (int d = 0; d < D_; ++d) step_candidate(l, d, slice[d], out, out_t0, s, gx_of(d));
+        for (int d = 0; d < D_; ++d) step_second(l, d, slice[d], out, out_t0, s, gx_of(d));
       }
       sync();
     }
@@ -399,8 +394,11 @@ class Forward {
       a.ahead = {ahead.x, I, I, w.w_ih.data(), w.bias.data(), ahead.gx};
       a.ahead_part = ahead.part;
     }
-    const CellVariant variant = variant_of(l, d);
-    a.variant = &variant;
+    CellVariant variant;  // torch's cells read none: nothing to fill on their hot path
+    if (m_.cfg.variant) {
+      variant = variant_of(l, d);
+      a.variant = &variant;
+    }
     if (classic_) {
       // Phase 1 of the classic GRU: r ⊙ h into r, z into c (inactive rows: r ⊙ h = h).
       a.K = m_.cfg.hidden_size;
@@ -458,50 +456,17 @@ class Forward {
     return v;
   }
 
-  // Phase 2 of the classic GRU: n from W_hn · (r ⊙ h), then h and the output, over the
-  // 64-unit candidate panels [q0, q1); gx: the step's G_x rows, as phase 1 had them.
-  void step_candidate(int l, int d, const Slice& s, float* out, int64_t out_t0, int64_t step,
-                      float* gx) {
-    if (s.q1 <= s.q0 || s.b1 <= s.b0) return;
-    const int ld = l * D_ + d;
-    const int cur = step & 1, prev = cur ^ 1;
-    const int64_t t = time_of(d, step);
-    const CellVariant variant = variant_of(l, d);
-    StepArgs a{};
-    a.variant = &variant;
-    a.w = m_.weights[ld].w_hn.data();
-    a.K = m_.cfg.hidden_size;
-    a.p0 = s.q0;
-    a.p1 = s.q1;
-    a.b0 = s.b0;
-    a.b1 = s.b1;
-    a.h_prev = ws_->r[ld].data();  // r ⊙ h, the dot products' input
-    a.ld_h_prev = ld_c_;
-    a.carry = ws_->h[2 * ld + prev].data();  // h itself
-    a.ld_carry = ld_h_;
-    a.c = ws_->c[ld].data();  // z
-    a.ld_c = ld_c_;
-    a.gx = gx;
-    a.ld_gx = gcols_;
-    a.h = ws_->h[2 * ld + cur].data();
-    a.ld_h = ld_h_;
-    a.y = out + (t - out_t0) * a_.B * D_ * H_out_ + d * H_out_;
-    a.ld_y = D_ * H_out_;
-    a.y_cols = H_out_;
-    a.lengths = a_.lengths;
-    a.t = t;
-    a.many_rows = p_.many_rows;
-    a.sweep = sweep_;
-    k_.gru_candidate_step(a);
-  }
-
-  void step_projection(int l, int d, const Slice& s, float* out, int64_t out_t0, int64_t step) {
+  // The second phase of a two-phase step, over the panels [q0, q1) that write h and the
+  // output: LSTM's projection h = W_hr · r, or the classic GRU's candidate n from
+  // W_hn · (r ⊙ h), then h (with z from c). Both read r (the first phase's output) as the dot
+  // products' input and carry h for inactive rows. gx: the step's G_x rows (classic GRU).
+  void step_second(int l, int d, const Slice& s, float* out, int64_t out_t0, int64_t step,
+                   float* gx) {
     if (s.q1 <= s.q0 || s.b1 <= s.b0) return;
     const int ld = l * D_ + d;
     const int cur = step & 1, prev = cur ^ 1;
     const int64_t t = time_of(d, step);
     StepArgs a{};
-    a.w = m_.weights[ld].w_hr.data();
     a.K = m_.cfg.hidden_size;
     a.p0 = s.q0;
     a.p1 = s.q1;
@@ -520,7 +485,19 @@ class Forward {
     a.t = t;
     a.many_rows = p_.many_rows;
     a.sweep = sweep_;
-    k_.projection_step(a);
+    if (!classic_) {
+      a.w = m_.weights[ld].w_hr.data();
+      k_.projection_step(a);
+      return;
+    }
+    const CellVariant variant = variant_of(l, d);
+    a.variant = &variant;
+    a.w = m_.weights[ld].w_hn.data();
+    a.c = ws_->c[ld].data();  // z
+    a.ld_c = ld_c_;
+    a.gx = gx;
+    a.ld_gx = gcols_;
+    k_.gru_candidate_step(a);
   }
 
   const RnnModel& m_;

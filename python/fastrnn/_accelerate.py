@@ -37,6 +37,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from . import _core
+
 DTYPES = ("float32",)
 
 # The attribute that holds an accelerated module's options and cache slot. A plain Python
@@ -263,7 +265,7 @@ _OP_SCHEMA = (
 _OP = None
 _TORCH_FORWARD_OUTSIDE_GRAPH = None
 # The compiled core's cap on one call's threads (torch.get_num_threads() may say more).
-_MAX_THREADS = 1024
+_MAX_THREADS = _core.LIMITS["max_threads"]
 _SETUP_LOCK = threading.Lock()
 
 
