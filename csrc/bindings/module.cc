@@ -68,6 +68,56 @@ const float* checked(const py::handle& obj, const char* name, const std::vector<
   return static_cast<const float*>(a.data());
 }
 
+// Requires a C-contiguous array of dtype T and exactly this shape; returns its data.
+template <class T>
+const T* checked_as(const py::handle& obj, const std::string& name, const char* type_name,
+                    const std::vector<int64_t>& shape) {
+  if (!py::isinstance<py::array>(obj)) throw py::type_error(name + " must be a numpy array");
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  if (!a.dtype().equal(py::dtype::of<T>()))
+    throw py::type_error(name + " must be " + type_name + ", got " +
+                         std::string(py::str(a.dtype())));
+  if (!(a.flags() & py::array::c_style)) throw py::value_error(name + " must be C-contiguous");
+  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
+  for (size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
+  if (!ok)
+    throw py::value_error(name + " must have shape " + shape_str(shape) + ", got " + shape_str(a));
+  return static_cast<const T*>(a.data());
+}
+
+fastrnn::WeightType dtype_from(const std::string& name) {
+  if (name == "float32") return fastrnn::WeightType::kF32;
+  if (name == "bfloat16") return fastrnn::WeightType::kBf16;
+  if (name == "int8") return fastrnn::WeightType::kInt8;
+  throw py::value_error("dtype must be float32, bfloat16 or int8, got '" + name + "'");
+}
+
+// One weight matrix of a reduced model: bf16 bits (uint16, `shape`), or for int8 a tuple
+// (values int8 `shape` in [−127, 127], scales float32 (rows,), finite and ≥ 0).
+void checked_reduced(const py::handle& obj, const std::string& name, fastrnn::WeightType type,
+                     const std::vector<int64_t>& shape, const void*& values, const float*& scales) {
+  if (type == fastrnn::WeightType::kBf16) {
+    values = checked_as<uint16_t>(obj, name, "uint16 (bfloat16 bits)", shape);
+    return;
+  }
+  if (!py::isinstance<py::tuple>(obj) || py::len(obj) != 2)
+    throw py::type_error(name + " of an int8 model must be a tuple (int8 values, float32 scales)");
+  const py::tuple t = obj.cast<py::tuple>();
+  const auto* q = checked_as<int8_t>(t[0], name, "int8", shape);
+  const size_t n = static_cast<size_t>(shape[0]) * static_cast<size_t>(shape[1]);
+  for (size_t i = 0; i < n; ++i)
+    if (q[i] == -128)
+      throw py::value_error(name + " int8 values must be in [-127, 127], got -128 at index " +
+                            std::to_string(i));
+  const float* s = checked_as<float>(t[1], name + " scales", "float32", {shape[0]});
+  for (int64_t i = 0; i < shape[0]; ++i)
+    if (!(s[i] >= 0.0f && s[i] <= 3.4028235e38f))
+      throw py::value_error(name + " scales must be finite and >= 0, got " + std::to_string(s[i]) +
+                            " at row " + std::to_string(i));
+  values = q;
+  scales = s;
+}
+
 // --- size bounds ----------------------------------------------------------------------------
 // Every size from Python is bounded here (core/limits.h) before anything is allocated, and
 // every product of sizes that an allocation uses is computed with an overflow check.
@@ -144,7 +194,7 @@ class Model {
   // shapes, None for absent tensors.
   Model(const std::string& mode, const py::int_& input_size, const py::int_& hidden_size,
         const py::int_& num_layers, bool bidirectional, const py::int_& proj_size, bool bias,
-        const py::list& weights, const py::object& variant) {
+        const py::list& weights, const py::object& variant, const std::string& dtype) {
     fastrnn::RnnConfig cfg;
     cfg.cell = cell_from(mode);
     cfg.input_size = static_cast<int>(int_in_range(input_size, "input_size", 1, kMaxFeatures));
@@ -156,6 +206,16 @@ class Model {
     if (cfg.proj_size > 0 && (cfg.cell != CellKind::kLstm || cfg.proj_size >= cfg.hidden_size))
       throw py::value_error("proj_size must be 0, or < hidden_size for LSTM");
     variant_parse(variant, cfg);
+    cfg.dtype = dtype_from(dtype);
+    const bool reduced = cfg.dtype != fastrnn::WeightType::kF32;
+    if (reduced)
+      for (const auto& [name, size] : {std::pair<const char*, int>{"input_size", cfg.input_size},
+                                       {"hidden_size", cfg.hidden_size},
+                                       {"proj_size", cfg.proj_size}})
+        if (size > fastrnn::kMaxReducedFeatures)
+          throw py::value_error(std::string(name) + " of a " + dtype + " model must be at most " +
+                                std::to_string(fastrnn::kMaxReducedFeatures) + ", got " +
+                                std::to_string(size));
     check_packed_size(cfg);
     const int L = cfg.num_layers, D = cfg.num_directions, hidden = cfg.hidden_size;
     if (static_cast<int>(weights.size()) != L * D)
@@ -170,14 +230,23 @@ class Model {
             "each weights entry is a tuple (w_ih, w_hh, b_ih, b_hh, w_hr[, weight_peep])");
       py::tuple t = weights[i].cast<py::tuple>();
       const std::string sfx = "_l" + std::to_string(i / D) + (i % D ? "_reverse" : "");
-      raw[i].w_ih = checked(t[0], ("weight_ih" + sfx).c_str(), {G, cfg.layer_input(i / D)});
-      raw[i].w_hh = checked(t[1], ("weight_hh" + sfx).c_str(), {G, cfg.h_out()});
+      const int64_t I = cfg.layer_input(i / D), P = cfg.proj_size;
+      if (reduced) {
+        checked_reduced(t[0], "weight_ih" + sfx, cfg.dtype, {G, I}, raw[i].r_ih, raw[i].s_ih);
+        checked_reduced(t[1], "weight_hh" + sfx, cfg.dtype, {G, cfg.h_out()}, raw[i].r_hh,
+                        raw[i].s_hh);
+        if (P > 0)
+          checked_reduced(t[4], "weight_hr" + sfx, cfg.dtype, {P, hidden}, raw[i].r_hr,
+                          raw[i].s_hr);
+      } else {
+        raw[i].w_ih = checked(t[0], ("weight_ih" + sfx).c_str(), {G, I});
+        raw[i].w_hh = checked(t[1], ("weight_hh" + sfx).c_str(), {G, cfg.h_out()});
+        if (P > 0) raw[i].w_hr = checked(t[4], ("weight_hr" + sfx).c_str(), {P, hidden});
+      }
       if (bias) {
         raw[i].b_ih = checked(t[2], ("bias_ih" + sfx).c_str(), {G});
         raw[i].b_hh = checked(t[3], ("bias_hh" + sfx).c_str(), {G});
       }
-      if (cfg.proj_size > 0)
-        raw[i].w_hr = checked(t[4], ("weight_hr" + sfx).c_str(), {cfg.proj_size, hidden});
       if (cfg.peepholes) {
         if (py::len(t) != 6) throw py::value_error("peepholes need a weight_peep" + sfx);
         raw[i].peep = checked(t[5], ("weight_peep" + sfx).c_str(), {3 * int64_t{hidden}});
@@ -476,16 +545,18 @@ PYBIND11_MODULE(_core, m) {
   limits["max_parameters"] = fastrnn::kMaxParameters;
   limits["max_batch"] = fastrnn::kMaxBatch;
   limits["max_packed_floats"] = fastrnn::kMaxPackedFloats;
+  limits["max_reduced_features"] = fastrnn::kMaxReducedFeatures;
   limits["max_array_floats"] = fastrnn::kMaxArrayFloats;
   limits["max_threads"] = fastrnn::threads_max();  // one call's thread cap
   m.attr("LIMITS") = limits;
 
   py::class_<Model>(m, "Model")
       .def(py::init<const std::string&, const py::int_&, const py::int_&, const py::int_&, bool,
-                    const py::int_&, bool, const py::list&, const py::object&>(),
+                    const py::int_&, bool, const py::list&, const py::object&,
+                    const std::string&>(),
            py::arg("mode"), py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers"),
            py::arg("bidirectional"), py::arg("proj_size"), py::arg("bias"), py::arg("weights"),
-           py::arg("variant") = py::none())
+           py::arg("variant") = py::none(), py::arg("dtype") = "float32")
       .def("forward", &Model::forward, py::arg("x"), py::arg("h0"), py::arg("c0"),
            py::arg("lengths"), py::arg("num_threads") = 0)
       .def("step", &Model::step, py::arg("x"), py::arg("h"), py::arg("c"))

@@ -13,6 +13,10 @@ namespace fastrnn {
 // input_size, hidden_size and proj_size: 2^24 features are far beyond any RNN and keep
 // G = 4·H, D·H_out and every packed width inside the int the packing and the kernels use.
 constexpr int64_t kMaxFeatures = int64_t{1} << 24;
+// Reduced-precision models (bf16, int8): the reduction length of every matrix (input_size,
+// hidden_size, proj_size) is at most 2^15, so that one packed activation row fits the
+// kernels' stack buffer (kernels/reduced/reduced-dot.h) and int8 sums stay exact in int32.
+constexpr int64_t kMaxReducedFeatures = int64_t{1} << 15;
 // num_layers: keeps every size the packed layout derives well inside 64 bits.
 constexpr int64_t kMaxLayers = 4096;
 // The total number of weights in torch's layout (the packed copy doubles it): 2^32 float32

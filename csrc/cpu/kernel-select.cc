@@ -19,6 +19,8 @@ const Entry kEntries[] = {
 #if defined(FASTRNN_X86)
     {"avx2", &kKernelsAvx2, [](const CpuFeatures& f) { return f.avx2; }},
     {"avx512", &kKernelsAvx512, [](const CpuFeatures& f) { return f.avx512; }},
+    {"avx512bf16", &kKernelsAvx512Bf16,
+     [](const CpuFeatures& f) { return f.avx512 && f.avx512_vnni && f.avx512_bf16; }},
 #endif
 #if defined(FASTRNN_NEON)
     {"neon", &kKernelsNeon, [](const CpuFeatures& f) { return f.neon; }},
@@ -62,10 +64,12 @@ std::string kernels_select(const std::string& name) {
     g_table.store(best(), std::memory_order_release);
     return {};
   }
-  bool known = (name == "scalar" || name == "avx2" || name == "avx512" || name == "neon");
+  bool known = (name == "scalar" || name == "avx2" || name == "avx512" || name == "avx512bf16" ||
+                name == "neon");
   if (!known)
     throw std::invalid_argument(
-        "FASTRNN_ISA must be one of scalar, avx2, avx512, neon, auto; got '" + name + "'");
+        "FASTRNN_ISA must be one of scalar, avx2, avx512, avx512bf16, neon, auto; got '" + name +
+        "'");
   for (const Entry& e : kEntries) {
     if (name == e.name && e.supported(cpu_features())) {
       g_table.store(e.table, std::memory_order_release);

@@ -8,6 +8,27 @@
 
 namespace fastrnn {
 
+// How a packed matrix holds its weights (kernels/reduced/reduced.h): fp32 panels, or the
+// reduced ones, whose panel rows hold dwords of 2 bf16 or 4 int8 consecutive k of a column.
+enum class WeightType : int { kF32 = 0, kBf16 = 1, kInt8 = 2 };
+
+// The format of a packed matrix. int8: scale (panels·NV·16) per column (= torch row),
+// sum (the same) Σ_k q[k] of the column's int8 weights.
+struct WeightFormat {
+  WeightType type = WeightType::kF32;
+  const float* scale = nullptr;
+  const int32_t* sum = nullptr;
+};
+
+// k per dword of a packed reduced panel row: 2 (bf16) or 4 (int8); 1 for fp32.
+constexpr int weight_group(WeightType t) {
+  return t == WeightType::kBf16 ? 2 : t == WeightType::kInt8 ? 4 : 1;
+}
+// Panel rows of a packed matrix of K rows: ceil(K / group), zero-padded.
+constexpr int weight_rows(WeightType t, int K) {
+  return (K + weight_group(t) - 1) / weight_group(t);
+}
+
 // C[rows, panels p0..p1) = A · Wᵀ + bias, W packed as (panels, K, nv, 16).
 // a: (rows, K) with row stride lda; bias: (panels * nv * 16) or null; c: (rows, ≥ p1*nv*16)
 // with row stride ldc, full panels stored.
@@ -22,6 +43,7 @@ struct GemmArgs {
   const float* bias;
   float* c;
   ptrdiff_t ldc;
+  WeightFormat wf;  // of w
 };
 
 // Input projection rows a step computes itself (see StepArgs): x (stride ldx, K columns)
@@ -34,6 +56,7 @@ struct InputProjection {
   const float* w;
   const float* bias;
   float* gx;
+  WeightFormat wf;  // of w
 };
 
 // An activation function of a cell variant (ONNX's list; see python/fastrnn/_config.py).
@@ -72,6 +95,7 @@ struct CellVariant {
 // their output row is zero; that is a PackedSequence's meaning.
 struct StepArgs {
   const float* w;       // packed W_hh (or W_hr): (panels, K, nv, 16), see ops/pack.h
+  WeightFormat wf;      // of w (reduced: (panels, weight_rows(K), nv, 16) dwords)
   int K;                // reduction length: H_out for W_hh, H for W_hr
   int p0, p1;           // panel range
   int b0, b1;           // batch row range
@@ -173,6 +197,7 @@ extern const KernelTable kKernelsScalar;
 #if defined(FASTRNN_X86)
 extern const KernelTable kKernelsAvx2;
 extern const KernelTable kKernelsAvx512;
+extern const KernelTable kKernelsAvx512Bf16;
 #endif
 #if defined(FASTRNN_NEON)
 extern const KernelTable kKernelsNeon;

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <limits>
 
 #include "kernels/kernel-table.h"
 
@@ -15,8 +17,10 @@ namespace avx2 {
 namespace {
 // clang-format off
 #include "kernels/vec/vec-avx2.h"
+#include "kernels/reduced/rvec-avx2.h"
 #include "kernels/activations/activations.h"
 #include "kernels/panel/panel-dot.h"
+#include "kernels/reduced/reduced-dot.h"
 #include "kernels/gemm/gemm.h"
 #include "kernels/panel/step-driver.h"
 #include "kernels/lstm-step/lstm-step.h"

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #include "kernels/kernel-table.h"
 
@@ -16,8 +17,10 @@ namespace neon {
 namespace {
 // clang-format off
 #include "kernels/vec/vec-neon.h"
+#include "kernels/reduced/rvec-neon.h"
 #include "kernels/activations/activations.h"
 #include "kernels/panel/panel-dot.h"
+#include "kernels/reduced/reduced-dot.h"
 #include "kernels/gemm/gemm.h"
 #include "kernels/panel/step-driver.h"
 #include "kernels/lstm-step/lstm-step.h"

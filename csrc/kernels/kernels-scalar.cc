@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #include "kernels/kernel-table.h"
 
@@ -14,8 +15,10 @@ namespace scalar {
 namespace {
 // clang-format off
 #include "kernels/vec/vec-scalar.h"
+#include "kernels/reduced/rvec-scalar.h"
 #include "kernels/activations/activations.h"
 #include "kernels/panel/panel-dot.h"
+#include "kernels/reduced/reduced-dot.h"
 #include "kernels/gemm/gemm.h"
 #include "kernels/panel/step-driver.h"
 #include "kernels/lstm-step/lstm-step.h"

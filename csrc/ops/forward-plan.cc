@@ -79,7 +79,8 @@ std::atomic<int> g_ahead_override{-1};
 bool ahead_on_this_cpu(const KernelTable& k) {
   const int mode = g_ahead_override.load(std::memory_order_relaxed);
   if (k.ahead_rows == 0 || mode == 0) return false;
-  return mode == 1 || std::strcmp(k.isa, "avx512") != 0 || cpu_features().avx512_half_width;
+  // Both AVX-512 tables (avx512, avx512bf16) run the same fp32 kernels.
+  return mode == 1 || std::strncmp(k.isa, "avx512", 6) != 0 || cpu_features().avx512_half_width;
 }
 
 // Whether layer l computes its input projection ahead, inside the steps, at batch B with
@@ -90,6 +91,9 @@ bool layer_projects_ahead(const RnnModel& m, int layer, int64_t B, int threads,
   constexpr double kMinMacs = 64.0 * 1024;
   const RnnConfig& cfg = m.cfg;
   if (!ahead_on_this_cpu(k)) return false;
+  // Reduced weights: the steps' dot products are integer or bf16 ones with packed
+  // activations, which have no projection to interleave (kernels/reduced/reduced-dot.h).
+  if (cfg.dtype != WeightType::kF32) return false;
   if (B != 1 || cfg.num_directions != 1) return false;
   const PackedWeights& w = m.weights[layer];
   const size_t bytes = sizeof(float) * blocking.share(w.w_ih.size() + w.w_hh.size(), threads);

@@ -24,6 +24,72 @@ void panels_pack(const float* w, int H, int K, const PanelGeometry& geo, int pan
   }
 }
 
+// A reduced matrix (int8 values or bf16 bits, row-major (geo.gates·H, K)) into
+// (panels, weight_rows(K), vectors, 16) dwords: G = 2 or 4 consecutive k per dword, lowest
+// k in the lowest bits, zero beyond H and K.
+template <class T>
+void panels_pack_reduced(const T* w, int H, int K, WeightType type, const PanelGeometry& geo,
+                         int panels, uint32_t* out) {
+  const int G = weight_group(type), Kd = weight_rows(type, K), bits = 32 / G;
+  const uint32_t mask = G == 2 ? 0xFFFFu : 0xFFu;
+  const int per_gate = geo.vectors / geo.gates;
+  for (int p = 0; p < panels; ++p)
+    for (int kk = 0; kk < Kd; ++kk) {
+      uint32_t* dst = out + (static_cast<size_t>(p) * Kd + kk) * geo.cols();
+      for (int v = 0; v < geo.vectors; ++v)
+        for (int lane = 0; lane < kLanes; ++lane) {
+          const int unit = p * geo.units + (v % per_gate) * kLanes + lane;
+          uint32_t d = 0;
+          for (int j = 0; j < G && unit < H && kk * G + j < K; ++j) {
+            const T x = w[static_cast<size_t>((v / per_gate) * H + unit) * K + kk * G + j];
+            d |= (static_cast<uint32_t>(x) & mask) << (bits * j);
+          }
+          dst[v * kLanes + lane] = d;
+        }
+    }
+}
+
+// One weight matrix (rows (gates·H), K columns) in the model's format: fp32 panels, or
+// reduced ones with (int8) the scales and Σ_k q of every packed column.
+void matrix_pack(const RnnConfig& cfg, const float* f, const void* r, const float* scales, int H,
+                 int K, const PanelGeometry& geo, int panels, AlignedBuffer& out,
+                 PackedFormat& fmt) {
+  const size_t cols = static_cast<size_t>(panels) * geo.cols();
+  if (cfg.dtype == WeightType::kF32) {
+    out.resize(cols * K);
+    panels_pack(f, H, K, geo, panels, out.data());
+    return;
+  }
+  out.resize(cols * weight_rows(cfg.dtype, K));
+  auto* dw = reinterpret_cast<uint32_t*>(out.data());
+  if (cfg.dtype == WeightType::kBf16) {
+    panels_pack_reduced(static_cast<const uint16_t*>(r), H, K, cfg.dtype, geo, panels, dw);
+    return;
+  }
+  panels_pack_reduced(static_cast<const int8_t*>(r), H, K, cfg.dtype, geo, panels, dw);
+  fmt.scale.resize(cols);
+  panels_pack(scales, H, 1, geo, panels, fmt.scale.data());
+  fmt.sum.resize(cols);
+  auto* sum = reinterpret_cast<int32_t*>(fmt.sum.data());
+  const int Kd = weight_rows(cfg.dtype, K);
+  for (size_t p = 0; p < static_cast<size_t>(panels); ++p)
+    for (int c = 0; c < geo.cols(); ++c) {
+      int32_t total = 0;
+      for (int kk = 0; kk < Kd; ++kk) {
+        const uint32_t d = dw[(p * Kd + kk) * geo.cols() + c];
+        for (int j = 0; j < 4; ++j) total += static_cast<int8_t>(d >> (8 * j));
+      }
+      sum[p * geo.cols() + c] = total;
+    }
+}
+
+// Element offset `rows` rows into a reduced matrix of K columns (int8 or bf16 elements).
+const void* reduced_rows(const void* r, WeightType type, size_t rows, int K) {
+  if (r == nullptr) return nullptr;
+  const size_t bytes = type == WeightType::kBf16 ? 2 : 1;
+  return static_cast<const char*>(r) + rows * K * bytes;
+}
+
 }  // namespace
 
 RnnModel model_pack(const RnnConfig& cfg, const std::vector<RawWeights>& raw) {
@@ -46,18 +112,16 @@ RnnModel model_pack(const RnnConfig& cfg, const std::vector<RawWeights>& raw) {
     const RawWeights& r = raw[i];
     PackedWeights pw;
     const int I = cfg.layer_input(i / D);
-    pw.w_ih.resize(cols * I);
-    panels_pack(r.w_ih, H, I, m.geo, m.panels, pw.w_ih.data());
+    matrix_pack(cfg, r.w_ih, r.r_ih, r.s_ih, H, I, m.geo, m.panels, pw.w_ih, pw.f_ih);
     if (cfg.classic_gru()) {
       const PanelGeometry rz{2, 2, 16};
-      pw.w_hh.resize(static_cast<size_t>(m.panels) * rz.cols() * H);
-      panels_pack(r.w_hh, H, H, rz, m.panels, pw.w_hh.data());
-      pw.w_hn.resize(static_cast<size_t>(m.cand_panels) * kProjectionGeometry.cols() * H);
-      panels_pack(r.w_hh + static_cast<size_t>(2) * H * H, H, H, kProjectionGeometry, m.cand_panels,
-                  pw.w_hn.data());
+      matrix_pack(cfg, r.w_hh, r.r_hh, r.s_hh, H, H, rz, m.panels, pw.w_hh, pw.f_hh);
+      const size_t n_rows = static_cast<size_t>(2) * H;
+      matrix_pack(cfg, r.w_hh ? r.w_hh + n_rows * H : nullptr,
+                  reduced_rows(r.r_hh, cfg.dtype, n_rows, H), r.s_hh ? r.s_hh + n_rows : nullptr,
+                  H, H, kProjectionGeometry, m.cand_panels, pw.w_hn, pw.f_hn);
     } else {
-      pw.w_hh.resize(cols * cfg.h_out());
-      panels_pack(r.w_hh, H, cfg.h_out(), m.geo, m.panels, pw.w_hh.data());
+      matrix_pack(cfg, r.w_hh, r.r_hh, r.s_hh, H, cfg.h_out(), m.geo, m.panels, pw.w_hh, pw.f_hh);
     }
     // LSTM and RNN biases sum; torch's GRU's b_hn must stay inside r ⊙ (W_hn h + b_hn)
     // (the classic GRU adds it outside r: it sums).
@@ -78,10 +142,9 @@ RnnModel model_pack(const RnnConfig& cfg, const std::vector<RawWeights>& raw) {
       pw.b_hn.resize(static_cast<size_t>(m.panels) * kLanes);
       panels_pack(r.b_hh + 2 * H, H, 1, PanelGeometry{1, 1, 16}, m.panels, pw.b_hn.data());
     }
-    if (m.proj_panels > 0) {
-      pw.w_hr.resize(static_cast<size_t>(m.proj_panels) * kProjectionGeometry.cols() * H);
-      panels_pack(r.w_hr, cfg.proj_size, H, kProjectionGeometry, m.proj_panels, pw.w_hr.data());
-    }
+    if (m.proj_panels > 0)
+      matrix_pack(cfg, r.w_hr, r.r_hr, r.s_hr, cfg.proj_size, H, kProjectionGeometry,
+                  m.proj_panels, pw.w_hr, pw.f_hr);
     m.weights.push_back(std::move(pw));
   }
   return m;

@@ -40,6 +40,9 @@ struct RnnConfig {
   bool peepholes = false;           // LSTM
   bool input_forget = false;        // LSTM: f = 1 − i
   float clip = 0.0f;                // > 0: gate pre-activations clamped to [−clip, clip]
+  // The weight matrices' format (W_ih, W_hh, W_hr): fp32, bf16 or int8 (biases, peepholes
+  // and all state stay fp32; kernels/reduced/reduced-dot.h).
+  WeightType dtype = WeightType::kF32;
   Act act[2][3];                    // per direction, the cell's activation slots
   int h_out() const { return proj_size > 0 ? proj_size : hidden_size; }
   bool classic_gru() const { return cell == CellKind::kGru && !linear_before_reset; }
@@ -54,6 +57,29 @@ struct RawWeights {
   const float* b_hh = nullptr;  // (G·H) or null
   const float* w_hr = nullptr;  // (P, H) or null
   const float* peep = nullptr;  // LSTM peepholes (3·H): i, f, o; or null
+  // Reduced models (RnnConfig::dtype; the float matrices above are then unused): the same
+  // matrices as bf16 bits (uint16) or int8 values, and for int8 one scale per row.
+  const void* r_ih = nullptr;
+  const void* r_hh = nullptr;
+  const void* r_hr = nullptr;
+  const float* s_ih = nullptr;
+  const float* s_hh = nullptr;
+  const float* s_hr = nullptr;
+};
+
+// The format data of a packed reduced matrix: per packed column, the int8 scale and Σ_k q.
+struct PackedFormat {
+  AlignedBuffer scale;  // floats
+  AlignedBuffer sum;    // int32 bit patterns
+  WeightFormat of(WeightType type) const {
+    WeightFormat f;
+    f.type = type;
+    if (type == WeightType::kInt8) {
+      f.scale = scale.data();
+      f.sum = reinterpret_cast<const int32_t*>(sum.data());
+    }
+    return f;
+  }
 };
 
 struct PackedWeights {
@@ -64,6 +90,8 @@ struct PackedWeights {
   AlignedBuffer w_hr;  // LSTM projection: (proj_panels, H, 4, 16)
   AlignedBuffer w_hn;  // classic GRU: (cand_panels, H, 4, 16)
   AlignedBuffer peep;  // LSTM peepholes: (3, panels·16), i, f, o
+  // Reduced models: the matrices above hold (panels, weight_rows(K), NV, 16) dwords.
+  PackedFormat f_ih, f_hh, f_hr, f_hn;
 };
 
 struct RnnModel {

@@ -13,6 +13,7 @@ from ._batch import BatchPredictor, predict_file
 from ._config import ModelConfig
 from ._load import from_keras, from_onnx, from_torch, load
 from ._modules import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, build
+from ._quantize import quantize
 from ._runtime import (
     caches_select_from_env,
     cpu_info,
@@ -42,6 +43,7 @@ __all__ = [
     "from_onnx",
     "load",
     "build",
+    "quantize",
     "ModelConfig",
     "io",
     "BatchPredictor",

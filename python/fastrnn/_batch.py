@@ -29,10 +29,10 @@ from collections.abc import Mapping
 import numpy as np
 
 from ._checks import as_lengths, float_array, positive_int, shape_text
+from ._quantize import dtype_name, quantize
 
 # --- BatchPredictor ------------------------------------------------------------------------
 
-DTYPES = ("float32",)  # reduced precision (bf16, int8 weights) comes with its own issue
 
 # The step kernels choose their register tile by the whole batch: 1 to 3 rows take the
 # few-row tile, which on AVX-512 splits each recurrent dot product in two chains and so
@@ -77,7 +77,8 @@ class BatchPredictor:
         an actor's num_cpus and Dask's nanny sets to 1), the affinity mask and the cgroup
         quota. An int n: every call runs on at most n threads (the model call's
         `num_threads=`), whatever the process budget.
-    dtype: "float32", the only precision today; any other value is a ValueError.
+    dtype: None (default): the model's own; "float32", "bf16" or "int8": the model converted
+        with fastrnn.quantize (once per process for a path).
 
     __call__(batch) takes a mapping of column name → array with
       x: the sequences, either padded, a float array (B, T, I) — batch-first whatever the
@@ -97,20 +98,17 @@ class BatchPredictor:
     however the rows are batched (see the module's docstring).
     """
 
-    def __init__(self, model, threads: int | None = None, dtype: str = "float32") -> None:
+    def __init__(self, model, threads: int | None = None, dtype: str | None = None) -> None:
+        self._dtype = None if dtype is None else dtype_name(dtype, "BatchPredictor")
         if isinstance(model, (str, os.PathLike)):
             self._path, self._model = os.fspath(model), None
         else:
             self._path, self._model = None, _sequence_model_check(model, "BatchPredictor: model")
+            if self._dtype is not None and self._model.dtype != self._dtype:
+                self._model = quantize(self._model, self._dtype)
         self._threads = (
             None if threads is None else positive_int(threads, "BatchPredictor: threads")
         )
-        if not isinstance(dtype, str) or dtype not in DTYPES:
-            raise ValueError(
-                f"BatchPredictor: dtype must be one of {DTYPES} (reduced precision is not "
-                f"available yet), got {dtype!r}"
-            )
-        self._dtype = dtype
         self._lock = threading.Lock()
 
     # --- what it is ----------------------------------------------------------------------
@@ -122,7 +120,7 @@ class BatchPredictor:
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    self._model = _model_cached(self._path)
+                    self._model = _model_cached(self._path, self._dtype)
         return self._model
 
     @property
@@ -134,7 +132,8 @@ class BatchPredictor:
 
     @property
     def dtype(self) -> str:
-        return self._dtype
+        """The model's weight format: the requested one, else the model's own."""
+        return self._dtype if self._dtype is not None else self.model.dtype
 
     def __repr__(self) -> str:
         what = repr(self._path) if self._path is not None else repr(self._model)
@@ -268,20 +267,20 @@ _cache_lock = threading.Lock()
 _loads = 0  # files loaded by this process (tests check "once per worker")
 
 
-def _model_cached(path: str):
+def _model_cached(path: str, dtype: str | None = None):
     global _loads
     import fastrnn
 
     try:
         st = os.stat(path)
-        key = (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+        key = (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns, dtype)
     except OSError:
         key = None  # fastrnn.load says what is wrong with it
     with _cache_lock:
         if key is not None and key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-        model = fastrnn.load(path)
+        model = fastrnn.load(path, dtype=dtype)
         _loads += 1
         try:
             _sequence_model_check(model, f"BatchPredictor: the model in {path}")

@@ -110,3 +110,4 @@ def call_threads(value, name: str) -> int:
 MAX_SIZE = _core.LIMITS["max_features"]  # input_size, hidden_size, proj_size
 MAX_LAYERS = _core.LIMITS["max_layers"]
 MAX_PARAMETERS = _core.LIMITS["max_parameters"]  # weights in torch's layout
+MAX_REDUCED_SIZE = _core.LIMITS["max_reduced_features"]  # the same, of a bf16 / int8 model

@@ -13,7 +13,7 @@ import json
 import math
 import re
 
-from ._checks import MAX_LAYERS, MAX_PARAMETERS, MAX_SIZE
+from ._checks import MAX_LAYERS, MAX_PARAMETERS, MAX_REDUCED_SIZE, MAX_SIZE
 
 # mode → (gates per hidden unit, nonlinearity of an Elman RNN, layer class name).
 # Gate order is torch's: LSTM i, f, g, o; GRU r, z, n.
@@ -32,7 +32,7 @@ CLASSES = LAYER_CLASSES + tuple(c + "Cell" for c in LAYER_CLASSES)
 # Version 2 adds the cell variants below; a file of a torch-form model is still written as
 # version 1, so that older readers keep reading it (and refuse what they cannot compute).
 FORMAT = "fastrnn"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 2: cell variants; 3: reduced-precision weights (dtype)
 
 # Activation functions a cell may use instead of its defaults (ONNX's names and meaning,
 # https://onnx.ai/onnx/operators/onnx__LSTM.html): name → (alpha, beta) defaults, None
@@ -140,6 +140,9 @@ class ModelConfig:
     merge_mode: bidirectional only, how the last layer's two directions make the output
         (Keras' Bidirectional): "concat" (torch's), "sum", "mul", "ave", or "none" (the
         output is the pair (forward, backward)). Layers below the last always concatenate.
+
+    dtype: how the weight matrices are held, "float32", "bf16" or "int8" (see
+    fastrnn.quantize and docs/precision.md); biases, states and arithmetic stay float32.
     Construction checks nothing: `problem()` does (importers call it before reading any
     weight).
     """
@@ -160,6 +163,7 @@ class ModelConfig:
     clip: float = 0.0
     activations: tuple = ()
     merge_mode: str = "concat"
+    dtype: str = "float32"
 
     # --- derived ---------------------------------------------------------------------------
 
@@ -332,6 +336,15 @@ class ModelConfig:
                     return str(e)
         if self.merge_mode not in MERGE_MODES:
             return f"merge_mode must be one of {list(MERGE_MODES)}, got {self.merge_mode!r}"
+        if self.dtype not in ("float32", "bf16", "int8"):
+            return f"dtype must be 'float32', 'bf16' or 'int8', got {self.dtype!r}"
+        if self.dtype != "float32":
+            for key in ("input_size", "hidden_size", "proj_size"):
+                if getattr(self, key) > MAX_REDUCED_SIZE:
+                    return (
+                        f"{key} of a {self.dtype} model must be at most {MAX_REDUCED_SIZE}, "
+                        f"got {getattr(self, key)}"
+                    )
         if self.merge_mode != "concat" and not self.bidirectional:
             return f"merge_mode={self.merge_mode!r} needs a bidirectional model"
         if self.is_variant and self.is_cell:
@@ -345,10 +358,12 @@ class ModelConfig:
 
     def to_metadata(self) -> dict[str, str]:
         """The configuration as safetensors metadata (strings): see docs/serving.md."""
-        version = FORMAT_VERSION if self.is_variant else 1
+        version = 3 if self.dtype != "float32" else 2 if self.is_variant else 1
         md = {"format": FORMAT, "format_version": str(version), "class": self.kind}
         for field in dataclasses.fields(self):
             if field.name == "kind" or (field.name in _VARIANT_FIELDS and not self.is_variant):
+                continue
+            if field.name == "dtype" and self.dtype == "float32":
                 continue
             value = getattr(self, field.name)
             if field.name == "activations":
@@ -424,6 +439,8 @@ class ModelConfig:
                     variant["activations"] = tuple(activation(a) for a in listed)
                 except (ValueError, TypeError) as e:
                     raise ValueError(f"metadata activations: {e}") from None
+        if int(version) >= 3 and "dtype" in md:
+            variant["dtype"] = get("dtype")[:20]
         config = cls(
             kind=kind,
             mode=mode,

@@ -5,6 +5,14 @@ from __future__ import annotations
 
 from . import io
 from ._modules import build
+from ._quantize import dtype_name
+
+
+def _built(config, weights, dtype, where: str):
+    """build() in the requested dtype (None: the source's own)."""
+    if dtype is not None:
+        config = config.replace(dtype=dtype_name(dtype, where))
+    return build(config, weights)
 
 
 def load(
@@ -16,6 +24,7 @@ def load(
     prefix: str | None = None,
     layer: str | None = None,
     node: str | None = None,
+    dtype: str | None = None,
 ):
     """A fastrnn model from a file: a fastrnn file (model.save; needs numpy only), a plain
     safetensors state_dict, a torch state_dict file (torch.save; needs torch, read with
@@ -27,19 +36,20 @@ def load(
     mode ('LSTM', 'GRU', 'RNN_TANH', 'RNN_RELU'; must agree with the shapes), nonlinearity
     ('tanh'/'relu', for RNNs), batch_first (default False; for a fastrnn file it overrides
     the stored layout), prefix (the RNN's key prefix when the file holds several).
-    A corrupted, truncated or inconsistent file is a ValueError naming the file.
+    dtype: None keeps the file's weight format; "float32", "bf16" or "int8" converts
+    (fastrnn.quantize). A corrupted, truncated or inconsistent file is a ValueError naming
+    the file.
     """
-    return build(
-        *io.read(
-            path,
-            mode=mode,
-            batch_first=batch_first,
-            nonlinearity=nonlinearity,
-            prefix=prefix,
-            layer=layer,
-            node=node,
-        )
+    config, weights = io.read(
+        path,
+        mode=mode,
+        batch_first=batch_first,
+        nonlinearity=nonlinearity,
+        prefix=prefix,
+        layer=layer,
+        node=node,
     )
+    return _built(config, weights, dtype, "load")
 
 
 def from_onnx(
@@ -81,11 +91,12 @@ def from_keras(path, *, layer: str | None = None):
     return build(*keras.read(path, layer=layer))
 
 
-def from_torch(module):
+def from_torch(module, *, dtype: str = "float32"):
     """A fastrnn model with the configuration and weights of a torch.nn.LSTM, GRU, RNN,
     LSTMCell, GRUCell or RNNCell (the weights are copied; later changes to the module do not
-    reach the fastrnn model)."""
-    return build(*io.pytorch.read_module(module))
+    reach the fastrnn model). dtype: "float32", or "bf16" / "int8" weights (fastrnn.quantize;
+    the error is stated in docs/precision.md)."""
+    return _built(*io.pytorch.read_module(module), dtype, "from_torch")
 
 
 def to_torch(model):

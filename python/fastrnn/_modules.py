@@ -23,6 +23,7 @@ from ._checks import (
     to_float32,
 )
 from ._config import DEFAULT_ACTIVATIONS, MERGE_MODES, ModelConfig, activation, rnn_mode
+from ._quantize import CORE_DTYPES, core_matrix, is_matrix, rounded
 
 # The variants' values for torch's cells (and for pickles made before they existed).
 _VARIANT_DEFAULTS = {
@@ -89,6 +90,7 @@ class _RNNBase:
         # _owner: the class a cell's one-layer stack reports in messages ("GRUCell").
         # variant: the cell variants the subclass's signature offers (see ModelConfig).
         name = _owner or type(self).__name__
+        self._dtype = "float32"
         self.input_size = positive_int(input_size, f"{name}: input_size", maximum=MAX_SIZE)
         self.hidden_size = positive_int(hidden_size, f"{name}: hidden_size", maximum=MAX_SIZE)
         self.num_layers = positive_int(num_layers, f"{name}: num_layers", maximum=MAX_LAYERS)
@@ -207,7 +209,13 @@ class _RNNBase:
             clip=self.clip,
             activations=self.activations,
             merge_mode=self.merge_mode,
+            dtype=self._dtype,
         )
+
+    @property
+    def dtype(self) -> str:
+        """How the weight matrices are held: "float32", "bf16" or "int8" (fastrnn.quantize)."""
+        return self._dtype
 
     def _kind(self) -> str:
         """The class among LSTM, GRU, RNN this one is (a user's subclass reports its base)."""
@@ -229,7 +237,8 @@ class _RNNBase:
         return self.config.arguments()
 
     def __repr__(self) -> str:
-        return f"fastrnn.{type(self).__name__}({self.extra_repr()})"
+        dtype = f", dtype={self._dtype!r}" if self._dtype != "float32" else ""
+        return f"fastrnn.{type(self).__name__}({self.extra_repr()}{dtype})"
 
     # --- weights, files, pickling -------------------------------------------------------------
 
@@ -242,6 +251,10 @@ class _RNNBase:
         back without torch (weights under torch's key names, configuration in the metadata)."""
         io.write(path, self.config, self._weights)
 
+    def _set_dtype(self, dtype: str) -> None:
+        """Before the weights are loaded (build)."""
+        self._dtype = dtype
+
     def __getstate__(self) -> dict:
         # The compiled core cannot be pickled: keep the configuration and the torch-layout
         # weights, and pack them again on unpickling.
@@ -253,6 +266,7 @@ class _RNNBase:
         state = dict(state)
         weights = state.pop("_weights")
         self.__dict__.update(_VARIANT_DEFAULTS)  # pickles from before the variants existed
+        self.__dict__.setdefault("_dtype", "float32")
         self.__dict__.update(state)
         self._weights = {}
         self._core = None
@@ -260,11 +274,13 @@ class _RNNBase:
 
     def load_state_dict(self, state_dict) -> None:
         """Loads weights under torch's key names (numpy arrays or torch tensors). Strict: a
-        missing, unexpected or mis-shaped key is a ValueError naming it."""
+        missing, unexpected or mis-shaped key is a ValueError naming it. A bf16 or int8
+        model rounds the weight matrices to its format (fastrnn.quantize)."""
+        name = type(self).__name__
         weights = {
-            key: to_float32(a, copy=True)
+            key: rounded(key, to_float32(a, copy=True), self._dtype)
             for key, a in checked_state_dict(
-                type(self).__name__, state_dict, self.config.parameter_shapes()
+                name, state_dict, self.config.parameter_shapes()
             ).items()
         }
         self._core = _core.Model(
@@ -277,6 +293,7 @@ class _RNNBase:
             self.bias,
             self._core_weights(weights),
             self._core_variant(),
+            CORE_DTYPES[self._dtype],
         )
         self._weights = weights
 
@@ -295,6 +312,7 @@ class _RNNBase:
         }
 
     def _core_weights(self, w: dict[str, np.ndarray]) -> list:
+        w = {k: core_matrix(v, self._dtype) if is_matrix(k) else v for k, v in w.items()}
         out = []
         for layer in range(self.num_layers):
             for direction in range(self.num_directions):
@@ -614,19 +632,29 @@ class _CellBase:
         )
 
     input_size = property(lambda self: self._layer.input_size)
+    dtype = property(lambda self: self._layer.dtype, doc="See _RNNBase.dtype.")
     hidden_size = property(lambda self: self._layer.hidden_size)
     bias = property(lambda self: self._layer.bias)
 
     def __repr__(self) -> str:
-        return f"fastrnn.{type(self).__name__}({self._layer.extra_repr()})"
+        dtype = f", dtype={self.dtype!r}" if self.dtype != "float32" else ""
+        return f"fastrnn.{type(self).__name__}({self._layer.extra_repr()}{dtype})"
 
     @property
     def config(self) -> ModelConfig:
         """What this cell is, without its weights (see fastrnn.ModelConfig)."""
         layer = self._layer.config
         return ModelConfig(
-            layer.kind + "Cell", layer.mode, layer.input_size, layer.hidden_size, bias=layer.bias
+            layer.kind + "Cell",
+            layer.mode,
+            layer.input_size,
+            layer.hidden_size,
+            bias=layer.bias,
+            dtype=layer.dtype,
         )
+
+    def _set_dtype(self, dtype: str) -> None:
+        self._layer._set_dtype(dtype)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {k[: -len("_l0")]: v for k, v in self._layer.state_dict().items()}
@@ -758,5 +786,6 @@ def build(config: ModelConfig, weights) -> _RNNBase | _CellBase:
         elif cls is RNN:
             kw["nonlinearity"] = config.nonlinearity
         model = cls(I, H, config.num_layers, seed=_NO_WEIGHTS, **kw)
+    model._set_dtype(config.dtype)
     model.load_state_dict(weights)
     return model

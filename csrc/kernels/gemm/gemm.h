@@ -57,6 +57,10 @@ FASTRNN_INLINE void panel_accumulate(const float* panel, int K, const float* a, 
 
 template <int NV>
 void gemm_panels(const GemmArgs& g) {
+  if (g.wf.type != WeightType::kF32) {
+    gemm_reduced<NV>(g);
+    return;
+  }
   constexpr int kCols = NV * 16;
   for (int p = g.p0; p < g.p1; ++p) {
     float* c = g.c + p * kCols;

@@ -56,6 +56,7 @@ FASTRNN_INLINE void project_panel(const StepArgs& s, int p) {
   g.bias = s.in.bias;
   g.c = s.in.gx + s.b0 * s.ld_gx;
   g.ldc = s.ld_gx;
+  g.wf = s.in.wf;
   gemm_panels<NV>(g);
 }
 
@@ -233,6 +234,34 @@ FASTRNN_INLINE void step_panels_summed(const StepArgs& s, Init&& init, Epilogue&
   });
 }
 
+// Reduced weights (kernels/reduced/reduced-dot.h): the rows [b0, b1) are packed (rounded
+// to bf16 or quantised) in groups that fit a stack buffer, each group once per call; then,
+// panel by panel, row blocks of up to kRedRows: gate sums started by init, plus the reduced
+// dot products, then the epilogue (or the carry). Each row's sums depend on its own values
+// only, never on the blocking or the thread split.
+template <int NV, int kUnits, class Init, class Epilogue>
+FASTRNN_INLINE void step_panels_reduced(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
+  const WeightType type = s.wf.type;
+  const int Kd = weight_rows(type, s.K), group = red_group_rows(type, s.K);
+  alignas(64) uint32_t buf[kRedBufDwords];
+  float sa[kRedMaxGroupRows];
+  for (int r0 = s.b0; r0 < s.b1; r0 += group) {
+    const int r1 = s.b1 - r0 < group ? s.b1 : r0 + group;
+    pack_rows(type, s.h_prev + r0 * s.ld_h_prev, s.ld_h_prev, r1 - r0, s.K, buf, sa);
+    for_step_panels<NV>(s, [&](int, int p, const float*) {
+      const uint32_t* w = red_panel_at(s.w, type, s.K, NV, p);
+      for_row_blocks<kRedRows>(r0, r1, [&](auto rows, int b0) {
+        constexpr int R = decltype(rows)::value;
+        if (carry_if_inactive<kUnits>(s, p, b0, R)) return;
+        alignas(64) float sums[R][NV * 16];
+        sums_start<NV>(p, b0, R, &sums[0][0], init);
+        red_panel<NV, R>(s.wf, w, Kd, buf + (b0 - r0) * Kd, Kd, sa + (b0 - r0), p, sums);
+        sums_finish<NV, kUnits>(s, p, b0, R, &sums[0][0], epilogue);
+      });
+    });
+  }
+}
+
 // Few rows (batch 1 to 3): kStepRows rows, K split in two chains where the ISA hides FMA
 // latency that way (kStepSplitK). Many rows: the ISA's tallest step tile
 // (step_rows_many), which reads each weight vector once per block of rows.
@@ -240,6 +269,10 @@ FASTRNN_INLINE void step_panels_summed(const StepArgs& s, Init&& init, Epilogue&
 // result of a row is the same for any thread count.
 template <int NV, int kUnits, class Init, class Epilogue>
 FASTRNN_INLINE void step_panels(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
+  if (s.wf.type != WeightType::kF32) {
+    step_panels_reduced<NV, kUnits>(s, init, epilogue);
+    return;
+  }
   if (s.many_rows) {
     if constexpr (kStepSumRows > 0)
       step_panels_summed<NV, kUnits>(s, init, epilogue);

@@ -30,6 +30,7 @@ import numpy as np
 
 from .._checks import MAX_SIZE, shape_text
 from .._config import FORMAT, ModelConfig
+from .._quantize import is_matrix, stored
 from .base import BadFile
 from .keys import config_infer, hints_apply, keys_check, prefix_select
 
@@ -42,6 +43,7 @@ DTYPES = {
     "F16": (np.dtype("<f2"), 2),
     "F64": (np.dtype("<f8"), 8),
     "BF16": (np.dtype("<u2"), 2),  # the top half of a float32: widened exactly below
+    "I8": (np.dtype("i1"), 1),  # an int8 model's matrices, with their ".scale" rows
 }
 
 
@@ -172,12 +174,74 @@ def read(f, path, size: int, *, mode, batch_first, nonlinearity, prefix):
             path, {k: entries[v][1] for k, v in names.items()}, mode, nonlinearity
         )
     config = hints_apply(os.fspath(path), config, mode, nonlinearity, batch_first)
+    scales = {k: v for k, v in names.items() if k.endswith(".scale")}
+    if config.dtype != "int8" and scales:
+        raise BadFile(path, f"holds scales {sorted(scales)[:3]} but is not an int8 model")
+    names = {k: v for k, v in names.items() if k not in scales}
     keys_check(path, config, {k: entries[v][1] for k, v in names.items()})
-    weights = {  # in torch's order, whatever the file's
-        k: tensor_read(f, path, names[k], entries[names[k]], data_start)
-        for k in config.parameter_shapes()
-    }
+    weights = {}
+    for k in config.parameter_shapes():  # in torch's order, whatever the file's
+        entry = entries[names[k]]
+        want = _stored_dtype(config.dtype, k)
+        if want is not None and entry[0] != want:
+            raise BadFile(path, f"tensor {k!r} of a {config.dtype} model must be {want}, got {entry[0]}")
+        weights[k] = tensor_read(f, path, names[k], entry, data_start)
+        if config.dtype == "int8" and is_matrix(k):
+            weights[k] = _int8_read(f, path, k, entry, entries.get(scales.get(k + ".scale")), data_start)
+    if len(scales) != sum(config.dtype == "int8" and is_matrix(k) for k in weights):
+        extra = sorted(set(scales) - {k + ".scale" for k in weights})
+        raise BadFile(path, f"holds scales without a matrix: {extra[:3]}")
     return config, weights
+
+
+def _stored_dtype(dtype: str, key: str) -> str | None:
+    """The safetensors dtype a reduced model's file must hold `key` in (None: any float)."""
+    if dtype == "float32" or not is_matrix(key):
+        return None
+    return "BF16" if dtype == "bf16" else "I8"
+
+
+def _int8_read(f, path, key: str, entry, scale_entry, data_start: int) -> np.ndarray:
+    """An int8 matrix times its per-row scales (key + ".scale", F32 (rows,), finite, ≥ 0)."""
+    rows = entry[1][0]
+    if scale_entry is None:
+        raise BadFile(path, f"int8 matrix {key!r} has no {key + '.scale'!r}")
+    if scale_entry[0] != "F32" or scale_entry[1] != (rows,):
+        raise BadFile(
+            path,
+            f"{key + '.scale'!r} must be F32 of shape ({rows},), got {scale_entry[0]} "
+            f"{shape_text(scale_entry[1])}",
+        )
+    q = tensor_read(f, path, key, entry, data_start)
+    s = tensor_read(f, path, key + ".scale", scale_entry, data_start)
+    if (q < -127).any():
+        raise BadFile(path, f"int8 matrix {key!r} holds -128; values must be in [-127, 127]")
+    if not (np.isfinite(s).all() and (s >= 0).all()):
+        raise BadFile(path, f"{key + '.scale'!r} must be finite and >= 0")
+    return (q * s[:, None]).astype(np.float32)
+
+
+# numpy dtype → safetensors dtype of the arrays serialize writes (uint16: bf16 bits).
+_WRITE_DTYPES = {np.dtype("<f4"): "F32", np.dtype("<u2"): "BF16", np.dtype("i1"): "I8"}
+
+
+def serialize(tensors: dict, metadata: dict) -> bytes:
+    """A safetensors file's bytes: the JSON header (padded with spaces to 8 bytes), then the
+    tensors' little-endian bytes in the header's order."""
+    header, chunks, offset = {"__metadata__": metadata}, [], 0
+    for key, a in tensors.items():
+        a = np.ascontiguousarray(a)
+        chunk = a.astype(a.dtype.newbyteorder("<")).tobytes()
+        header[key] = {
+            "dtype": _WRITE_DTYPES[a.dtype.newbyteorder("<")],
+            "shape": list(a.shape),
+            "data_offsets": [offset, offset + len(chunk)],
+        }
+        chunks.append(chunk)
+        offset += len(chunk)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + b"".join(chunks)
 
 
 def write(path, config: ModelConfig, weights: dict, version: str) -> None:
@@ -185,12 +249,13 @@ def write(path, config: ModelConfig, weights: dict, version: str) -> None:
     `config` in the metadata, with `version` as fastrnn_version. Replaces `path`
     atomically; the file gets the permissions of any file the process creates (0666 minus
     the umask)."""
-    from safetensors.numpy import save as safetensors_bytes
-
     metadata = config.to_metadata()
     metadata["fastrnn_version"] = version
     path = os.fspath(path)
-    data = safetensors_bytes(weights, metadata=metadata)
+    tensors = {}
+    for key, w in weights.items():
+        tensors.update(stored(key, w, config.dtype))
+    data = serialize(tensors, metadata)
     # Unique per process and thread: concurrent saves to one path each replace it whole.
     # (safetensors' save_file would create the file 0600, unreadable by a serving user.)
     tmp = f"{path}.tmp{os.getpid()}-{threading.get_ident()}"

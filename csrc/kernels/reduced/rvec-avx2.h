@@ -1,0 +1,46 @@
+// The reduced-precision vocabulary for AVX2 (see reduced.h): one ymm of 8 dwords per V.
+// int8: exact products by the sign trick (|q_a| unsigned times w with q_a's sign, pairs in
+// 16 bits: at most 2 · 127 · 127 = 32258, so VPMADDUBSW never saturates; then 32 bits).
+// bf16: the pair split by a mask and a shift, two FMAs.
+// Included inside an anonymous namespace after vec-avx2.h.
+
+struct VW {
+  __m256i v;
+};
+struct VI {
+  __m256i v;
+};
+struct VAi {
+  __m256i abs, sign;
+};
+struct VAb {
+  V hi, lo;
+};
+
+inline VW vload_w(const uint32_t* p) {
+  return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))};
+}
+inline VI vi_zero() { return {_mm256_setzero_si256()}; }
+inline VI vi_add(VI a, VI b) { return {_mm256_add_epi32(a.v, b.v)}; }
+inline V vi_to_v(VI a) { return {_mm256_cvtepi32_ps(a.v)}; }
+inline VAi vbcast_i8(uint32_t quad) {
+  const __m256i a = _mm256_set1_epi32(static_cast<int>(quad));
+  return {_mm256_abs_epi8(a), a};
+}
+inline VI vdot_i8(VI acc, VW w, VAi a) {
+  const __m256i p16 = _mm256_maddubs_epi16(a.abs, _mm256_sign_epi8(w.v, a.sign));
+  return {_mm256_add_epi32(acc.v, _mm256_madd_epi16(p16, _mm256_set1_epi16(1)))};
+}
+inline VI vi_finish(VI acc, const int32_t*) { return acc; }
+inline VAb vbcast_bf16(uint32_t pair) {
+  return {{_mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(pair & 0xFFFF0000u)))},
+          {_mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(pair << 16)))}};
+}
+inline V vdot_bf16(V acc, VW w, VAb a) {
+  const __m256 hi = _mm256_castsi256_ps(_mm256_and_si256(w.v, _mm256_set1_epi32(-65536)));
+  const __m256 lo = _mm256_castsi256_ps(_mm256_slli_epi32(w.v, 16));
+  return {_mm256_fmadd_ps(lo, a.lo.v, _mm256_fmadd_ps(hi, a.hi.v, acc.v))};
+}
+
+constexpr int kRedAccumulators = 12;
+constexpr int kRedRows = 3;
