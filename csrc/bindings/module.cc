@@ -551,12 +551,12 @@ PYBIND11_MODULE(_core, m) {
   m.attr("LIMITS") = limits;
 
   py::class_<Model>(m, "Model")
-      .def(py::init<const std::string&, const py::int_&, const py::int_&, const py::int_&, bool,
-                    const py::int_&, bool, const py::list&, const py::object&,
-                    const std::string&>(),
-           py::arg("mode"), py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers"),
-           py::arg("bidirectional"), py::arg("proj_size"), py::arg("bias"), py::arg("weights"),
-           py::arg("variant") = py::none(), py::arg("dtype") = "float32")
+      .def(
+          py::init<const std::string&, const py::int_&, const py::int_&, const py::int_&, bool,
+                   const py::int_&, bool, const py::list&, const py::object&, const std::string&>(),
+          py::arg("mode"), py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers"),
+          py::arg("bidirectional"), py::arg("proj_size"), py::arg("bias"), py::arg("weights"),
+          py::arg("variant") = py::none(), py::arg("dtype") = "float32")
       .def("forward", &Model::forward, py::arg("x"), py::arg("h0"), py::arg("c0"),
            py::arg("lengths"), py::arg("num_threads") = 0)
       .def("step", &Model::step, py::arg("x"), py::arg("h"), py::arg("c"))

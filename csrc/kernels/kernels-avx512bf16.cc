@@ -1,6 +1,8 @@
-// The avx512bf16 kernel table (AVX-512 with AVX512_VNNI and AVX512_BF16: the reduced-precision dot products in one instruction; the fp32 kernels are the avx512 table's): the shared kernel bodies compiled for one instruction set.
-// Everything here has internal linkage except the table itself, so no function compiled
-// with this file's ISA flags can be picked by the linker for another ISA's caller.
+// The avx512bf16 kernel table (AVX-512 with AVX512_VNNI and AVX512_BF16: the reduced-precision dot
+// products in one instruction; the fp32 kernels are the avx512 table's): the shared kernel bodies
+// compiled for one instruction set. Everything here has internal linkage except the table itself,
+// so no function compiled with this file's ISA flags can be picked by the linker for another ISA's
+// caller.
 #include <immintrin.h>
 
 #include <cmath>

@@ -118,8 +118,8 @@ RnnModel model_pack(const RnnConfig& cfg, const std::vector<RawWeights>& raw) {
       matrix_pack(cfg, r.w_hh, r.r_hh, r.s_hh, H, H, rz, m.panels, pw.w_hh, pw.f_hh);
       const size_t n_rows = static_cast<size_t>(2) * H;
       matrix_pack(cfg, r.w_hh ? r.w_hh + n_rows * H : nullptr,
-                  reduced_rows(r.r_hh, cfg.dtype, n_rows, H), r.s_hh ? r.s_hh + n_rows : nullptr,
-                  H, H, kProjectionGeometry, m.cand_panels, pw.w_hn, pw.f_hn);
+                  reduced_rows(r.r_hh, cfg.dtype, n_rows, H), r.s_hh ? r.s_hh + n_rows : nullptr, H,
+                  H, kProjectionGeometry, m.cand_panels, pw.w_hn, pw.f_hn);
     } else {
       matrix_pack(cfg, r.w_hh, r.r_hh, r.s_hh, H, cfg.h_out(), m.geo, m.panels, pw.w_hh, pw.f_hh);
     }
@@ -143,8 +143,8 @@ RnnModel model_pack(const RnnConfig& cfg, const std::vector<RawWeights>& raw) {
       panels_pack(r.b_hh + 2 * H, H, 1, PanelGeometry{1, 1, 16}, m.panels, pw.b_hn.data());
     }
     if (m.proj_panels > 0)
-      matrix_pack(cfg, r.w_hr, r.r_hr, r.s_hr, cfg.proj_size, H, kProjectionGeometry,
-                  m.proj_panels, pw.w_hr, pw.f_hr);
+      matrix_pack(cfg, r.w_hr, r.r_hr, r.s_hr, cfg.proj_size, H, kProjectionGeometry, m.proj_panels,
+                  pw.w_hr, pw.f_hr);
     m.weights.push_back(std::move(pw));
   }
   return m;

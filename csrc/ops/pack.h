@@ -43,7 +43,7 @@ struct RnnConfig {
   // The weight matrices' format (W_ih, W_hh, W_hr): fp32, bf16 or int8 (biases, peepholes
   // and all state stay fp32; kernels/reduced/reduced-dot.h).
   WeightType dtype = WeightType::kF32;
-  Act act[2][3];                    // per direction, the cell's activation slots
+  Act act[2][3];  // per direction, the cell's activation slots
   int h_out() const { return proj_size > 0 ? proj_size : hidden_size; }
   bool classic_gru() const { return cell == CellKind::kGru && !linear_before_reset; }
   int layer_input(int layer) const { return layer == 0 ? input_size : num_directions * h_out(); }

@@ -391,7 +391,12 @@ class Forward {
     a.sweep = sweep_;
     const int I = m_.cfg.layer_input(l);
     if (in != nullptr)
-      a.in = {in->base + (t - in->t0) * a_.B * I, I, I, w.w_ih.data(), w.bias.data(), gx,
+      a.in = {in->base + (t - in->t0) * a_.B * I,
+              I,
+              I,
+              w.w_ih.data(),
+              w.bias.data(),
+              gx,
               w.f_ih.of(m_.cfg.dtype)};
     if (ahead.gx != nullptr) {
       a.ahead = {ahead.x, I, I, w.w_ih.data(), w.bias.data(), ahead.gx, w.f_ih.of(m_.cfg.dtype)};

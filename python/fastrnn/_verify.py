@@ -81,12 +81,24 @@ class VerifyReport:
     fastrnn_error: float = float("nan")
     torch_error: float = float("nan")
     torch_dtype: str = "float32"
+    # A bf16 / int8 model is judged against torch float32 by the stated bounds instead
+    # (fastrnn._quantize.BOUNDS, docs/precision.md): max and mean |fastrnn − torch|.
+    dtype: str = "float32"
+    bound_max: float = float("nan")
+    bound_mean: float = float("nan")
+    mean_abs: float = float("nan")
 
     def verdict(self) -> str:
         """The verdict in words, naming the tensor that decided it."""
         worst = max(self.errors.values(), key=_margin, default=None)
         if worst is None:
             return "nothing to compare"
+        if self.dtype != "float32":
+            return (
+                f"{self.dtype} {'within' if self.ok else 'OUTSIDE'} its stated bound vs torch "
+                f"float32: max |fastrnn - torch| {self.max_abs:.3g} (bound {self.bound_max:g}), "
+                f"mean {self.mean_abs:.3g} (bound {self.bound_mean:g})"
+            )
         torch_name = f"torch {self.torch_dtype}"
         if self.ok:
             return (
@@ -189,6 +201,7 @@ def verify(
     state=None,
     model=None,
     seed: int = 0,
+    dtype: str | None = None,
 ) -> VerifyReport:
     """Runs `torch_module` (nn.LSTM/GRU/RNN or a cell; in eval and inference mode), a float64
     copy of it and fastrnn on the same input, and reports for every output and state
@@ -205,6 +218,10 @@ def verify(
     model: the fastrnn model to check; None: fastrnn.from_torch(torch_module).
     tolerance: an absolute floor: an error against float64 up to it always passes (default
        1e-5; where torch's own error is tiny, 2x of it would judge float32 rounding).
+    dtype: "bf16" or "int8" checks a reduced-precision model (fastrnn.from_torch(module,
+       dtype=...), or `model` converted): it passes when the max and the mean of
+       |fastrnn − torch float32| over every output and state are within the bounds stated
+       in docs/precision.md (reported beside them). None: the model's own dtype.
     """
     import torch
     import torch.nn as nn
@@ -220,7 +237,12 @@ def verify(
         )
     if not isinstance(tolerance, (int, float)) or not tolerance >= 0:
         raise ValueError(f"tolerance must be a number >= 0, got {tolerance!r}")
-    fr = from_torch(torch_module) if model is None else model
+    from ._quantize import BOUNDS, dtype_name, quantize
+
+    want = None if dtype is None else dtype_name(dtype, "verify")
+    fr = from_torch(torch_module, dtype=want or "float32") if model is None else model
+    if want is not None and fr.dtype != want:
+        fr = quantize(fr, want)
     is_cell = isinstance(torch_module, cell_types)
     is_lstm = isinstance(torch_module, (nn.LSTM, nn.LSTMCell))
     I, H = torch_module.input_size, torch_module.hidden_size
@@ -286,8 +308,23 @@ def verify(
             sequences=int(mine.size),
             sequences_ok=within,
         )
+    reduced = fr.dtype != "float32"
+    if reduced:
+        bound_max, bound_mean = BOUNDS[fr.dtype]
+        total = sum(np.abs(got[k].astype(np.float64) - ref[k]).sum() for k in ref)
+        mean_abs = float(total / max(1, sum(ref[k].size for k in ref)))
+    else:
+        bound_max = bound_mean = mean_abs = float("nan")
     return VerifyReport(
-        ok=all(e.ok for e in errors.values()),
+        ok=(
+            all(e.max_abs <= bound_max for e in errors.values()) and mean_abs <= bound_mean
+            if reduced
+            else all(e.ok for e in errors.values())
+        ),
+        dtype=fr.dtype,
+        bound_max=bound_max,
+        bound_mean=bound_mean,
+        mean_abs=mean_abs,
         max_abs=max(e.max_abs for e in errors.values()),
         max_rel=max(e.max_rel for e in errors.values()),
         tolerance=float(tolerance),

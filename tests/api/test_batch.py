@@ -173,9 +173,9 @@ def test_predictor_errors_name_the_argument(tmp_path):
         ),
         (lambda: p({"x": [x[0], x[1, :, :2]]}), ValueError, r"x\[1\] must have shape \(T_i, 5\)"),
         (
-            lambda: BatchPredictor(lstm, dtype="bf16"),
+            lambda: BatchPredictor(lstm, dtype="fp8"),
             ValueError,
-            r"dtype must be one of \('float32',\).*got 'bf16'",
+            r"BatchPredictor: dtype must be one of 'float32', 'bf16'.*got 'fp8'",
         ),
         (lambda: BatchPredictor(lstm, dtype=np.float16), ValueError, "dtype must be one of"),
         (
@@ -593,7 +593,7 @@ def test_predict_refuses_bad_arguments(tmp_path, lstm_file, capsys):
         assert cli(*argv) == 2, argv
         err = capsys.readouterr().err
         assert words in err and "Traceback" not in err, err
-    for argv in (("--batch-size", "0"), ("--threads", "-1"), ("--dtype", "bf16")):
+    for argv in (("--batch-size", "0"), ("--threads", "-1"), ("--dtype", "fp8")):
         with pytest.raises(SystemExit) as e:
             cli(model_path, tmp_path / "in.npy", "-o", tmp_path / "o.npy", *argv)
         assert e.value.code == 2

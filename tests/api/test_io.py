@@ -406,7 +406,7 @@ def test_shape_inconsistent_with_config(tmp_path):
         ("bias", "yes", "metadata bias must be 'true' or 'false', got 'yes'"),
         ("mode", "GRU", "metadata mode 'GRU' does not fit class 'LSTM'"),
         ("class", "Transformer", "metadata class must be one of"),
-        ("format_version", "3", "format_version 3 by a newer fastrnn"),
+        ("format_version", "4", "format_version 4 by a newer fastrnn"),
         ("format_version", "x", "metadata format_version must be an integer, got 'x'"),
         ("nonlinearity", "relu", "metadata nonlinearity 'relu' does not fit mode 'LSTM'"),
         ("input_size", None, "metadata lacks 'input_size'"),

@@ -453,7 +453,9 @@ def test_set_isa_unknown_name():
     before = _core.isa()
     with pytest.raises(
         ValueError,
-        match=exact("FASTRNN_ISA must be one of scalar, avx2, avx512, neon, auto; got 'bogus'"),
+        match=exact(
+            "FASTRNN_ISA must be one of scalar, avx2, avx512, avx512bf16, neon, auto; got 'bogus'"
+        ),
     ):
         _core.set_isa("bogus")
     assert _core.isa() == before

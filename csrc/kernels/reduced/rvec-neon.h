@@ -20,9 +20,7 @@ inline VW vload_w(const uint32_t* p) { return {vld1q_u32(p)}; }
 inline VI vi_zero() { return {vdupq_n_s32(0)}; }
 inline VI vi_add(VI a, VI b) { return {vaddq_s32(a.v, b.v)}; }
 inline V vi_to_v(VI a) { return {vcvtq_f32_s32(a.v)}; }
-inline VAi vbcast_i8(uint32_t quad) {
-  return {vmovl_s8(vreinterpret_s8_u32(vdup_n_u32(quad)))};
-}
+inline VAi vbcast_i8(uint32_t quad) { return {vmovl_s8(vreinterpret_s8_u32(vdup_n_u32(quad)))}; }
 inline VI vdot_i8(VI acc, VW w, VAi a) {
   const int8x16_t w8 = vreinterpretq_s8_u32(w.v);
   const int16x8_t p0 = vmulq_s16(vmovl_s8(vget_low_s8(w8)), a.v);   // columns 0, 1

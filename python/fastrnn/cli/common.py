@@ -57,6 +57,7 @@ def model_load(command: str, args, path: str):
             prefix=args.prefix,
             layer=args.layer,
             node=args.node,
+            dtype=getattr(args, "dtype", None),
         )
         return model, 0
     except (OSError, ValueError, ImportError) as e:

@@ -52,9 +52,10 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--dtype",
-        choices=("float32",),
-        default="float32",
-        help="compute precision (float32, the only one today)",
+        choices=("float32", "bf16", "int8"),
+        default=None,
+        help="weight precision: the model file's own (default), or float32, bf16, int8 "
+        "(fastrnn.quantize; error bounds in docs/precision.md)",
     )
     p.add_argument(
         "--x-key",

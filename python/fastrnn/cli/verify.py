@@ -47,6 +47,13 @@ def register(sub) -> None:
         "--batch", type=int, default=2, help="batch of the random input (2; layers only)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the random input (0)")
+    p.add_argument(
+        "--dtype",
+        choices=("bf16", "int8"),
+        default=None,
+        help="check the model converted to bf16 or int8 weights against torch float32 with "
+        "the stated error bounds (docs/precision.md)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
 
@@ -59,11 +66,14 @@ def run(args) -> int:
             "verify", f"--steps and --batch must be >= 1, got {args.steps} and {args.batch}"
         )
     if args.model_file.lower().endswith(".onnx"):
+        if args.dtype is not None:
+            return fail("verify", "--dtype applies to torch, safetensors and Keras files, not ONNX")
         return _run_onnx(args)
     if args.node is not None:
         return fail("verify", "--node applies to ONNX files (*.onnx) only")
     if args.layer is not None and not _is_keras(args.model_file):
         return fail("verify", "--layer applies to Keras files (*.keras, *.h5) only")
+    dtype, args.dtype = args.dtype, None  # the file is read as it is, converted below
     model, code = model_load("verify", args, args.model_file)
     if model is None:
         return code
@@ -81,7 +91,7 @@ def run(args) -> int:
         x = rng.standard_normal((args.batch, args.steps, config.input_size))
     else:
         x = rng.standard_normal((args.steps, args.batch, config.input_size))
-    report = verify(module, x, tolerance=args.tolerance, model=model, seed=args.seed)
+    report = verify(module, x, tolerance=args.tolerance, model=model, seed=args.seed, dtype=dtype)
     if args.json:
         doc = dataclasses.asdict(report)
         doc["verdict"] = report.verdict()

@@ -183,11 +183,21 @@ def read(f, path, size: int, *, mode, batch_first, nonlinearity, prefix):
     for k in config.parameter_shapes():  # in torch's order, whatever the file's
         entry = entries[names[k]]
         want = _stored_dtype(config.dtype, k)
+        if want is None and entry[0] == "I8":
+            raise BadFile(
+                path,
+                f"tensor {k!r} has dtype 'I8'; fastrnn reads F32, F16, F64, BF16 "
+                "(I8 only for an int8 model's weight matrices)",
+            )
         if want is not None and entry[0] != want:
-            raise BadFile(path, f"tensor {k!r} of a {config.dtype} model must be {want}, got {entry[0]}")
+            raise BadFile(
+                path, f"tensor {k!r} of a {config.dtype} model must be {want}, got {entry[0]}"
+            )
         weights[k] = tensor_read(f, path, names[k], entry, data_start)
         if config.dtype == "int8" and is_matrix(k):
-            weights[k] = _int8_read(f, path, k, entry, entries.get(scales.get(k + ".scale")), data_start)
+            weights[k] = _int8_read(
+                f, path, k, entry, entries.get(scales.get(k + ".scale")), data_start
+            )
     if len(scales) != sum(config.dtype == "int8" and is_matrix(k) for k in weights):
         extra = sorted(set(scales) - {k + ".scale" for k in weights})
         raise BadFile(path, f"holds scales without a matrix: {extra[:3]}")
