@@ -19,8 +19,8 @@ const Entry kEntries[] = {
 #if defined(FASTRNN_X86)
     {"avx2", &kKernelsAvx2, [](const CpuFeatures& f) { return f.avx2; }},
     {"avx512", &kKernelsAvx512, [](const CpuFeatures& f) { return f.avx512; }},
-    {"avx512bf16", &kKernelsAvx512Bf16,
-     [](const CpuFeatures& f) { return f.avx512 && f.avx512_vnni && f.avx512_bf16; }},
+    {"avx512vnni", &kKernelsAvx512Vnni,
+     [](const CpuFeatures& f) { return f.avx512 && f.avx512_vnni; }},
 #endif
 #if defined(FASTRNN_NEON)
     {"neon", &kKernelsNeon, [](const CpuFeatures& f) { return f.neon; }},
@@ -64,11 +64,11 @@ std::string kernels_select(const std::string& name) {
     g_table.store(best(), std::memory_order_release);
     return {};
   }
-  bool known = (name == "scalar" || name == "avx2" || name == "avx512" || name == "avx512bf16" ||
+  bool known = (name == "scalar" || name == "avx2" || name == "avx512" || name == "avx512vnni" ||
                 name == "neon");
   if (!known)
     throw std::invalid_argument(
-        "FASTRNN_ISA must be one of scalar, avx2, avx512, avx512bf16, neon, auto; got '" + name +
+        "FASTRNN_ISA must be one of scalar, avx2, avx512, avx512vnni, neon, auto; got '" + name +
         "'");
   for (const Entry& e : kEntries) {
     if (name == e.name && e.supported(cpu_features())) {

@@ -197,7 +197,7 @@ extern const KernelTable kKernelsScalar;
 #if defined(FASTRNN_X86)
 extern const KernelTable kKernelsAvx2;
 extern const KernelTable kKernelsAvx512;
-extern const KernelTable kKernelsAvx512Bf16;
+extern const KernelTable kKernelsAvx512Vnni;
 #endif
 #if defined(FASTRNN_NEON)
 extern const KernelTable kKernelsNeon;

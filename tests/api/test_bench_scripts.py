@@ -1,6 +1,7 @@
 """Every script in bench/ runs as its docstring says, from the installed fastrnn:
-compare.py, limits.py, sweep.py, anatomy.py, service.py, variants.py and `pytest bench`, each in a subprocess,
-each in its quick mode (one small workload or two sweep points, 1 thread, a few seconds).
+compare.py, limits.py, sweep.py, anatomy.py, service.py, variants.py, precision.py and
+`pytest bench`, each in a subprocess, each in its quick mode (one small workload or two sweep
+points, or small T; 1 thread; seconds).
 
 The scripts run from a copy of bench/ in a temporary checkout whose python/fastrnn holds the
 stub _core.pyi and no compiled core, as after `pip install .`, plus an __init__.py that fails
@@ -180,6 +181,41 @@ def test_variants_quick(checkout):
     assert len(rows) == 4
     # The same weights in both engines: the outputs agree before anything is timed.
     assert all(float(row.rsplit("|", 2)[-2]) < 1e-5 for row in rows)
+
+
+def test_precision_quick(checkout, tmp_path):
+    """A row per workload and contender; fastrnn's three dtypes run everywhere, float32 within
+    the parity tolerance of torch, bf16 and int8 within their stated bounds and not float32 in
+    disguise (likewise torch's qint8); onnxruntime's missing int8 GRU says n/a."""
+    from fastrnn._quantize import BOUNDS
+
+    out = tmp_path / "precision.md"
+    proc = run(checkout, "bench/precision.py", "--quick", "--out", str(out))
+    rows = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("| `"):
+            workload, contender, *cells = (c.strip() for c in line.strip("|").split("|"))
+            rows[workload.strip("`"), contender] = cells  # median, speed-up, max err, mean err
+    workloads = ("lat_lstm_256", "lat_gru_256", "lat_lstm_1024", "stream_lstm_256", "tput_lstm_512")
+    assert {w for w, _ in rows} == set(workloads) and len(rows) == 9 * len(workloads)
+    for w in workloads:
+        for dtype in ("float32", "bf16", "int8"):
+            assert rows[w, f"fastrnn {dtype}"][0] not in ("n/a", "failed"), (w, dtype)
+        if not _installed("torch"):
+            continue
+        assert float(rows[w, "fastrnn float32"][2]) <= _bench.PARITY_TOLERANCE, w
+        for dtype, (max_bound, mean_bound) in BOUNDS.items():
+            max_err, mean_err = (float(v) for v in rows[w, f"fastrnn {dtype}"][2:4])
+            assert 0 < max_err <= max_bound and 0 < mean_err <= mean_bound, (w, dtype)
+        assert float(rows[w, "torch qint8"][2]) > 0, w  # quantize_dynamic swapped the RNN
+    if all(_installed(m) for m in ("torch", "onnx", "onnxruntime")):
+        assert rows["lat_gru_256", "onnxruntime int8"][0] == "n/a"
+        assert rows["lat_lstm_256", "onnxruntime int8"][0] not in ("n/a", "failed")
+    text = out.read_text()
+    assert text.startswith("# Reduced precision against the peers: ")
+    for line in ("- CPU: ", "- Flags: ", "- Caches: ", f"- ISA: fastrnn ran **{ISA}**"):
+        assert f"\n{line}" in text, line
+    assert not list((checkout / "bench").glob("results/*precision*"))  # --out went elsewhere
 
 
 def test_sweep_quick(checkout, tmp_path):

@@ -55,10 +55,38 @@ FASTRNN_INLINE void panel_accumulate(const float* panel, int K, const float* a, 
   }
 }
 
+// k per widened depth block of a bf16 panel (even): 64 rows × 64 floats = 16 KiB on the stack.
+constexpr int kBf16Depth = 64;
+
+// panel_accumulate on a packed bf16 panel (kernels/reduced/reduced-dot.h): depth blocks of
+// kBf16Depth k widened to fp32 on the stack, each through panel_accumulate, which continues
+// every sum from the value the previous block stored: the same FMAs in the same order as
+// panel_accumulate on the rounded weights, so the same bits.
+template <int NV>
+FASTRNN_INLINE void panel_accumulate_bf16(const uint32_t* panel, int K, const float* a,
+                                          ptrdiff_t lda, int rows, float* sums, ptrdiff_t ld_sums,
+                                          const float* bias = nullptr) {
+  constexpr int kRow = NV * 16;
+  alignas(64) float wf[kBf16Depth * kRow];
+  for (int k0 = 0; k0 < K; k0 += kBf16Depth) {
+    const int kc = K - k0 < kBf16Depth ? K - k0 : kBf16Depth;
+    for (int kk = 0; 2 * kk < kc; ++kk) {
+      const uint32_t* src = panel + static_cast<ptrdiff_t>(k0 / 2 + kk) * kRow;
+      float* lo = wf + 2 * kk * kRow;
+      for (int j = 0; j < kRow; j += kVecLanes) {
+        const VW v = vload_w(src + j);
+        vstore(lo + j, vbf16_lo(v));
+        if (2 * kk + 1 < kc) vstore(lo + kRow + j, vbf16_hi(v));
+      }
+    }
+    panel_accumulate<NV>(wf, kc, a + k0, lda, rows, sums, ld_sums, k0 + kc == K ? bias : nullptr);
+  }
+}
+
 template <int NV>
 void gemm_panels(const GemmArgs& g) {
-  if (g.wf.type != WeightType::kF32) {
-    gemm_reduced<NV>(g);
+  if (g.wf.type == WeightType::kInt8) {
+    gemm_int8<NV>(g);
     return;
   }
   constexpr int kCols = NV * 16;
@@ -66,8 +94,13 @@ void gemm_panels(const GemmArgs& g) {
     float* c = g.c + p * kCols;
     for (int r = 0; r < g.rows; ++r)
       for (int j = 0; j < kCols; j += kVecLanes) vstore(c + r * g.ldc + j, vzero());
-    panel_accumulate<NV>(g.w + static_cast<ptrdiff_t>(p) * g.K * kCols, g.K, g.a, g.lda, g.rows, c,
-                         g.ldc, g.bias ? g.bias + p * kCols : nullptr);
+    const float* bias = g.bias ? g.bias + p * kCols : nullptr;
+    if (g.wf.type == WeightType::kBf16)
+      panel_accumulate_bf16<NV>(red_panel_at(g.w, g.wf.type, g.K, NV, p), g.K, g.a, g.lda, g.rows,
+                                c, g.ldc, bias);
+    else
+      panel_accumulate<NV>(g.w + static_cast<ptrdiff_t>(p) * g.K * kCols, g.K, g.a, g.lda, g.rows,
+                           c, g.ldc, bias);
   }
 }
 

@@ -118,7 +118,8 @@ FASTRNN_INLINE void for_step_panels(const StepArgs& s, Body&& body) {
   for (int i = 0; i < s.p1 - s.p0; ++i) {
     const int p = backwards ? s.p1 - 1 - i : s.p0 + i;
     if (s.in.gx != nullptr) project_panel<NV>(s, p);
-    body(i, p, s.w + static_cast<ptrdiff_t>(p) * s.K * NV * 16);
+    // Reduced panels hold weight_rows(K) rows of dwords (kernels/reduced/reduced-dot.h).
+    body(i, p, s.w + static_cast<ptrdiff_t>(p) * weight_rows(s.wf.type, s.K) * NV * 16);
   }
 }
 
@@ -158,7 +159,17 @@ FASTRNN_INLINE void sums_finish(const StepArgs& s, int p, int b0, int rows, cons
     }
 }
 
-template <int NV, int kUnits, int kMaxR, int KS, bool kAhead, class Init, class Epilogue>
+// The tile's dot products, from fp32 or (kBf16) bf16 panels: the same FMAs in the same order.
+template <int kRow, int C, int R, int KS, bool kBf16>
+FASTRNN_INLINE void step_dot(const float* w, int K, const float* a, ptrdiff_t lda, V (&acc)[R][C]) {
+  if constexpr (kBf16)
+    panel_dot_bf16<kRow, C, R, KS>(reinterpret_cast<const uint32_t*>(w), K, a, lda, acc);
+  else
+    panel_dot<kRow, C, R, KS>(w, K, a, lda, acc);
+}
+
+template <int NV, int kUnits, int kMaxR, int KS, bool kAhead, bool kBf16 = false, class Init,
+          class Epilogue>
 FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
   for_step_panels<NV>(s, [&](int i, int p, const float* w) {
     for_row_blocks<kMaxR>(s.b0, s.b1, [&](auto rows, int b0) {
@@ -180,8 +191,8 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
         if constexpr (kAhead && R == 1)
           step_dot_ahead<NV, KS, kAheadRows>(s, w, b0, i, acc);
         else
-          panel_dot<NV * 16, NV * kSub, R, KS>(w, s.K, s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev,
-                                               acc);
+          step_dot<NV * 16, NV * kSub, R, KS, kBf16>(w, s.K, s.h_prev + b0 * s.ld_h_prev,
+                                                     s.ld_h_prev, acc);
         for (int r = 0; r < R; ++r)
           for (int j = 0; j < kSub; ++j) {
             V row[NV];
@@ -202,8 +213,8 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
           for (int r = 0; r < R; ++r)
             for (int c = 0; c < kG * kSub; ++c)
               acc[r][c] = vload(&sums[r][16 * g0 + c * kVecLanes]);
-          panel_dot<NV * 16, kG * kSub, R, KS>(w + 16 * g0, s.K, s.h_prev + b0 * s.ld_h_prev,
-                                               s.ld_h_prev, acc);
+          step_dot<NV * 16, kG * kSub, R, KS, kBf16>(w + 16 * g0, s.K, s.h_prev + b0 * s.ld_h_prev,
+                                                     s.ld_h_prev, acc);
           for (int r = 0; r < R; ++r)
             for (int c = 0; c < kG * kSub; ++c)
               vstore(&sums[r][16 * g0 + c * kVecLanes], acc[r][c]);
@@ -219,35 +230,40 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
 // gate's 16 columns × 6 rows per tile, depth blocks, the tile's weights in L1 while the
 // block's rows pass) into gate sums on the stack, then the epilogue runs row by row. The
 // sums take the same FMAs in the same order as in registers: the same bits.
-template <int NV, int kUnits, class Init, class Epilogue>
+// bf16 panels take it on every ISA (kRows rows per block), through panel_accumulate_bf16.
+template <int NV, int kUnits, int kRows, bool kBf16, class Init, class Epilogue>
 FASTRNN_INLINE void step_panels_summed(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
   for_step_panels<NV>(s, [&](int, int p, const float* w) {
-    for (int b0 = s.b0; b0 < s.b1; b0 += kStepSumRows) {
-      const int rows = s.b1 - b0 < kStepSumRows ? s.b1 - b0 : kStepSumRows;
+    for (int b0 = s.b0; b0 < s.b1; b0 += kRows) {
+      const int rows = s.b1 - b0 < kRows ? s.b1 - b0 : kRows;
       if (carry_if_inactive<kUnits>(s, p, b0, rows)) continue;
-      alignas(64) float sums[kStepSumRows][NV * 16];
+      alignas(64) float sums[kRows][NV * 16];
       sums_start<NV>(p, b0, rows, &sums[0][0], init);
-      panel_accumulate<NV>(w, s.K, s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev, rows, &sums[0][0],
-                           NV * 16);
+      const float* h = s.h_prev + b0 * s.ld_h_prev;
+      if constexpr (kBf16)
+        panel_accumulate_bf16<NV>(reinterpret_cast<const uint32_t*>(w), s.K, h, s.ld_h_prev, rows,
+                                  &sums[0][0], NV * 16);
+      else
+        panel_accumulate<NV>(w, s.K, h, s.ld_h_prev, rows, &sums[0][0], NV * 16);
       sums_finish<NV, kUnits>(s, p, b0, rows, &sums[0][0], epilogue);
     }
   });
 }
 
-// Reduced weights (kernels/reduced/reduced-dot.h): the rows [b0, b1) are packed (rounded
-// to bf16 or quantised) in groups that fit a stack buffer, each group once per call; then,
-// panel by panel, row blocks of up to kRedRows: gate sums started by init, plus the reduced
-// dot products, then the epilogue (or the carry). Each row's sums depend on its own values
-// only, never on the blocking or the thread split.
+// int8 weights (kernels/reduced/reduced-dot.h): the rows [b0, b1) are quantised in groups
+// that fit a stack buffer, each group once per call; then, panel by panel, row blocks of up
+// to kRedRows: gate sums started by init, plus the int8 sums, then the epilogue (or the
+// carry). Each row's sums depend on its own values only, never on the blocking or the
+// thread split.
 template <int NV, int kUnits, class Init, class Epilogue>
-FASTRNN_INLINE void step_panels_reduced(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
+FASTRNN_INLINE void step_panels_int8(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
   const WeightType type = s.wf.type;
-  const int Kd = weight_rows(type, s.K), group = red_group_rows(type, s.K);
+  const int Kd = weight_rows(type, s.K), group = red_group_rows(s.K);
   alignas(64) uint32_t buf[kRedBufDwords];
   float sa[kRedMaxGroupRows];
   for (int r0 = s.b0; r0 < s.b1; r0 += group) {
     const int r1 = s.b1 - r0 < group ? s.b1 : r0 + group;
-    pack_rows(type, s.h_prev + r0 * s.ld_h_prev, s.ld_h_prev, r1 - r0, s.K, buf, sa);
+    pack_rows(s.h_prev + r0 * s.ld_h_prev, s.ld_h_prev, r1 - r0, s.K, buf, sa);
     for_step_panels<NV>(s, [&](int, int p, const float*) {
       const uint32_t* w = red_panel_at(s.w, type, s.K, NV, p);
       for_row_blocks<kRedRows>(r0, r1, [&](auto rows, int b0) {
@@ -269,13 +285,22 @@ FASTRNN_INLINE void step_panels_reduced(const StepArgs& s, Init&& init, Epilogue
 // result of a row is the same for any thread count.
 template <int NV, int kUnits, class Init, class Epilogue>
 FASTRNN_INLINE void step_panels(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
-  if (s.wf.type != WeightType::kF32) {
-    step_panels_reduced<NV, kUnits>(s, init, epilogue);
+  if (s.wf.type == WeightType::kInt8) {
+    step_panels_int8<NV, kUnits>(s, init, epilogue);
+    return;
+  }
+  // bf16: the fp32 loops on widened weights (the same bits as fp32 on the rounded weights):
+  // few rows widen in registers, many rows a depth block at a time (gemm.h).
+  if (s.wf.type == WeightType::kBf16) {
+    if (s.many_rows)
+      step_panels_summed<NV, kUnits, 64, true>(s, init, epilogue);
+    else
+      step_panels_blocked<NV, kUnits, kStepRows, kStepSplitK, false, true>(s, init, epilogue);
     return;
   }
   if (s.many_rows) {
     if constexpr (kStepSumRows > 0)
-      step_panels_summed<NV, kUnits>(s, init, epilogue);
+      step_panels_summed<NV, kUnits, kStepSumRows, false>(s, init, epilogue);
     else
       step_panels_blocked<NV, kUnits, step_rows_many<NV>(), 1, false>(s, init, epilogue);
     return;

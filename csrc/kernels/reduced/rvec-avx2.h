@@ -1,7 +1,7 @@
 // The reduced-precision vocabulary for AVX2 (see reduced.h): one ymm of 8 dwords per V.
 // int8: exact products by the sign trick (|q_a| unsigned times w with q_a's sign, pairs in
 // 16 bits: at most 2 · 127 · 127 = 32258, so VPMADDUBSW never saturates; then 32 bits).
-// bf16: the pair split by a mask and a shift, two FMAs.
+// bf16: the pair widened by a shift (even k) and a mask (odd k).
 // Included inside an anonymous namespace after vec-avx2.h.
 
 struct VW {
@@ -12,9 +12,6 @@ struct VI {
 };
 struct VAi {
   __m256i abs, sign;
-};
-struct VAb {
-  V hi, lo;
 };
 
 inline VW vload_w(const uint32_t* p) {
@@ -32,14 +29,15 @@ inline VI vdot_i8(VI acc, VW w, VAi a) {
   return {_mm256_add_epi32(acc.v, _mm256_madd_epi16(p16, _mm256_set1_epi16(1)))};
 }
 inline VI vi_finish(VI acc, const int32_t*) { return acc; }
-inline VAb vbcast_bf16(uint32_t pair) {
-  return {{_mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(pair & 0xFFFF0000u)))},
-          {_mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(pair << 16)))}};
+inline V vbf16_lo(VW w) { return {_mm256_castsi256_ps(_mm256_slli_epi32(w.v, 16))}; }
+inline V vbf16_hi(VW w) {
+  return {_mm256_castsi256_ps(_mm256_and_si256(w.v, _mm256_set1_epi32(-65536)))};
 }
-inline V vdot_bf16(V acc, VW w, VAb a) {
-  const __m256 hi = _mm256_castsi256_ps(_mm256_and_si256(w.v, _mm256_set1_epi32(-65536)));
-  const __m256 lo = _mm256_castsi256_ps(_mm256_slli_epi32(w.v, 16));
-  return {_mm256_fmadd_ps(lo, a.lo.v, _mm256_fmadd_ps(hi, a.hi.v, acc.v))};
+inline void vstore_i8(int8_t* p, V q) {
+  const __m256i i32 = _mm256_cvtps_epi32(q.v);
+  const __m128i i16 =
+      _mm_packs_epi32(_mm256_castsi256_si128(i32), _mm256_extracti128_si256(i32, 1));
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packs_epi16(i16, i16));
 }
 
 constexpr int kRedAccumulators = 12;

@@ -1,7 +1,7 @@
-// The reduced-precision vocabulary for AVX-512 (see reduced.h): one zmm of 16 dwords per
-// V. With AVX512_VNNI and AVX512_BF16 (the avx512bf16 table: Sapphire Rapids, Zen 4,
-// Zen 5) a k group is one VPDPBUSD / VDPBF16PS; without them (the avx512 table: Skylake,
-// Ice Lake servers) the same sums by exact emulation.
+// The reduced-precision vocabulary for AVX-512 (see reduced-dot.h): one zmm of 16 dwords
+// per V. With AVX512_VNNI (the avx512vnni table: Cascade Lake, Ice Lake, Sapphire Rapids,
+// Zen 4, Zen 5) an int8 k group is one VPDPBUSD; without it (the avx512 table: Skylake) the
+// same sums by exact emulation.
 // Included inside an anonymous namespace after vec-avx512.h.
 
 struct VW {
@@ -16,7 +16,17 @@ inline VI vi_zero() { return {_mm512_setzero_si512()}; }
 inline VI vi_add(VI a, VI b) { return {_mm512_add_epi32(a.v, b.v)}; }
 inline V vi_to_v(VI a) { return {_mm512_cvtepi32_ps(a.v)}; }
 
-#if defined(__AVX512VNNI__) && defined(__AVX512BF16__)
+// bf16 pairs widened to fp32: the high half is the odd k, the low half (shifted) the even k.
+inline V vbf16_lo(VW w) { return {_mm512_castsi512_ps(_mm512_slli_epi32(w.v, 16))}; }
+inline V vbf16_hi(VW w) {
+  return {_mm512_castsi512_ps(_mm512_and_si512(w.v, _mm512_set1_epi32(-65536)))};
+}
+// kVecLanes integer-valued floats in [−127, 127] to bytes.
+inline void vstore_i8(int8_t* p, V q) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(q.v)));
+}
+
+#if defined(__AVX512VNNI__)
 // VPDPBUSD multiplies unsigned by signed bytes: the activations go in as q + 128 (q XOR
 // 0x80), and vi_finish takes 128 · Σ_k w back out (exact: int32 throughout).
 struct VAi {
@@ -29,16 +39,6 @@ inline VI vdot_i8(VI acc, VW w, VAi a) { return {_mm512_dpbusd_epi32(acc.v, a.v,
 inline VI vi_finish(VI acc, const int32_t* wsum) {
   return {_mm512_sub_epi32(acc.v, _mm512_slli_epi32(_mm512_loadu_si512(wsum), 7))};
 }
-// VDPBF16PS: acc += w_hi·a_hi, then acc += w_lo·a_lo, each a fused add of an exact product,
-// round to nearest even; it also treats subnormal inputs and results as zero (the only way
-// it can differ from the emulation below).
-struct VAb {
-  __m512bh v;
-};
-inline VAb vbcast_bf16(uint32_t pair) {
-  return {(__m512bh)_mm512_set1_epi32(static_cast<int>(pair))};
-}
-inline V vdot_bf16(V acc, VW w, VAb a) { return {_mm512_dpbf16_ps(acc.v, (__m512bh)w.v, a.v)}; }
 #else
 // Exact int8 products without VNNI: |q_a| (unsigned) times w with q_a's sign, pairs summed in
 // 16 bits (at most 2 · 127 · 127 = 32258: VPMADDUBSW cannot saturate, the weights being in
@@ -57,18 +57,6 @@ inline VI vdot_i8(VI acc, VW w, VAi a) {
   return {_mm512_add_epi32(acc.v, _mm512_madd_epi16(p16, _mm512_set1_epi16(1)))};
 }
 inline VI vi_finish(VI acc, const int32_t*) { return acc; }
-struct VAb {
-  V hi, lo;
-};
-inline VAb vbcast_bf16(uint32_t pair) {
-  return {{_mm512_castsi512_ps(_mm512_set1_epi32(static_cast<int>(pair & 0xFFFF0000u)))},
-          {_mm512_castsi512_ps(_mm512_set1_epi32(static_cast<int>(pair << 16)))}};
-}
-inline V vdot_bf16(V acc, VW w, VAb a) {
-  const __m512 hi = _mm512_castsi512_ps(_mm512_and_si512(w.v, _mm512_set1_epi32(-65536)));
-  const __m512 lo = _mm512_castsi512_ps(_mm512_slli_epi32(w.v, 16));
-  return {_mm512_fmadd_ps(lo, a.lo.v, _mm512_fmadd_ps(hi, a.hi.v, acc.v))};
-}
 #endif
 
 // Register budget of a reduced tile (accumulators) and its tallest row block.

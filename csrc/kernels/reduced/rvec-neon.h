@@ -1,6 +1,6 @@
 // The reduced-precision vocabulary for AArch64 NEON (see reduced.h): one q register of 4
 // dwords per V. int8: bytes widened to 16 bits (|w · q_a| ≤ 127 · 127 fits), multiplied,
-// and summed pairwise into 32 bits, exactly. bf16: the pair split by a mask and a shift.
+// and summed pairwise into 32 bits, exactly. bf16: the pair widened by a shift and a mask.
 // Included inside an anonymous namespace after vec-neon.h.
 
 struct VW {
@@ -11,9 +11,6 @@ struct VI {
 };
 struct VAi {
   int16x8_t v;  // a0 a1 a2 a3 a0 a1 a2 a3
-};
-struct VAb {
-  V hi, lo;
 };
 
 inline VW vload_w(const uint32_t* p) { return {vld1q_u32(p)}; }
@@ -28,14 +25,14 @@ inline VI vdot_i8(VI acc, VW w, VAi a) {
   return {vaddq_s32(acc.v, vpaddq_s32(vpaddlq_s16(p0), vpaddlq_s16(p1)))};
 }
 inline VI vi_finish(VI acc, const int32_t*) { return acc; }
-inline VAb vbcast_bf16(uint32_t pair) {
-  return {{vreinterpretq_f32_u32(vdupq_n_u32(pair & 0xFFFF0000u))},
-          {vreinterpretq_f32_u32(vdupq_n_u32(pair << 16))}};
+inline V vbf16_lo(VW w) { return {vreinterpretq_f32_u32(vshlq_n_u32(w.v, 16))}; }
+inline V vbf16_hi(VW w) {
+  return {vreinterpretq_f32_u32(vandq_u32(w.v, vdupq_n_u32(0xFFFF0000u)))};
 }
-inline V vdot_bf16(V acc, VW w, VAb a) {
-  const float32x4_t hi = vreinterpretq_f32_u32(vandq_u32(w.v, vdupq_n_u32(0xFFFF0000u)));
-  const float32x4_t lo = vreinterpretq_f32_u32(vshlq_n_u32(w.v, 16));
-  return {vfmaq_f32(vfmaq_f32(acc.v, hi, a.hi.v), lo, a.lo.v)};
+inline void vstore_i8(int8_t* p, V q) {
+  const int16x4_t i16 = vqmovn_s32(vcvtnq_s32_f32(q.v));
+  const int8x8_t i8 = vqmovn_s16(vcombine_s16(i16, i16));
+  vst1_lane_u32(reinterpret_cast<uint32_t*>(p), vreinterpret_u32_s8(i8), 0);
 }
 
 constexpr int kRedAccumulators = 24;

@@ -10,9 +10,6 @@ struct VI {
 struct VAi {
   uint32_t v;
 };
-struct VAb {
-  float hi, lo;
-};
 
 inline float bf16_hi(uint32_t d) {
   float f;
@@ -45,13 +42,19 @@ inline VI vdot_i8(VI acc, VW w, VAi a) {
   return acc;
 }
 inline VI vi_finish(VI acc, const int32_t*) { return acc; }
-inline VAb vbcast_bf16(uint32_t pair) { return {bf16_hi(pair), bf16_lo(pair)}; }
-inline V vdot_bf16(V acc, VW w, VAb a) {
-  for (int i = 0; i < 16; ++i) {
-    acc.v[i] = std::fma(bf16_hi(w.v[i]), a.hi, acc.v[i]);
-    acc.v[i] = std::fma(bf16_lo(w.v[i]), a.lo, acc.v[i]);
-  }
-  return acc;
+inline V vbf16_lo(VW w) {
+  V r;
+  for (int i = 0; i < 16; ++i) r.v[i] = bf16_lo(w.v[i]);
+  return r;
+}
+inline V vbf16_hi(VW w) {
+  V r;
+  for (int i = 0; i < 16; ++i) r.v[i] = bf16_hi(w.v[i]);
+  return r;
+}
+// Integer-valued floats in [−127, 127] to bytes.
+inline void vstore_i8(int8_t* p, V q) {
+  for (int i = 0; i < 16; ++i) p[i] = static_cast<int8_t>(q.v[i]);
 }
 
 constexpr int kRedAccumulators = 16;

@@ -1,8 +1,7 @@
-// The avx512bf16 kernel table (AVX-512 with AVX512_VNNI and AVX512_BF16: the reduced-precision dot
-// products in one instruction; the fp32 kernels are the avx512 table's): the shared kernel bodies
-// compiled for one instruction set. Everything here has internal linkage except the table itself,
-// so no function compiled with this file's ISA flags can be picked by the linker for another ISA's
-// caller.
+// The avx512vnni kernel table: the avx512 table's kernels compiled with AVX512_VNNI as well,
+// for the int8 dot products in one instruction (kernels/reduced/rvec-avx512.h). Everything
+// here has internal linkage except the table itself, so no function compiled with this
+// file's ISA flags can be picked by the linker for another ISA's caller.
 #include <immintrin.h>
 
 #include <cmath>
@@ -15,7 +14,7 @@
 
 namespace fastrnn {
 // A named namespace per ISA, so that a profile tells the ISAs' kernels apart.
-namespace avx512bf16 {
+namespace avx512vnni {
 namespace {
 // clang-format off
 #include "kernels/vec/vec-avx512.h"
@@ -32,8 +31,8 @@ namespace {
 // clang-format on
 FASTRNN_KERNEL_TILES;
 }  // namespace
-}  // namespace avx512bf16
+}  // namespace avx512vnni
 
-extern const KernelTable kKernelsAvx512Bf16 = FASTRNN_KERNEL_TABLE(avx512bf16);
+extern const KernelTable kKernelsAvx512Vnni = FASTRNN_KERNEL_TABLE(avx512vnni);
 
 }  // namespace fastrnn
