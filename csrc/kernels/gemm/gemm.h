@@ -83,6 +83,30 @@ FASTRNN_INLINE void panel_accumulate_bf16(const uint32_t* panel, int K, const fl
   }
 }
 
+// One to three rows (a stream's own step projection): the bf16 pairs widened in registers,
+// one chain in k order from zero, the bias last: panel_accumulate's FMAs, the same bits.
+template <int NV>
+FASTRNN_INLINE void gemm_bf16_few_rows(const uint32_t* panel, int K, const float* a, ptrdiff_t lda,
+                                       int rows, float* c, ptrdiff_t ldc, const float* bias) {
+  for_row_blocks<3>(0, rows, [&](auto block, int r0) {
+    constexpr int R = decltype(block)::value;
+    constexpr int kG = red_gates<NV, R, 2>();  // lo and hi of each weight vector live too
+    constexpr int C = kG * kSub;
+    for (int g0 = 0; g0 < NV; g0 += kG) {
+      V acc[R][C];
+      for (int r = 0; r < R; ++r)
+        for (int j = 0; j < C; ++j) acc[r][j] = vzero();
+      panel_dot_bf16<NV * 16, C, R, 1>(panel + 16 * g0, K, a + r0 * lda, lda, acc);
+      for (int r = 0; r < R; ++r)
+        for (int j = 0; j < C; ++j) {
+          V v = acc[r][j];
+          if (bias != nullptr) v = vadd(v, vload(bias + 16 * g0 + j * kVecLanes));
+          vstore(c + (r0 + r) * ldc + 16 * g0 + j * kVecLanes, v);
+        }
+    }
+  });
+}
+
 template <int NV>
 void gemm_panels(const GemmArgs& g) {
   if (g.wf.type == WeightType::kInt8) {
@@ -95,7 +119,10 @@ void gemm_panels(const GemmArgs& g) {
     for (int r = 0; r < g.rows; ++r)
       for (int j = 0; j < kCols; j += kVecLanes) vstore(c + r * g.ldc + j, vzero());
     const float* bias = g.bias ? g.bias + p * kCols : nullptr;
-    if (g.wf.type == WeightType::kBf16)
+    if (g.wf.type == WeightType::kBf16 && g.rows < 4)
+      gemm_bf16_few_rows<NV>(red_panel_at(g.w, g.wf.type, g.K, NV, p), g.K, g.a, g.lda, g.rows, c,
+                             g.ldc, bias);
+    else if (g.wf.type == WeightType::kBf16)
       panel_accumulate_bf16<NV>(red_panel_at(g.w, g.wf.type, g.K, NV, p), g.K, g.a, g.lda, g.rows,
                                 c, g.ldc, bias);
     else

@@ -112,12 +112,13 @@ constexpr int step_gates() {
 // never changes a result (each panel is independent). Calls of one step alternate through
 // s.sweep, so a stream's steps zigzag too; with in.gx each panel's input projection comes
 // right before it (see project_panel), so the sweep covers W_ih as well.
-template <int NV, class Body>
+// kProject = false: the body computes the projection itself (int8: x quantised once a call).
+template <int NV, bool kProject = true, class Body>
 FASTRNN_INLINE void for_step_panels(const StepArgs& s, Body&& body) {
   const bool backwards = ((s.t + s.sweep) & 1) != 0;
   for (int i = 0; i < s.p1 - s.p0; ++i) {
     const int p = backwards ? s.p1 - 1 - i : s.p0 + i;
-    if (s.in.gx != nullptr) project_panel<NV>(s, p);
+    if (kProject && s.in.gx != nullptr) project_panel<NV>(s, p);
     // Reduced panels hold weight_rows(K) rows of dwords (kernels/reduced/reduced-dot.h).
     body(i, p, s.w + static_cast<ptrdiff_t>(p) * weight_rows(s.wf.type, s.K) * NV * 16);
   }
@@ -251,23 +252,39 @@ FASTRNN_INLINE void step_panels_summed(const StepArgs& s, Init&& init, Epilogue&
 }
 
 // int8 weights (kernels/reduced/reduced-dot.h): the rows [b0, b1) are quantised in groups
-// that fit a stack buffer, each group once per call; then, panel by panel, row blocks of up
-// to kRedRows: gate sums started by init, plus the int8 sums, then the epilogue (or the
-// carry). Each row's sums depend on its own values only, never on the blocking or the
-// thread split.
+// that fit a stack buffer, each group once per call (and, for a step that projects its own
+// inputs, the group's x rows too: the values gemm_int8 would give); then, panel by panel,
+// row blocks of up to kRedRows: gate sums started by init, plus the int8 sums, then the
+// epilogue (or the carry). Each row's sums depend on its own values only, never on the
+// blocking or the thread split.
 template <int NV, int kUnits, class Init, class Epilogue>
 FASTRNN_INLINE void step_panels_int8(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
   const WeightType type = s.wf.type;
-  const int Kd = weight_rows(type, s.K), group = red_group_rows(s.K);
+  const int Kd = weight_rows(type, s.K), Kx = weight_rows(type, s.in.K);
+  int group = red_group_rows(s.K);
+  if (s.in.gx != nullptr && red_group_rows(s.in.K) < group) group = red_group_rows(s.in.K);
   alignas(64) uint32_t buf[kRedBufDwords];
-  float sa[kRedMaxGroupRows];
+  alignas(64) uint32_t xbuf[kRedBufDwords];
+  float sa[kRedMaxGroupRows], sx[kRedMaxGroupRows];
   for (int r0 = s.b0; r0 < s.b1; r0 += group) {
     const int r1 = s.b1 - r0 < group ? s.b1 : r0 + group;
     pack_rows(s.h_prev + r0 * s.ld_h_prev, s.ld_h_prev, r1 - r0, s.K, buf, sa);
-    for_step_panels<NV>(s, [&](int, int p, const float*) {
+    if (s.in.gx != nullptr) pack_rows(s.in.x + r0 * s.in.ldx, s.in.ldx, r1 - r0, s.in.K, xbuf, sx);
+    for_step_panels<NV, false>(s, [&](int, int p, const float*) {
       const uint32_t* w = red_panel_at(s.w, type, s.K, NV, p);
       for_row_blocks<kRedRows>(r0, r1, [&](auto rows, int b0) {
         constexpr int R = decltype(rows)::value;
+        if (s.in.gx != nullptr) {  // this panel's G_x rows, as gemm_int8 computes them
+          alignas(64) float gx[R][NV * 16] = {};
+          red_panel<NV, R>(s.in.wf, red_panel_at(s.in.w, type, s.in.K, NV, p), Kx,
+                           xbuf + (b0 - r0) * Kx, Kx, sx + (b0 - r0), p, gx);
+          for (int r = 0; r < R; ++r)
+            for (int j = 0; j < NV * 16; j += kVecLanes) {
+              V v = vload(&gx[r][j]);
+              if (s.in.bias != nullptr) v = vadd(v, vload(s.in.bias + p * NV * 16 + j));
+              vstore(s.in.gx + (b0 + r) * s.ld_gx + p * NV * 16 + j, v);
+            }
+        }
         if (carry_if_inactive<kUnits>(s, p, b0, R)) return;
         alignas(64) float sums[R][NV * 16];
         sums_start<NV>(p, b0, R, &sums[0][0], init);
