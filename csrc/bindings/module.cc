@@ -608,6 +608,15 @@ PYBIND11_MODULE(_core, m) {
     return d;
   });
   m.def("isa", [] { return std::string(fastrnn::kernels().isa); });
+  // Whether int8 kernels use AMX tiles (None: just ask; False / True: switch off / on where
+  // the CPU has them). The same sums either way (tests compare the two).
+  m.def(
+      "amx",
+      [](std::optional<bool> on) {
+        if (on) fastrnn::amx_allow(*on);
+        return fastrnn::amx_enabled();
+      },
+      py::arg("on") = py::none());
   m.def("isa_available", &fastrnn::kernels_available);
   // Private, for tests: None = the CPU's own choice, False = never, True = wherever the
   // size rules allow (see forward_plan_ahead_override).
@@ -643,6 +652,7 @@ PYBIND11_MODULE(_core, m) {
     d["avx512_bf16"] = f.avx512_bf16;
     d["avx512_vnni"] = f.avx512_vnni;
     d["avx512_half_width"] = f.avx512_half_width;
+    d["amx_int8"] = f.amx_int8;
     d["neon"] = f.neon;
     return d;
   });

@@ -2,6 +2,10 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #elif defined(__aarch64__) && defined(__linux__)
 #include <asm/hwcap.h>
 #include <sys/auxv.h>
@@ -35,6 +39,12 @@ CpuFeatures cpu_features_detect() {
   f.avx512_vnni = f.avx512 && bit(c, 11);
   unsigned a1, b1, c1, d1;
   if (f.avx512 && __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512_bf16 = bit(a1, 5);
+#if defined(__linux__) && defined(__x86_64__)
+  // AMX-TILE (EDX bit 24) and AMX-INT8 (bit 25), the OS's tile state in XCR0 (bits 17, 18),
+  // and the per-process grant of XTILEDATA (feature 18) through ARCH_REQ_XCOMP_PERM.
+  if (f.avx512_vnni && bit(d, 24) && bit(d, 25) && (xcr0 & 0x60000) == 0x60000)
+    f.amx_int8 = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+#endif
   // Vendor "AuthenticAMD" and base family 0xF + extended family 0xA = 0x19 (Zen 3 and 4;
   // only Zen 4 has AVX-512).
   if (f.avx512 && __get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541u && d == 0x69746e65u &&

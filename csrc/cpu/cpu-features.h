@@ -11,6 +11,10 @@ struct CpuFeatures {
   // AVX-512 that runs each 512-bit operation as two halves on 256-bit units (AMD Zen 4,
   // family 0x19); false where the units are 512 bits wide (Intel, Zen 5 servers).
   bool avx512_half_width = false;
+  // AMX tiles with int8 dot products (Sapphire Rapids on), and Linux granted this process
+  // the tile data state (arch_prctl ARCH_REQ_XCOMP_PERM): without the grant, a tile
+  // instruction faults.
+  bool amx_int8 = false;
   bool neon = false;  // AArch64 Advanced SIMD with its OS support (HWCAP_ASIMD)
 };
 

@@ -35,6 +35,7 @@ const KernelTable* best() {
 }
 
 std::atomic<const KernelTable*> g_table{nullptr};
+std::atomic<bool> g_amx_allowed{true};
 
 }  // namespace
 
@@ -51,6 +52,12 @@ const KernelTable& kernels() {
   }
   return *t;
 }
+
+bool amx_enabled() {
+  return cpu_features().amx_int8 && g_amx_allowed.load(std::memory_order_relaxed);
+}
+
+void amx_allow(bool on) { g_amx_allowed.store(on, std::memory_order_relaxed); }
 
 std::vector<std::string> kernels_available() {
   std::vector<std::string> out;

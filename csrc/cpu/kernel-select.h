@@ -16,5 +16,10 @@ std::vector<std::string> kernels_available();  // ISAs this CPU can run, best la
 // CPU cannot run falls back to the best it can and returns a warning text (else empty).
 // An unknown name throws std::invalid_argument.
 std::string kernels_select(const std::string& name);
+// Whether the int8 kernels may use AMX tiles: the CPU has them (cpu_features().amx_int8) and
+// they are not switched off (amx_allow(false), for tests and FASTRNN_AMX=0). AMX gives the
+// same integer sums as VNNI, so the choice never changes a result.
+bool amx_enabled();
+void amx_allow(bool on);
 
 }  // namespace fastrnn

@@ -71,9 +71,10 @@ struct RawWeights {
 struct PackedFormat {
   AlignedBuffer scale;  // floats
   AlignedBuffer sum;    // int32 bit patterns
-  WeightFormat of(WeightType type) const {
+  WeightFormat of(WeightType type, bool amx = false) const {
     WeightFormat f;
     f.type = type;
+    f.amx = amx && type == WeightType::kInt8;
     if (type == WeightType::kInt8) {
       f.scale = scale.data();
       f.sum = reinterpret_cast<const int32_t*>(sum.data());

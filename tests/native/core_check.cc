@@ -70,7 +70,11 @@ struct Case {
   int T, B;
   bool lengths, state;
   int variant = 0;  // 0: torch's cell; else a preset of cell variants (variant_apply)
+  fastrnn::WeightType dtype = fastrnn::WeightType::kF32;  // reduced: weights rounded (reduce)
 };
+
+constexpr auto kBf16 = fastrnn::WeightType::kBf16;
+constexpr auto kInt8 = fastrnn::WeightType::kInt8;
 
 const Case kCases[] = {
     {"lstm-b1", CellKind::kLstm, 16, 33, 0, 1, 1, true, 9, 1, false, true},
@@ -94,7 +98,45 @@ const Case kCases[] = {
     {"gru-classic-bi-b3", CellKind::kGru, 9, 70, 0, 2, 2, true, 5, 3, true, true, 2},
     {"rnn-reverse-b1", CellKind::kRnnTanh, 6, 100, 0, 2, 1, true, 7, 1, false, true, 3},
     {"gru-reverse-b4", CellKind::kGru, 5, 17, 0, 1, 1, true, 6, 4, true, false, 4},
+    // Reduced weights: int8 (integer sums, the same on every ISA) and bf16 (the fp32 kernels
+    // on widened weights), with a projection, the classic GRU, bidirectional, odd K.
+    {"lstm-int8-proj-b3", CellKind::kLstm, 11, 70, 9, 2, 1, true, 6, 3, true, true, 0, kInt8},
+    {"gru-int8-classic-b2", CellKind::kGru, 37, 45, 0, 1, 2, true, 5, 2, true, true, 2, kInt8},
+    {"rnn-int8-b1", CellKind::kRnnTanh, 37, 100, 0, 2, 1, true, 7, 1, false, true, 0, kInt8},
+    {"gru-bf16-bi-b5", CellKind::kGru, 9, 33, 0, 1, 2, true, 5, 5, true, true, 0, kBf16},
+    {"lstm-bf16-proj-b1", CellKind::kLstm, 17, 100, 21, 1, 1, true, 6, 1, false, true, 0, kBf16},
 };
+
+// A matrix (rows, K) in a reduced format, as python/fastrnn/_quantize.py makes it (the scale
+// without its round-trip nudge: any scale serves here). bf16: the bits, round to nearest
+// even; int8: q = round(w · 127 / max|row|) with one scale per row.
+struct Reduced {
+  std::vector<uint16_t> bf16;
+  std::vector<int8_t> q;
+  std::vector<float> scale;
+};
+
+Reduced reduce(const std::vector<float>& w, int rows, fastrnn::WeightType type) {
+  Reduced r;
+  const size_t K = w.size() / rows;
+  if (type == kBf16) {
+    for (float f : w) {
+      uint32_t u;
+      std::memcpy(&u, &f, 4);
+      r.bf16.push_back(static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16));
+    }
+    return r;
+  }
+  for (int i = 0; i < rows; ++i) {
+    float m = 0.0f;
+    for (size_t k = 0; k < K; ++k) m = std::max(m, std::fabs(w[i * K + k]));
+    r.scale.push_back(m / 127.0f);
+    const float inv = m > 0.0f ? 127.0f / m : 0.0f;
+    for (size_t k = 0; k < K; ++k)
+      r.q.push_back(static_cast<int8_t>(std::nearbyint(w[i * K + k] * inv)));
+  }
+  return r;
+}
 
 // The cell variants of preset v (Case::variant).
 void variant_apply(int v, fastrnn::RnnConfig& cfg) {
@@ -144,6 +186,18 @@ std::vector<float> run_case(const Case& c, int threads) {
   cfg.num_directions = c.D;
   cfg.bias = c.bias;
   variant_apply(c.variant, cfg);
+  cfg.dtype = c.dtype;
+  std::vector<Reduced> reduced;  // kept alive until packed
+  reduced.reserve(3 * c.L * c.D);
+  // Points raw at the reduced form of the matrix just stored (rows rows).
+  const auto set_reduced = [&](const std::vector<float>& w, int rows, const void*& values,
+                               const float*& scales) {
+    if (c.dtype == fastrnn::WeightType::kF32) return;
+    reduced.push_back(reduce(w, rows, c.dtype));
+    values = c.dtype == kBf16 ? static_cast<const void*>(reduced.back().bf16.data())
+                              : static_cast<const void*>(reduced.back().q.data());
+    scales = reduced.back().scale.data();
+  };
   const int G = gates(c.cell) * c.H, H_out = cfg.h_out();
   const float k = 1.0f / std::sqrt(static_cast<float>(c.H));
   std::vector<std::vector<float>> store;
@@ -154,8 +208,10 @@ std::vector<float> run_case(const Case& c, int threads) {
       fastrnn::RawWeights w;
       store.push_back(draws(seed++, static_cast<size_t>(G) * cfg.layer_input(l), k));
       w.w_ih = store.back().data();
+      set_reduced(store.back(), G, w.r_ih, w.s_ih);
       store.push_back(draws(seed++, static_cast<size_t>(G) * H_out, k));
       w.w_hh = store.back().data();
+      set_reduced(store.back(), G, w.r_hh, w.s_hh);
       if (c.bias) {
         store.push_back(draws(seed++, G, k));
         w.b_ih = store.back().data();
@@ -165,6 +221,7 @@ std::vector<float> run_case(const Case& c, int threads) {
       if (c.P > 0) {
         store.push_back(draws(seed++, static_cast<size_t>(c.P) * c.H, k));
         w.w_hr = store.back().data();
+        set_reduced(store.back(), c.P, w.r_hr, w.s_hr);
       }
       if (cfg.peepholes) {
         store.push_back(draws(seed++, static_cast<size_t>(3) * c.H, 0.5f));

@@ -163,6 +163,36 @@ def test_sums_are_exact_at_the_extremes(isa, dtype):
     np.testing.assert_array_equal(hn[0, 0, :H], np.maximum(want, 0))
 
 
+@pytest.mark.skipif(not _core.cpu_features()["amx_int8"], reason="this CPU has no AMX-INT8")
+@pytest.mark.parametrize(
+    ("mode", "kw"),
+    [
+        ("LSTM", {"num_layers": 2}),
+        ("LSTM", {"proj_size": 40, "bidirectional": True}),
+        ("GRU", {}),
+        ("GRU", {"linear_before_reset": False}),
+        ("RNN_RELU", {}),
+    ],
+)
+@pytest.mark.parametrize("batch", [1, 33, 70])
+def test_int8_amx_tiles_give_the_vnni_sums(mode, kw, batch):
+    """AMX blocks of 32 rows (GEMM rows over time, step rows over the batch), K with and
+    without a tail of quads past the tiles' 16: the same bits as VPDPBUSD."""
+    if _core.isa() != "avx512vnni":
+        pytest.skip("AMX serves the avx512vnni table")
+    model = fastrnn.quantize(_model(mode, 91, 150, seed=2, **kw), "int8")
+    x = np.random.default_rng(batch).standard_normal((40, batch, 91)).astype(f32)
+    try:
+        assert _core.amx(True)
+        on = _flat(model(x))
+        assert not _core.amx(False)
+        off = _flat(model(x))
+    finally:
+        _core.amx(True)
+    for a, b in zip(on, off):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("batch", [1, 6])
 def test_bit_identical_for_any_thread_count(isa, dtype, batch):

@@ -265,14 +265,26 @@ FASTRNN_INLINE void step_panels_int8(const StepArgs& s, Init&& init, Epilogue&& 
   if (s.in.gx != nullptr && red_group_rows(s.in.K) < group) group = red_group_rows(s.in.K);
   alignas(64) uint32_t buf[kRedBufDwords];
   alignas(64) uint32_t xbuf[kRedBufDwords];
+  alignas(64) uint32_t au[kHasAmx ? kRedBufDwords : 1];
   float sa[kRedMaxGroupRows], sx[kRedMaxGroupRows];
   for (int r0 = s.b0; r0 < s.b1; r0 += group) {
     const int r1 = s.b1 - r0 < group ? s.b1 : r0 + group;
     pack_rows(s.h_prev + r0 * s.ld_h_prev, s.ld_h_prev, r1 - r0, s.K, buf, sa);
     if (s.in.gx != nullptr) pack_rows(s.in.x + r0 * s.in.ldx, s.in.ldx, r1 - r0, s.in.K, xbuf, sx);
+    // AMX blocks of 32 rows (not for a step that projects its own inputs: streams of few rows).
+    const bool amx = s.in.gx == nullptr && amx_prepare(s.wf, Kd, r1 - r0, buf, au);
     for_step_panels<NV, false>(s, [&](int, int p, const float*) {
       const uint32_t* w = red_panel_at(s.w, type, s.K, NV, p);
-      for_row_blocks<kRedRows>(r0, r1, [&](auto rows, int b0) {
+      int b = r0;
+      for (; amx && b + kAmxRows <= r1; b += kAmxRows) {
+        if (carry_if_inactive<kUnits>(s, p, b, kAmxRows)) continue;
+        alignas(64) float sums[kAmxRows][NV * 16];
+        sums_start<NV>(p, b, kAmxRows, &sums[0][0], init);
+        amx_panel<NV>(s.wf, w, Kd, buf + (b - r0) * Kd, au + (b - r0) * Kd, sa + (b - r0), p,
+                      &sums[0][0]);
+        sums_finish<NV, kUnits>(s, p, b, kAmxRows, &sums[0][0], epilogue);
+      }
+      for_row_blocks<kRedRows>(b, r1, [&](auto rows, int b0) {
         constexpr int R = decltype(rows)::value;
         if (s.in.gx != nullptr) {  // this panel's G_x rows, as gemm_int8 computes them
           alignas(64) float gx[R][NV * 16] = {};

@@ -192,6 +192,47 @@ FASTRNN_INLINE void red_panel(const WeightFormat& wf, const uint32_t* w, int Kd,
     red_tile<NV, R, kG>(wf, w, Kd, a, lda, sa, p * NV * 16, g0, sums);
 }
 
+#ifndef FASTRNN_AMX
+constexpr bool kHasAmx = false;
+template <int NV>
+void amx_i8_rows32(const uint8_t*, int, const uint32_t*, int, int32_t*) {}
+#endif
+
+// Rows per AMX block (two tiles of 16).
+constexpr int kAmxRows = 32;
+
+// sums (kAmxRows rows of one panel's NV·16 columns, stride NV·16) += the int8 sums, by AMX
+// tiles over the first Kd − Kd % 16 quads and the ISA's dot for the rest, then red_tile's
+// finish: the same integer sums, the same float operations, the same bits. a: the rows'
+// quantised quads (stride Kd dwords); au: the same as VPDPBUSD reads them (q + 128).
+template <int NV>
+FASTRNN_INLINE void amx_panel(const WeightFormat& wf, const uint32_t* w, int Kd, const uint32_t* a,
+                              const uint32_t* au, const float* sa, int p, float* sums) {
+  constexpr int kRow = NV * 16;
+  alignas(64) int32_t c[kAmxRows * kRow];
+  const int kq = Kd - Kd % 16;
+  amx_i8_rows32<NV>(reinterpret_cast<const uint8_t*>(au), Kd * 4, w, kq, c);
+  for (int r = 0; r < kAmxRows; ++r)
+    for (int j = 0; j < kRow; j += kVecLanes) {
+      VI acc = vi_load(c + r * kRow + j);
+      for (int k = kq; k < Kd; ++k)
+        acc = vdot_i8(acc, vload_w(w + k * kRow + j), vbcast_i8(a[r * Kd + k]));
+      const int col = p * kRow + j;
+      const V f = vi_to_v(vi_finish(acc, wf.sum + col));
+      float* out = sums + r * kRow + j;
+      vstore(out, vadd(vload(out), vmul(f, vmul(vset1(sa[r]), vload(wf.scale + col)))));
+    }
+}
+
+// Whether a call's int8 rows [r0, r1) take AMX blocks, and their quads as AMX reads them.
+FASTRNN_INLINE bool amx_prepare(const WeightFormat& wf, int Kd, int rows, const uint32_t* buf,
+                                uint32_t* au) {
+  if (!kHasAmx || !wf.amx || Kd < 16 || rows < kAmxRows) return false;
+  const int n = rows - rows % kAmxRows;
+  for (int i = 0; i < n * Kd; ++i) au[i] = buf[i] ^ kI8Bias;
+  return true;
+}
+
 // The packed reduced panel p of a matrix of K rows.
 FASTRNN_INLINE const uint32_t* red_panel_at(const float* w, WeightType type, int K, int nv, int p) {
   return reinterpret_cast<const uint32_t*>(w) +
@@ -206,13 +247,29 @@ void gemm_int8(const GemmArgs& g) {
   const WeightType type = g.wf.type;
   const int Kd = weight_rows(type, g.K), group = red_group_rows(g.K);
   alignas(64) uint32_t buf[kRedBufDwords];
+  alignas(64) uint32_t au[kHasAmx ? kRedBufDwords : 1];
   float sa[kRedMaxGroupRows];
   for (int r0 = 0; r0 < g.rows; r0 += group) {
     const int r1 = g.rows - r0 < group ? g.rows : r0 + group;
     pack_rows(g.a + r0 * g.lda, g.lda, r1 - r0, g.K, buf, sa);
+    const bool amx = amx_prepare(g.wf, Kd, r1 - r0, buf, au);
     for (int p = g.p0; p < g.p1; ++p) {
       const uint32_t* w = red_panel_at(g.w, type, g.K, NV, p);
-      for_row_blocks<kRedRows>(r0, r1, [&](auto block, int b0) {
+      int b = r0;
+      for (; amx && b + kAmxRows <= r1; b += kAmxRows) {
+        alignas(64) float sums[kAmxRows][kCols] = {};
+        amx_panel<NV>(g.wf, w, Kd, buf + (b - r0) * Kd, au + (b - r0) * Kd, sa + (b - r0), p,
+                      &sums[0][0]);
+        for (int r = 0; r < kAmxRows; ++r) {
+          float* c = g.c + (b + r) * g.ldc + p * kCols;
+          for (int j = 0; j < kCols; j += kVecLanes) {
+            V v = vload(&sums[r][j]);
+            if (g.bias != nullptr) v = vadd(v, vload(g.bias + p * kCols + j));
+            vstore(c + j, v);
+          }
+        }
+      }
+      for_row_blocks<kRedRows>(b, r1, [&](auto block, int b0) {
         constexpr int R = decltype(block)::value;
         alignas(64) float sums[R][kCols] = {};
         red_panel<NV, R>(g.wf, w, Kd, buf + (b0 - r0) * Kd, Kd, sa + (b0 - r0), p, sums);

@@ -29,6 +29,10 @@ inline VI vdot_i8(VI acc, VW w, VAi a) {
   return {_mm256_add_epi32(acc.v, _mm256_madd_epi16(p16, _mm256_set1_epi16(1)))};
 }
 inline VI vi_finish(VI acc, const int32_t*) { return acc; }
+inline VI vi_load(const int32_t* p) {
+  return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))};
+}
+constexpr uint32_t kI8Bias = 0;
 inline V vbf16_lo(VW w) { return {_mm256_castsi256_ps(_mm256_slli_epi32(w.v, 16))}; }
 inline V vbf16_hi(VW w) {
   return {_mm256_castsi256_ps(_mm256_and_si256(w.v, _mm256_set1_epi32(-65536)))};

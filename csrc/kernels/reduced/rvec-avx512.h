@@ -39,6 +39,8 @@ inline VI vdot_i8(VI acc, VW w, VAi a) { return {_mm512_dpbusd_epi32(acc.v, a.v,
 inline VI vi_finish(VI acc, const int32_t* wsum) {
   return {_mm512_sub_epi32(acc.v, _mm512_slli_epi32(_mm512_loadu_si512(wsum), 7))};
 }
+// The dwords of quantised rows as VPDPBUSD and AMX read them (q + 128).
+constexpr uint32_t kI8Bias = 0x80808080u;
 #else
 // Exact int8 products without VNNI: |q_a| (unsigned) times w with q_a's sign, pairs summed in
 // 16 bits (at most 2 · 127 · 127 = 32258: VPMADDUBSW cannot saturate, the weights being in
@@ -57,7 +59,9 @@ inline VI vdot_i8(VI acc, VW w, VAi a) {
   return {_mm512_add_epi32(acc.v, _mm512_madd_epi16(p16, _mm512_set1_epi16(1)))};
 }
 inline VI vi_finish(VI acc, const int32_t*) { return acc; }
+constexpr uint32_t kI8Bias = 0;
 #endif
+inline VI vi_load(const int32_t* p) { return {_mm512_loadu_si512(p)}; }
 
 // Register budget of a reduced tile (accumulators) and its tallest row block.
 constexpr int kRedAccumulators = 24;

@@ -42,6 +42,12 @@ inline VI vdot_i8(VI acc, VW w, VAi a) {
   return acc;
 }
 inline VI vi_finish(VI acc, const int32_t*) { return acc; }
+inline VI vi_load(const int32_t* p) {
+  VI r;
+  for (int i = 0; i < 16; ++i) r.v[i] = p[i];
+  return r;
+}
+constexpr uint32_t kI8Bias = 0;
 inline V vbf16_lo(VW w) {
   V r;
   for (int i = 0; i < 16; ++i) r.v[i] = bf16_lo(w.v[i]);
