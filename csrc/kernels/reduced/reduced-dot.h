@@ -159,23 +159,25 @@ FASTRNN_INLINE void red_tile(const WeightFormat& wf, const uint32_t* w, int Kd, 
   constexpr int C = kG * kSub;
   constexpr int kRow = NV * 16;
   w += 16 * g0;
-  // Integer sums are exact: two chains at one row hide the dot instruction's latency without
-  // changing a bit.
-  VI acc[R][C], acc2[R][C];
-  for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) acc[r][c] = acc2[r][c] = vi_zero();
+  // Integer sums are exact: at one row, kRedChains chains hide the dot instruction's latency
+  // without changing a bit.
+  constexpr int KC = R == 1 ? kRedChains : 1;
+  VI acc[KC][R][C];
+  for (int j = 0; j < KC; ++j)
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < C; ++c) acc[j][r][c] = vi_zero();
   int k = 0;
-  if constexpr (R == 1)
-    for (; k + 1 < Kd; k += 2) {
-      dot_i8_k<kRow, C, R>(w, a, lda, k, acc);
-      dot_i8_k<kRow, C, R>(w, a, lda, k + 1, acc2);
-    }
-  for (; k < Kd; ++k) dot_i8_k<kRow, C, R>(w, a, lda, k, acc);
+  for (; k + KC <= Kd; k += KC)
+#pragma GCC unroll 4
+    for (int j = 0; j < KC; ++j) dot_i8_k<kRow, C, R>(w, a, lda, k + j, acc[j]);
+  for (; k < Kd; ++k) dot_i8_k<kRow, C, R>(w, a, lda, k, acc[0]);
   for (int c = 0; c < C; ++c) {
     const int col = col0 + 16 * g0 + c * kVecLanes;
     const V sw = vload(wf.scale + col);
     for (int r = 0; r < R; ++r) {
-      const V f = vi_to_v(vi_finish(vi_add(acc[r][c], acc2[r][c]), wf.sum + col));
+      VI sum = acc[0][r][c];
+      for (int j = 1; j < KC; ++j) sum = vi_add(sum, acc[j][r][c]);
+      const V f = vi_to_v(vi_finish(sum, wf.sum + col));
       float* out = &sums[r][16 * g0 + c * kVecLanes];
       vstore(out, vadd(vload(out), vmul(f, vmul(vset1(sa[r]), sw))));
     }
@@ -187,7 +189,7 @@ FASTRNN_INLINE void red_tile(const WeightFormat& wf, const uint32_t* w, int Kd, 
 template <int NV, int R>
 FASTRNN_INLINE void red_panel(const WeightFormat& wf, const uint32_t* w, int Kd, const uint32_t* a,
                               ptrdiff_t lda, const float* sa, int p, float (&sums)[R][NV * 16]) {
-  constexpr int kG = red_gates<NV, R, R == 1 ? 2 : 1>();
+  constexpr int kG = red_gates<NV, R, R == 1 ? kRedChains : 1>();
   for (int g0 = 0; g0 < NV; g0 += kG)
     red_tile<NV, R, kG>(wf, w, Kd, a, lda, sa, p * NV * 16, g0, sums);
 }

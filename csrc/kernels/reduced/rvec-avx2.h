@@ -45,4 +45,6 @@ inline void vstore_i8(int8_t* p, V q) {
 }
 
 constexpr int kRedAccumulators = 12;
+// Independent int8 sum chains of a one-row tile (its dot instruction's latency over throughput).
+constexpr int kRedChains = 2;
 constexpr int kRedRows = 3;

@@ -65,4 +65,6 @@ inline VI vi_load(const int32_t* p) { return {_mm512_loadu_si512(p)}; }
 
 // Register budget of a reduced tile (accumulators) and its tallest row block.
 constexpr int kRedAccumulators = 24;
+// Independent int8 sum chains of a one-row tile (its dot instruction's latency over throughput).
+constexpr int kRedChains = 2;
 constexpr int kRedRows = 6;
