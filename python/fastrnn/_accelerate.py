@@ -39,7 +39,7 @@ import numpy as np
 
 from . import _core
 
-DTYPES = ("float32",)
+DTYPES = ("float32", "bf16", "int8")
 
 # The attribute that holds an accelerated module's options and cache slot. A plain Python
 # object in the module's __dict__: not a parameter or buffer, so state_dict never sees it.
@@ -69,11 +69,12 @@ class _Slot:
     reader sees one consistent tuple.
     """
 
-    __slots__ = ("lock", "entry")
+    __slots__ = ("lock", "entry", "dtype")
 
-    def __init__(self) -> None:
+    def __init__(self, dtype: str = "float32") -> None:
         self.lock = threading.Lock()
         self.entry = None
+        self.dtype = dtype  # the weight format fastrnn holds the module's weights in
 
     def invalidate(self) -> None:
         """The next call packs again (into the same model: one packing)."""
@@ -121,7 +122,7 @@ class _Acceleration:
         self.name = name
         self.config = config
         self.handle = next(_HANDLES)
-        self.slot = _Slot()
+        self.slot = _Slot(dtype)
         _SLOTS[self.handle] = self.slot
         weakref.finalize(self, _SLOTS.pop, self.handle, None)
 
@@ -228,14 +229,24 @@ def _slot_model(slot: _Slot, config: tuple, weights):
     storage or its torch version counter) differs from what the slot was packed from."""
     marks = _marks(weights)
     entry = slot.entry
-    if entry is not None and marks is not None and entry[0] == config and entry[1] == marks:
+
+    def current(entry) -> bool:
+        return (
+            entry is not None
+            and marks is not None
+            and entry[0] == config
+            and entry[1] == marks
+            and entry[3].dtype == slot.dtype
+        )
+
+    if current(entry):
         return entry[3]
     with slot.lock:
         entry = slot.entry
-        if entry is not None and marks is not None and entry[0] == config and entry[1] == marks:
+        if current(entry):
             return entry[3]
         named = dict(zip(_weight_names(config), weights))
-        if entry is not None and entry[0] == config:
+        if entry is not None and entry[0] == config and entry[3].dtype == slot.dtype:
             # Packing after a concurrent caller took `model` is safe: fastrnn swaps its
             # packed core whole, and a running call keeps the one it started with.
             model = entry[3]
@@ -243,7 +254,7 @@ def _slot_model(slot: _Slot, config: tuple, weights):
         else:
             import fastrnn
 
-            model = fastrnn.build(_model_config(config), named)  # packed once
+            model = fastrnn.build(_model_config(config).replace(dtype=slot.dtype), named)
         slot.entry = (config, marks, tuple(w.detach() for w in weights), model)
         return model
 
@@ -724,8 +735,11 @@ def accelerate(model, dtype: str = "float32", strict: bool = False):
     torch._dynamo.config.allow_rnn = True when a module was swapped, without which Dynamo
     refuses every nn.LSTM/GRU/RNN instance. Calling accelerate again updates the options.
 
-    dtype: "float32" (the only precision so far). strict: raise instead of falling back.
-    TypeError if model is not an nn.Module or strict not a bool; ValueError for another dtype.
+    dtype: "float32"; or "bf16" / "int8": fastrnn holds each module's weight matrices in that
+    format (its own copy: the module's parameters stay float32, and a fallback runs torch's
+    float32 forward), with the error against float32 stated in docs/precision.md. strict:
+    raise instead of falling back. TypeError if model is not an nn.Module or strict not a
+    bool; ValueError for another dtype.
     """
     import torch.nn as nn
 
@@ -742,6 +756,7 @@ def accelerate(model, dtype: str = "float32", strict: bool = False):
         if _is_accelerated(cls):
             acc = _acceleration(module)
             acc.strict, acc.dtype = strict, dtype
+            acc.slot.dtype = dtype
             acc.slot.invalidate()  # weights may have changed behind torch's version counter
         else:
             base, mixin = _torch_base(cls)

@@ -418,10 +418,11 @@ def test_accelerate_arguments():
     with pytest.raises(TypeError, match=r"accelerate: model must be a torch.nn.Module, got list"):
         accelerate([nn.LSTM(1, 1)])
     with pytest.raises(
-        ValueError, match=re.escape("accelerate: dtype must be one of ('float32',), got 'bf16'")
+        ValueError,
+        match=re.escape("accelerate: dtype must be one of ('float32', 'bf16', 'int8'), got 'fp8'"),
     ):
-        accelerate(nn.LSTM(1, 1), dtype="bf16")
-    with pytest.raises(ValueError, match=r"dtype must be one of \('float32',\), got torch.float16"):
+        accelerate(nn.LSTM(1, 1), dtype="fp8")
+    with pytest.raises(ValueError, match=r"dtype must be one of .*, got torch.float16"):
         accelerate(nn.LSTM(1, 1), dtype=torch.float16)
     with pytest.raises(TypeError, match=r"accelerate: strict must be a bool, got str"):
         accelerate(nn.LSTM(1, 1), strict="yes")
@@ -1047,3 +1048,54 @@ def test_bench_script_quick():
     assert run.returncode == 0, run.stderr[-2000:]
     assert "eager torch" in run.stdout and "accelerated" in run.stdout
     assert np.isfinite([float(v) for v in re.findall(r"(\d+\.\d+)x", run.stdout)]).all()
+
+
+# --- reduced precision ------------------------------------------------------------------------
+
+
+class _Tagger(nn.Module):
+    """An embedding, a bidirectional 2-layer LSTM with a projection, a GRUCell decoder step
+    and a linear head: every kind of swapped module in one model."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(50, 24)
+        self.rnn = nn.LSTM(24, 48, 2, bidirectional=True, proj_size=20)
+        self.cell = nn.GRUCell(40, 32)
+        self.head = nn.Linear(32, 5)
+
+    def forward(self, tokens):
+        y, _ = self.rnn(self.embed(tokens))
+        h = torch.zeros(tokens.shape[1], 32)
+        for t in range(y.shape[0]):
+            h = self.cell(y[t], h)
+        return self.head(h)
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "int8"])
+def test_reduced_precision_within_its_bound(fast_calls, dtype):
+    """accelerate(dtype=...): fastrnn holds the weights reduced, the module's parameters stay
+    float32 and unchanged, the error against torch float32 is within the stated bound, and
+    accelerating again with float32 gives torch's result to the parity contract."""
+    from fastrnn._quantize import BOUNDS
+
+    torch.manual_seed(0)
+    model = _Tagger().eval()
+    tokens = torch.randint(0, 50, (30, 4))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        ref = model(tokens)
+    accelerate(model, dtype=dtype)
+    with torch.no_grad():
+        got = model(tokens)
+    assert len(fast_calls) == 31  # the LSTM once, the cell each step
+    err = (got - ref).abs().max().item()
+    assert 0 < err <= BOUNDS[dtype][0], err
+    assert A._acceleration(model.rnn).slot.entry[3].dtype == dtype
+    for k, v in model.state_dict().items():
+        assert v.dtype == before[k].dtype and torch.equal(v, before[k]), k
+    accelerate(model)  # back to float32: packed again
+    with torch.no_grad():
+        again = model(tokens)
+    assert (again - ref).abs().max().item() <= 1e-5
+    assert A._acceleration(model.cell).slot.entry[3].dtype == "float32"

@@ -290,12 +290,8 @@ FASTRNN_INLINE void step_panels_int8(const StepArgs& s, Init&& init, Epilogue&& 
           alignas(64) float gx[R][NV * 16] = {};
           red_panel<NV, R>(s.in.wf, red_panel_at(s.in.w, type, s.in.K, NV, p), Kx,
                            xbuf + (b0 - r0) * Kx, Kx, sx + (b0 - r0), p, gx);
-          for (int r = 0; r < R; ++r)
-            for (int j = 0; j < NV * 16; j += kVecLanes) {
-              V v = vload(&gx[r][j]);
-              if (s.in.bias != nullptr) v = vadd(v, vload(s.in.bias + p * NV * 16 + j));
-              vstore(s.in.gx + (b0 + r) * s.ld_gx + p * NV * 16 + j, v);
-            }
+          rows_store<NV * 16>(&gx[0][0], R, s.in.bias ? s.in.bias + p * NV * 16 : nullptr,
+                              s.in.gx + b0 * s.ld_gx + p * NV * 16, s.ld_gx);
         }
         if (carry_if_inactive<kUnits>(s, p, b0, R)) return;
         alignas(64) float sums[R][NV * 16];

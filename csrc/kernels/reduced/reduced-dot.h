@@ -235,6 +235,19 @@ FASTRNN_INLINE bool amx_prepare(const WeightFormat& wf, int Kd, int rows, const 
   return true;
 }
 
+// Rows of one panel's sums (stride kCols) plus the panel's bias (or none) into c (stride ldc):
+// what a GEMM writes, the bias added after the last k.
+template <int kCols>
+FASTRNN_INLINE void rows_store(const float* sums, int rows, const float* bias, float* c,
+                               ptrdiff_t ldc) {
+  for (int r = 0; r < rows; ++r)
+    for (int j = 0; j < kCols; j += kVecLanes) {
+      V v = vload(sums + r * kCols + j);
+      if (bias != nullptr) v = vadd(v, vload(bias + j));
+      vstore(c + r * ldc + j, v);
+    }
+}
+
 // The packed reduced panel p of a matrix of K rows.
 FASTRNN_INLINE const uint32_t* red_panel_at(const float* w, WeightType type, int K, int nv, int p) {
   return reinterpret_cast<const uint32_t*>(w) +
@@ -257,32 +270,19 @@ void gemm_int8(const GemmArgs& g) {
     const bool amx = amx_prepare(g.wf, Kd, r1 - r0, buf, au);
     for (int p = g.p0; p < g.p1; ++p) {
       const uint32_t* w = red_panel_at(g.w, type, g.K, NV, p);
+      const float* bias = g.bias != nullptr ? g.bias + p * kCols : nullptr;
       int b = r0;
       for (; amx && b + kAmxRows <= r1; b += kAmxRows) {
         alignas(64) float sums[kAmxRows][kCols] = {};
         amx_panel<NV>(g.wf, w, Kd, buf + (b - r0) * Kd, au + (b - r0) * Kd, sa + (b - r0), p,
                       &sums[0][0]);
-        for (int r = 0; r < kAmxRows; ++r) {
-          float* c = g.c + (b + r) * g.ldc + p * kCols;
-          for (int j = 0; j < kCols; j += kVecLanes) {
-            V v = vload(&sums[r][j]);
-            if (g.bias != nullptr) v = vadd(v, vload(g.bias + p * kCols + j));
-            vstore(c + j, v);
-          }
-        }
+        rows_store<kCols>(&sums[0][0], kAmxRows, bias, g.c + b * g.ldc + p * kCols, g.ldc);
       }
       for_row_blocks<kRedRows>(b, r1, [&](auto block, int b0) {
         constexpr int R = decltype(block)::value;
         alignas(64) float sums[R][kCols] = {};
         red_panel<NV, R>(g.wf, w, Kd, buf + (b0 - r0) * Kd, Kd, sa + (b0 - r0), p, sums);
-        for (int r = 0; r < R; ++r) {
-          float* c = g.c + (b0 + r) * g.ldc + p * kCols;
-          for (int j = 0; j < kCols; j += kVecLanes) {
-            V v = vload(&sums[r][j]);
-            if (g.bias != nullptr) v = vadd(v, vload(g.bias + p * kCols + j));
-            vstore(c + j, v);
-          }
-        }
+        rows_store<kCols>(&sums[0][0], R, bias, g.c + b0 * g.ldc + p * kCols, g.ldc);
       });
     }
   }

@@ -64,6 +64,16 @@ def model_load(command: str, args, path: str):
         return None, fail(command, str(e))
 
 
+def dtype_add(p, help: str, choices=("float32", "bf16", "int8")) -> None:
+    """The --dtype option: the weight precision (fastrnn.quantize; docs/precision.md)."""
+    p.add_argument(
+        "--dtype",
+        choices=choices,
+        default=None,
+        help=f"{help} (fastrnn.quantize; error bounds in docs/precision.md)",
+    )
+
+
 def positive_int(text: str) -> int:
     """An argparse type: a positive integer."""
     try:

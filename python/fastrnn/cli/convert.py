@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from .common import fail, hints_add, model_load
+from .common import dtype_add, fail, hints_add, model_load
 
 
 def register(sub) -> None:
@@ -20,13 +20,7 @@ def register(sub) -> None:
     c.add_argument("input", metavar="IN", help="the file to read")
     c.add_argument("output", metavar="OUT", help="the fastrnn file to write")
     hints_add(c)
-    c.add_argument(
-        "--dtype",
-        choices=("float32", "bf16", "int8"),
-        default=None,
-        help="weight precision of OUT: IN's own (default), float32, bf16 or int8 "
-        "(fastrnn.quantize; error bounds in docs/precision.md)",
-    )
+    dtype_add(c, "weight precision of OUT: IN's own (default), float32, bf16 or int8")
     c.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     c.set_defaults(func=run)
 

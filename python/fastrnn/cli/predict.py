@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 
-from .common import fail, hints_add, model_load, positive_int
+from .common import dtype_add, fail, hints_add, model_load, positive_int
 
 
 def register(sub) -> None:
@@ -50,13 +50,7 @@ def register(sub) -> None:
         help="threads per model call (default: fastrnn's budget: FASTRNN_NUM_THREADS, "
         "OMP_NUM_THREADS, the affinity mask, the cgroup quota)",
     )
-    p.add_argument(
-        "--dtype",
-        choices=("float32", "bf16", "int8"),
-        default=None,
-        help="weight precision: the model file's own (default), or float32, bf16, int8 "
-        "(fastrnn.quantize; error bounds in docs/precision.md)",
-    )
+    dtype_add(p, "weight precision: the model file's own (default), or float32, bf16, int8")
     p.add_argument(
         "--x-key",
         default="x",

@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 
-from .common import fail, hints_add, model_load
+from .common import dtype_add, fail, hints_add, model_load
 
 
 def register(sub) -> None:
@@ -47,12 +47,11 @@ def register(sub) -> None:
         "--batch", type=int, default=2, help="batch of the random input (2; layers only)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the random input (0)")
-    p.add_argument(
-        "--dtype",
+    dtype_add(
+        p,
+        "check the model converted to bf16 or int8 weights against torch float32 with the "
+        "stated error bounds",
         choices=("bf16", "int8"),
-        default=None,
-        help="check the model converted to bf16 or int8 weights against torch float32 with "
-        "the stated error bounds (docs/precision.md)",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
