@@ -16,10 +16,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -30,11 +33,14 @@ namespace {
 // clang-format off
 #if defined(__AVX512F__)
 #include "kernels/vec/vec-avx512.h"
+#include "kernels/reduced/rvec-avx512.h"
 #else
 #include "kernels/vec/vec-avx2.h"
+#include "kernels/reduced/rvec-avx2.h"
 #endif
 #include "kernels/activations/activations.h"
 #include "kernels/panel/panel-dot.h"
+#include "kernels/reduced/reduced-dot.h"
 #include "kernels/gemm/gemm.h"
 #include "kernels/panel/step-driver.h"
 #include "kernels/lstm-step/lstm-step.h"

@@ -63,9 +63,9 @@ constexpr int kBf16Depth = 64;
 // every sum from the value the previous block stored: the same FMAs in the same order as
 // panel_accumulate on the rounded weights, so the same bits.
 template <int NV>
-FASTRNN_INLINE void panel_accumulate_bf16(const uint32_t* panel, int K, const float* a,
-                                          ptrdiff_t lda, int rows, float* sums, ptrdiff_t ld_sums,
-                                          const float* bias = nullptr) {
+FASTRNN_NOINLINE void panel_accumulate_bf16(const uint32_t* panel, int K, const float* a,
+                                            ptrdiff_t lda, int rows, float* sums, ptrdiff_t ld_sums,
+                                            const float* bias = nullptr) {
   constexpr int kRow = NV * 16;
   alignas(64) float wf[kBf16Depth * kRow];
   for (int k0 = 0; k0 < K; k0 += kBf16Depth) {

@@ -258,7 +258,7 @@ FASTRNN_INLINE void step_panels_summed(const StepArgs& s, Init&& init, Epilogue&
 // epilogue (or the carry). Each row's sums depend on its own values only, never on the
 // blocking or the thread split.
 template <int NV, int kUnits, class Init, class Epilogue>
-FASTRNN_INLINE void step_panels_int8(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
+FASTRNN_NOINLINE void step_panels_int8(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
   const WeightType type = s.wf.type;
   const int Kd = weight_rows(type, s.K), Kx = weight_rows(type, s.in.K);
   int group = red_group_rows(s.K);

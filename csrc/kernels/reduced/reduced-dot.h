@@ -257,7 +257,7 @@ FASTRNN_INLINE const uint32_t* red_panel_at(const float* w, WeightType type, int
 // gemm_panels for int8 weights: rows in groups whose quantised activations fit the stack
 // buffer; per group, panel by panel, row blocks of up to kRedRows; the bias added last.
 template <int NV>
-void gemm_int8(const GemmArgs& g) {
+FASTRNN_NOINLINE void gemm_int8(const GemmArgs& g) {
   constexpr int kCols = NV * 16;
   const WeightType type = g.wf.type;
   const int Kd = weight_rows(type, g.K), group = red_group_rows(g.K);
