@@ -19,7 +19,7 @@
 // Included inside an ISA's anonymous namespace after its vec-*.h and rvec-*.h.
 
 // The activation row buffer on the stack: rows of packed dwords, at most this many dwords
-// (64 KiB); reduced models have K ≤ kMaxReducedK (core/limits.h) so one row always fits.
+// (64 KiB); reduced models have K ≤ kMaxReducedFeatures (core/limits.h): one row always fits.
 constexpr int kRedBufDwords = 16384;
 constexpr int kRedMaxGroupRows = 256;
 
