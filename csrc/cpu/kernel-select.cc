@@ -21,6 +21,8 @@ const Entry kEntries[] = {
     {"avx512", &kKernelsAvx512, [](const CpuFeatures& f) { return f.avx512; }},
     {"avx512vnni", &kKernelsAvx512Vnni,
      [](const CpuFeatures& f) { return f.avx512 && f.avx512_vnni; }},
+    {"avx512bf16", &kKernelsAvx512Bf16,
+     [](const CpuFeatures& f) { return f.avx512 && f.avx512_vnni && f.avx512_bf16; }},
 #endif
 #if defined(FASTRNN_NEON)
     {"neon", &kKernelsNeon, [](const CpuFeatures& f) { return f.neon; }},
@@ -72,11 +74,12 @@ std::string kernels_select(const std::string& name) {
     return {};
   }
   bool known = (name == "scalar" || name == "avx2" || name == "avx512" || name == "avx512vnni" ||
-                name == "neon");
+                name == "avx512bf16" || name == "neon");
   if (!known)
     throw std::invalid_argument(
-        "FASTRNN_ISA must be one of scalar, avx2, avx512, avx512vnni, neon, auto; got '" + name +
-        "'");
+        "FASTRNN_ISA must be one of scalar, avx2, avx512, avx512vnni, avx512bf16, neon, auto; "
+        "got '" +
+        name + "'");
   for (const Entry& e : kEntries) {
     if (name == e.name && e.supported(cpu_features())) {
       g_table.store(e.table, std::memory_order_release);

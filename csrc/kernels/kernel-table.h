@@ -199,6 +199,7 @@ extern const KernelTable kKernelsScalar;
 extern const KernelTable kKernelsAvx2;
 extern const KernelTable kKernelsAvx512;
 extern const KernelTable kKernelsAvx512Vnni;
+extern const KernelTable kKernelsAvx512Bf16;
 #endif
 #if defined(FASTRNN_NEON)
 extern const KernelTable kKernelsNeon;

@@ -454,7 +454,7 @@ def test_set_isa_unknown_name():
     with pytest.raises(
         ValueError,
         match=exact(
-            "FASTRNN_ISA must be one of scalar, avx2, avx512, avx512vnni, neon, auto; got 'bogus'"
+            "FASTRNN_ISA must be one of scalar, avx2, avx512, avx512vnni, avx512bf16, neon, auto; got 'bogus'"
         ),
     ):
         _core.set_isa("bogus")

@@ -16,7 +16,9 @@
 // outputs (its arithmetic is IEEE single operations and fma, no contraction: the same bits
 // everywhere); every table whose sums run in one chain (avx2, neon) with the scalar table;
 // 2 threads with 1 thread on every table. AVX-512 splits few-row sums in two chains, so it
-// matches the scalar table within 2e-6 · max(1, |value|) instead.
+// matches the scalar table within 2e-6 · max(1, |value|) instead. The avx512bf16 table's
+// bf16 cases round h to bf16 in their few-row steps (VDPBF16PS): within bf16's stated bound
+// (1e-2, docs/precision.md) there.
 //
 // Kernel level too (--check): every table's GEMM and step kernels run on raw packed panels
 // of random values against the scalar table's, over row counts 1 .. 13 (past two of the
@@ -508,7 +510,10 @@ int check(const char* path) {
     const std::vector<float> scalar = run_case(c, 1);
     for (const std::string& isa : isas) {
       if (!fastrnn::kernels_select(isa).empty()) return 1;
-      const double tol = isa.rfind("avx512", 0) == 0 ? 2e-6 : 0.0;  // see the top of this file
+      // See the top of this file.
+      const double tol = isa == "avx512bf16" && c.dtype == kBf16 ? 1e-2
+                         : isa.rfind("avx512", 0) == 0           ? 2e-6
+                                                                 : 0.0;
       for (int threads : {1, 2}) {
         const std::vector<float> got = run_case(c, threads);
         struct {

@@ -2,8 +2,10 @@
 same rounding, on every ISA; bit-identity across thread counts; the stated error bounds
 against torch float32 (docs/precision.md); a model trained here, its task metric per dtype.
 
-bf16 is weight-only: a bf16 model gives the bits of the float32 engine on its rounded weights
-(csrc/kernels/reduced/reduced-dot.h), which every ISA is held to exactly. int8's reference
+bf16 is weight-only on every table but avx512bf16: a bf16 model gives the bits of the float32
+engine on its rounded weights (csrc/kernels/reduced/reduced-dot.h), which those ISAs are held
+to exactly. The avx512bf16 table's few-row steps (VDPBF16PS) round their activations to bf16
+as well: held to a reference that rounds the same way (bf16_dot). int8's reference
 (quantised_step) quantises each activation row, takes the integer dot products exactly, then
 float32(acc) · (s_a · s_w); only the activations (sigmoid, tanh) differ from the engine's, by
 float32 ulps, so one step agrees to 1e-6.
@@ -16,13 +18,17 @@ import pytest
 
 import fastrnn
 from fastrnn import _core
-from fastrnn._quantize import BOUNDS, int8_rows
+from fastrnn._quantize import BOUNDS, bf16_bits, bf16_values, int8_rows
 from support.reference import sigmoid
 
 DTYPES = ("bf16", "int8")
 MODES = ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
 GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 f32 = np.float32
+# Tables whose few-row bf16 steps take activations rounded to bf16 (VDPBF16PS).
+BF16_DOT_ISAS = ("avx512bf16",)
+# Fewer rows than this take a step's few-row kernels (kManyRows, csrc/ops/forward-plan.h).
+MANY_ROWS = 4
 
 
 def _model(mode: str, I: int, H: int, seed: int, **kw):
@@ -56,12 +62,28 @@ def _int8_dot(w: np.ndarray, a: np.ndarray) -> np.ndarray:
     return (acc * (sa[:, None] * sw[None, :]).astype(f32)).astype(f32)
 
 
-def quantised_step(mode: str, sd: dict, x, h, c=None):
-    """One step of a one-layer model with int8 weights (x, h, c float32; (B, ·))."""
+def _bf16(a: np.ndarray) -> np.ndarray:
+    return bf16_values(bf16_bits(a.astype(f32))).astype(np.float64)
+
+
+def bf16_dot(w: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """VDPBF16PS's sums: bf16 weights and activations, exact products, summed in float64
+    (the engine sums in float32: ~K ulps apart)."""
+    return (_bf16(a) @ _bf16(w).T).astype(f32)
+
+
+def bf16_weight_only(w: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """The input projection of every bf16 table: x as it is times the rounded weights."""
+    return (a.astype(np.float64) @ _bf16(w).T).astype(f32)
+
+
+def quantised_step(mode: str, sd: dict, x, h, c=None, dot=_int8_dot, dot_x=None):
+    """One step of a one-layer model with reduced weights (x, h, c float32; (B, ·)); dot:
+    the dtype's sums (int8 by default), dot_x: the input projection's (dot by default)."""
     w_ih, w_hh = sd["weight_ih_l0"], sd["weight_hh_l0"]
     H = w_ih.shape[0] // GATES[mode]
-    gx = _int8_dot(w_ih, x) + sd["bias_ih_l0"]
-    gh = _int8_dot(w_hh, h).astype(np.float64)
+    gx = (dot_x or dot)(w_ih, x) + sd["bias_ih_l0"]
+    gh = dot(w_hh, h).astype(np.float64)
     b_hh = sd["bias_hh_l0"].astype(np.float64)
     gx = gx.astype(np.float64)
     if mode == "LSTM":
@@ -71,7 +93,7 @@ def quantised_step(mode: str, sd: dict, x, h, c=None):
         c_new = f * c + i * gg
         r = o * np.tanh(c_new)
         if "weight_hr_l0" in sd:
-            return _int8_dot(sd["weight_hr_l0"], r.astype(f32)).astype(np.float64), c_new
+            return dot(sd["weight_hr_l0"], r.astype(f32)).astype(np.float64), c_new
         return r, c_new
     if mode == "GRU":
         r = sigmoid(gx[:, :H] + gh[:, :H] + b_hh[:H])
@@ -106,6 +128,40 @@ def test_int8_step_matches_the_quantised_reference(isa, mode, proj):
         np.testing.assert_allclose(hn[1][0], c_ref, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize(("mode", "proj"), [(m, 0) for m in MODES] + [("LSTM", 13)])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_bf16_dot_step_matches_the_rounded_reference(mode, proj, batch):
+    """The VDPBF16PS table's few-row step (a stream's step: its own input projection too):
+    h (and LSTM's r before the projection) rounded to bf16, exact products, float32 sums; x
+    taken as it is (weight-only), as the GEMM over time steps takes it."""
+    if not set(BF16_DOT_ISAS) & set(_core.isa_available()):
+        pytest.skip("no CPU support for the VDPBF16PS table here")
+    I, H = 37, 45
+    rng = np.random.default_rng(11)
+    model = _model(mode, I, H, seed=5, **({"proj_size": proj} if proj else {}))
+    q = fastrnn.quantize(model, "bf16")
+    sd = q.state_dict()
+    x = rng.standard_normal((1, batch, I)).astype(f32)
+    h0 = (0.5 * rng.standard_normal((1, batch, proj or H))).astype(f32)
+    c0 = (0.5 * rng.standard_normal((1, batch, H))).astype(f32)
+    state = (h0, c0) if mode == "LSTM" else h0
+    h_ref, c_ref = quantised_step(mode, sd, x[0], h0[0], c0[0], bf16_dot, bf16_weight_only)
+    session = _core.isa()
+    try:
+        for isa in BF16_DOT_ISAS:
+            _core.set_isa(isa)
+            y, hn = q(x, state)
+            got_h = hn[0][0] if mode == "LSTM" else hn[0]
+            np.testing.assert_allclose(got_h, h_ref, rtol=2e-6, atol=2e-6)
+            if mode == "LSTM":
+                np.testing.assert_allclose(hn[1][0], c_ref, rtol=2e-6, atol=2e-6)
+            # Not the weight-only result: the activations were rounded.
+            want = fastrnn.quantize(q, "float32")(x, state)[1]
+            assert not np.array_equal(got_h, want[0][0] if mode == "LSTM" else want[0])
+    finally:
+        _core.set_isa(session)
+
+
 @pytest.mark.parametrize(
     ("mode", "kw"),
     [
@@ -120,7 +176,10 @@ def test_int8_step_matches_the_quantised_reference(isa, mode, proj):
 @pytest.mark.parametrize("batch", [1, 2, 5, 70])
 def test_bf16_is_float32_on_the_rounded_weights_bit_for_bit(isa, mode, kw, batch):
     """Few rows (weights widened in registers) and many (widened depth blocks, several row
-    blocks, a sum buffer): the float32 kernels' FMAs in their order, so the same bits."""
+    blocks, a sum buffer): the float32 kernels' FMAs in their order, so the same bits. On the
+    VDPBF16PS table only many rows are weight-only (few: test_bf16_dot_step_…)."""
+    if isa in BF16_DOT_ISAS and batch < MANY_ROWS:
+        pytest.skip("few-row bf16 steps round the activations on this table")
     model = fastrnn.quantize(_model(mode, 37, 45, seed=1, **kw), "bf16")
     rounded = fastrnn.quantize(model, "float32")
     x = np.random.default_rng(batch).standard_normal((6, batch, 37)).astype(f32)
@@ -178,8 +237,8 @@ def test_sums_are_exact_at_the_extremes(isa, dtype):
 def test_int8_amx_tiles_give_the_vnni_sums(mode, kw, batch):
     """AMX blocks of 32 rows (GEMM rows over time, step rows over the batch), K with and
     without a tail of quads past the tiles' 16: the same bits as VPDPBUSD."""
-    if _core.isa() != "avx512vnni":
-        pytest.skip("AMX serves the avx512vnni table")
+    if _core.isa() not in ("avx512vnni", "avx512bf16"):
+        pytest.skip("AMX serves the avx512vnni and avx512bf16 tables")
     model = fastrnn.quantize(_model(mode, 91, 150, seed=2, **kw), "int8")
     x = np.random.default_rng(batch).standard_normal((40, batch, 91)).astype(f32)
     try:

@@ -251,26 +251,30 @@ FASTRNN_INLINE void step_panels_summed(const StepArgs& s, Init&& init, Epilogue&
   });
 }
 
-// int8 weights (kernels/reduced/reduced-dot.h): the rows [b0, b1) are quantised in groups
-// that fit a stack buffer, each group once per call (and, for a step that projects its own
-// inputs, the group's x rows too: the values gemm_int8 would give); then, panel by panel,
-// row blocks of up to kRedRows: gate sums started by init, plus the int8 sums, then the
+// Weights that take packed activations (int8; bf16 few-row steps on the VDPBF16PS tables:
+// kernels/reduced/reduced-dot.h): the rows [b0, b1) are packed (int8: quantised) in groups
+// that fit a stack buffer, each group once per call (and, for an int8 step that projects its
+// own inputs, the group's x rows too); then, panel by panel, row blocks of up to kRedRows: a
+// step's own input projection (the values the GEMM would give: gemm_int8, or for bf16 the
+// widened weights on x itself), gate sums started by init, plus the reduced sums, then the
 // epilogue (or the carry). Each row's sums depend on its own values only, never on the
 // blocking or the thread split.
 template <int NV, int kUnits, class Init, class Epilogue>
-FASTRNN_NOINLINE void step_panels_int8(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
+FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
   const WeightType type = s.wf.type;
   const int Kd = weight_rows(type, s.K), Kx = weight_rows(type, s.in.K);
-  int group = red_group_rows(s.K);
-  if (s.in.gx != nullptr && red_group_rows(s.in.K) < group) group = red_group_rows(s.in.K);
+  int group = red_group_rows(type, s.K);
+  if (s.in.gx != nullptr && red_group_rows(type, s.in.K) < group)
+    group = red_group_rows(type, s.in.K);
   alignas(64) uint32_t buf[kRedBufDwords];
   alignas(64) uint32_t xbuf[kRedBufDwords];
   alignas(64) uint32_t au[kHasAmx ? kRedBufDwords : 1];
   float sa[kRedMaxGroupRows], sx[kRedMaxGroupRows];
   for (int r0 = s.b0; r0 < s.b1; r0 += group) {
     const int r1 = s.b1 - r0 < group ? s.b1 : r0 + group;
-    pack_rows(s.h_prev + r0 * s.ld_h_prev, s.ld_h_prev, r1 - r0, s.K, buf, sa);
-    if (s.in.gx != nullptr) pack_rows(s.in.x + r0 * s.in.ldx, s.in.ldx, r1 - r0, s.in.K, xbuf, sx);
+    pack_rows(type, s.h_prev + r0 * s.ld_h_prev, s.ld_h_prev, r1 - r0, s.K, buf, sa);
+    if (s.in.gx != nullptr && type == WeightType::kInt8)
+      pack_rows(type, s.in.x + r0 * s.in.ldx, s.in.ldx, r1 - r0, s.in.K, xbuf, sx);
     // AMX blocks of 32 rows (not for a step that projects its own inputs: streams of few rows).
     const bool amx = s.in.gx == nullptr && amx_prepare(s.wf, Kd, r1 - r0, buf, au);
     for_step_panels<NV, false>(s, [&](int, int p, const float*) {
@@ -286,7 +290,12 @@ FASTRNN_NOINLINE void step_panels_int8(const StepArgs& s, Init&& init, Epilogue&
       }
       for_row_blocks<kRedRows>(b, r1, [&](auto rows, int b0) {
         constexpr int R = decltype(rows)::value;
-        if (s.in.gx != nullptr) {  // this panel's G_x rows, as gemm_int8 computes them
+        if (s.in.gx != nullptr && type == WeightType::kBf16) {
+          gemm_bf16_few_rows<NV>(red_panel_at(s.in.w, type, s.in.K, NV, p), s.in.K,
+                                 s.in.x + b0 * s.in.ldx, s.in.ldx, R,
+                                 s.in.gx + b0 * s.ld_gx + p * NV * 16, s.ld_gx,
+                                 s.in.bias ? s.in.bias + p * NV * 16 : nullptr);
+        } else if (s.in.gx != nullptr) {  // this panel's G_x rows, as gemm_int8 computes them
           alignas(64) float gx[R][NV * 16] = {};
           red_panel<NV, R>(s.in.wf, red_panel_at(s.in.w, type, s.in.K, NV, p), Kx,
                            xbuf + (b0 - r0) * Kx, Kx, sx + (b0 - r0), p, gx);
@@ -310,12 +319,12 @@ FASTRNN_NOINLINE void step_panels_int8(const StepArgs& s, Init&& init, Epilogue&
 // result of a row is the same for any thread count.
 template <int NV, int kUnits, class Init, class Epilogue>
 FASTRNN_INLINE void step_panels(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
-  if (s.wf.type == WeightType::kInt8) {
-    step_panels_int8<NV, kUnits>(s, init, epilogue);
+  if (s.wf.type == WeightType::kInt8 || (packed_activations(s.wf.type) && !s.many_rows)) {
+    step_panels_packed<NV, kUnits>(s, init, epilogue);
     return;
   }
-  // bf16: the fp32 loops on widened weights (the same bits as fp32 on the rounded weights):
-  // few rows widen in registers, many rows a depth block at a time (gemm.h).
+  // bf16 without VDPBF16PS: the fp32 loops on widened weights (the same bits as fp32 on the
+  // rounded weights): few rows widen in registers, many rows a depth block at a time (gemm.h).
   if (s.wf.type == WeightType::kBf16) {
     if (s.many_rows)
       step_panels_summed<NV, kUnits, 64, true>(s, init, epilogue);

@@ -67,17 +67,50 @@ FASTRNN_INLINE float pack_row_i8(const float* a, int K, uint32_t* out) {
   return m / 127.0f;
 }
 
-// Rows [0, rows) of a (stride lda) quantised into buf (stride Kd dwords), scales into sa.
-FASTRNN_INLINE void pack_rows(const float* a, ptrdiff_t lda, int rows, int K, uint32_t* buf,
-                              float* sa) {
-  const int Kd = weight_rows(WeightType::kInt8, K);
-  for (int r = 0; r < rows; ++r) sa[r] = pack_row_i8(a + r * lda, K, buf + r * Kd);
+#ifndef FASTRNN_BF16_DOT
+constexpr bool kBf16Dot = false;
+inline V vdot_bf16(V acc, VW, uint32_t) { return acc; }  // never called: kBf16Dot is false
+inline void vstore_bf16x2(uint32_t*, V, V) {}
+#endif
+
+// Row a (K floats) into ceil(K/2) dwords of bf16 pairs (nearest even; zero past K), for the
+// VDPBF16PS tables: the row's bf16 values in order.
+FASTRNN_INLINE void pack_row_bf16(const float* a, int K, uint32_t* out) {
+  int k = 0;
+  for (; k + 2 * kVecLanes <= K; k += 2 * kVecLanes)
+    vstore_bf16x2(out + k / 2, vload(a + k), vload(a + k + kVecLanes));
+  if (k < K) {
+    alignas(64) float tail[2 * kVecLanes] = {};
+    for (int j = k; j < K; ++j) tail[j - k] = a[j];
+    alignas(64) uint32_t packed[kVecLanes];
+    vstore_bf16x2(packed, vload(tail), vload(tail + kVecLanes));
+    for (int j = 0; j < (K - k + 1) / 2; ++j) out[k / 2 + j] = packed[j];
+  }
 }
 
-// Rows a block of quantised activations may hold: all of [b0, b1) up to the buffer's size.
-FASTRNN_INLINE int red_group_rows(int K) {
-  const int per = kRedBufDwords / weight_rows(WeightType::kInt8, K);
+// Rows [0, rows) of a (stride lda) packed into buf (stride weight_rows(type, K) dwords): int8
+// quantised (scales into sa), or bf16 pairs (kBf16Dot; sa unused).
+FASTRNN_INLINE void pack_rows(WeightType type, const float* a, ptrdiff_t lda, int rows, int K,
+                              uint32_t* buf, float* sa) {
+  const int Kd = weight_rows(type, K);
+  for (int r = 0; r < rows; ++r) {
+    if (type == WeightType::kInt8)
+      sa[r] = pack_row_i8(a + r * lda, K, buf + r * Kd);
+    else
+      pack_row_bf16(a + r * lda, K, buf + r * Kd);
+  }
+}
+
+// Rows a block of packed activations may hold: all of [b0, b1) up to the buffer's size.
+FASTRNN_INLINE int red_group_rows(WeightType type, int K) {
+  const int per = kRedBufDwords / weight_rows(type, K);
   return per < 1 ? 1 : per > kRedMaxGroupRows ? kRedMaxGroupRows : per;
+}
+
+// Whether the dot products of a model with these weights take packed activations (int8;
+// bf16 where the table has VDPBF16PS) rather than the fp32 kernels on widened weights.
+FASTRNN_INLINE bool packed_activations(WeightType type) {
+  return type == WeightType::kInt8 || (kBf16Dot && type == WeightType::kBf16);
 }
 
 // Packed vectors of a reduced tile of R rows: all NV where R · NV · kSub · chains
@@ -184,12 +217,59 @@ FASTRNN_INLINE void red_tile(const WeightFormat& wf, const uint32_t* w, int Kd, 
   }
 }
 
-// sums (R rows of one panel's NV·16 columns) += quantised activations · int8 panel, gate
-// group by gate group (each reads only its own columns of the panel).
+template <int kRow, int C, int R>
+FASTRNN_INLINE void dot_bf16_k(const uint32_t* w, const uint32_t* a, ptrdiff_t lda, int k,
+                               V (&acc)[R][C]) {
+  const uint32_t* wk = w + static_cast<ptrdiff_t>(k) * kRow;
+  VW wv[C];
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) wv[c] = vload_w(wk + c * kVecLanes);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const uint32_t pair = a[r * lda + k];
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) acc[r][c] = vdot_bf16(acc[r][c], wv[c], pair);
+  }
+}
+
+// sums[r][16·g0 + …] += the bf16 tile's sums (VDPBF16PS, kBf16Dot): rows [0, R) of the bf16
+// activation pairs a (stride lda dwords) times columns [16·g0, 16·(g0 + kG)) of one panel, k
+// pairs ascending; a one-row tile runs even and odd pairs in kRedChains chains, added last.
+template <int NV, int R, int kG>
+FASTRNN_INLINE void bf16_tile(const uint32_t* w, int Kd, const uint32_t* a, ptrdiff_t lda, int g0,
+                              float (&sums)[R][NV * 16]) {
+  constexpr int C = kG * kSub;
+  constexpr int kRow = NV * 16;
+  constexpr int KC = R == 1 ? kRedChains : 1;
+  w += 16 * g0;
+  V acc[KC][R][C];
+  for (int j = 0; j < KC; ++j)
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < C; ++c) acc[j][r][c] = vzero();
+  int k = 0;
+  for (; k + KC <= Kd; k += KC)
+#pragma GCC unroll 4
+    for (int j = 0; j < KC; ++j) dot_bf16_k<kRow, C, R>(w, a, lda, k + j, acc[j]);
+  for (; k < Kd; ++k) dot_bf16_k<kRow, C, R>(w, a, lda, k, acc[0]);
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) {
+      V sum = acc[0][r][c];
+      for (int j = 1; j < KC; ++j) sum = vadd(sum, acc[j][r][c]);
+      float* out = &sums[r][16 * g0 + c * kVecLanes];
+      vstore(out, vadd(vload(out), sum));
+    }
+}
+
+// sums (R rows of one panel's NV·16 columns) += packed activations · reduced panel (int8, or
+// bf16 on the VDPBF16PS tables), gate group by gate group (each reads only its own columns).
 template <int NV, int R>
 FASTRNN_INLINE void red_panel(const WeightFormat& wf, const uint32_t* w, int Kd, const uint32_t* a,
                               ptrdiff_t lda, const float* sa, int p, float (&sums)[R][NV * 16]) {
   constexpr int kG = red_gates<NV, R, R == 1 ? kRedChains : 1>();
+  if (kBf16Dot && wf.type == WeightType::kBf16) {
+    for (int g0 = 0; g0 < NV; g0 += kG) bf16_tile<NV, R, kG>(w, Kd, a, lda, g0, sums);
+    return;
+  }
   for (int g0 = 0; g0 < NV; g0 += kG)
     red_tile<NV, R, kG>(wf, w, Kd, a, lda, sa, p * NV * 16, g0, sums);
 }
@@ -260,13 +340,13 @@ template <int NV>
 FASTRNN_NOINLINE void gemm_int8(const GemmArgs& g) {
   constexpr int kCols = NV * 16;
   const WeightType type = g.wf.type;
-  const int Kd = weight_rows(type, g.K), group = red_group_rows(g.K);
+  const int Kd = weight_rows(type, g.K), group = red_group_rows(type, g.K);
   alignas(64) uint32_t buf[kRedBufDwords];
   alignas(64) uint32_t au[kHasAmx ? kRedBufDwords : 1];
   float sa[kRedMaxGroupRows];
   for (int r0 = 0; r0 < g.rows; r0 += group) {
     const int r1 = g.rows - r0 < group ? g.rows : r0 + group;
-    pack_rows(g.a + r0 * g.lda, g.lda, r1 - r0, g.K, buf, sa);
+    pack_rows(type, g.a + r0 * g.lda, g.lda, r1 - r0, g.K, buf, sa);
     const bool amx = amx_prepare(g.wf, Kd, r1 - r0, buf, au);
     for (int p = g.p0; p < g.p1; ++p) {
       const uint32_t* w = red_panel_at(g.w, type, g.K, NV, p);

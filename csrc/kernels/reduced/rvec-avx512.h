@@ -63,6 +63,23 @@ constexpr uint32_t kI8Bias = 0;
 #endif
 inline VI vi_load(const int32_t* p) { return {_mm512_loadu_si512(p)}; }
 
+#if defined(__AVX512BF16__)
+// The avx512bf16 table (Cooper Lake, Sapphire Rapids, Zen 4, Zen 5): bf16 dot products in
+// VDPBF16PS, with the activations rounded to bf16 too (reduced-dot.h, kBf16Dot).
+#define FASTRNN_BF16_DOT 1
+constexpr bool kBf16Dot = true;
+// acc + w_odd · a_odd + w_even · a_even per lane (products exact, each add rounded; denormals
+// flushed), a: one bf16 pair broadcast.
+inline V vdot_bf16(V acc, VW w, uint32_t pair) {
+  return {_mm512_dpbf16_ps(acc.v, reinterpret_cast<__m512bh>(w.v),
+                           reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(pair))))};
+}
+// 32 floats (a[0..15], a[16..31]) to 32 bf16 (nearest even, NaN kept) in order: 16 pairs.
+inline void vstore_bf16x2(uint32_t* out, V a, V b) {
+  _mm512_storeu_si512(out, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(b.v, a.v)));
+}
+#endif
+
 // Register budget of a reduced tile (accumulators) and its tallest row block.
 constexpr int kRedAccumulators = 24;
 // Independent int8 sum chains of a one-row tile (its dot instruction's latency over throughput).
