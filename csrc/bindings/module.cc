@@ -608,13 +608,14 @@ PYBIND11_MODULE(_core, m) {
     return d;
   });
   m.def("isa", [] { return std::string(fastrnn::kernels().isa); });
-  // Whether int8 kernels use AMX tiles (None: just ask; False / True: switch off / on where
-  // the CPU has them). The same sums either way (tests compare the two).
+  // Whether reduced kernels use AMX tiles (None: just ask; False / True: switch off / on
+  // where the CPU has them). int8: the same sums either way (tests compare the two).
   m.def(
       "amx",
       [](std::optional<bool> on) {
         if (on) fastrnn::amx_allow(*on);
-        return fastrnn::amx_enabled();
+        return fastrnn::amx_enabled(fastrnn::WeightType::kInt8) ||
+               fastrnn::amx_enabled(fastrnn::WeightType::kBf16);
       },
       py::arg("on") = py::none());
   m.def("isa_available", &fastrnn::kernels_available);
@@ -653,6 +654,7 @@ PYBIND11_MODULE(_core, m) {
     d["avx512_vnni"] = f.avx512_vnni;
     d["avx512_half_width"] = f.avx512_half_width;
     d["amx_int8"] = f.amx_int8;
+    d["amx_bf16"] = f.amx_bf16;
     d["neon"] = f.neon;
     return d;
   });

@@ -40,10 +40,14 @@ CpuFeatures cpu_features_detect() {
   unsigned a1, b1, c1, d1;
   if (f.avx512 && __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512_bf16 = bit(a1, 5);
 #if defined(__linux__) && defined(__x86_64__)
-  // AMX-TILE (EDX bit 24) and AMX-INT8 (bit 25), the OS's tile state in XCR0 (bits 17, 18),
-  // and the per-process grant of XTILEDATA (feature 18) through ARCH_REQ_XCOMP_PERM.
-  if (f.avx512_vnni && bit(d, 24) && bit(d, 25) && (xcr0 & 0x60000) == 0x60000)
-    f.amx_int8 = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+  // AMX-TILE (EDX bit 24), AMX-INT8 (bit 25) and AMX-BF16 (bit 22), the OS's tile state in
+  // XCR0 (bits 17, 18), and the per-process grant of XTILEDATA (feature 18) through
+  // ARCH_REQ_XCOMP_PERM.
+  if (f.avx512_vnni && bit(d, 24) && (bit(d, 25) || bit(d, 22)) && (xcr0 & 0x60000) == 0x60000 &&
+      syscall(SYS_arch_prctl, 0x1023, 18) == 0) {
+    f.amx_int8 = bit(d, 25);
+    f.amx_bf16 = f.avx512_bf16 && bit(d, 22);
+  }
 #endif
   // Vendor "AuthenticAMD" and base family 0xF + extended family 0xA = 0x19 (Zen 3 and 4;
   // only Zen 4 has AVX-512).

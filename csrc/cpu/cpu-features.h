@@ -15,7 +15,8 @@ struct CpuFeatures {
   // the tile data state (arch_prctl ARCH_REQ_XCOMP_PERM): without the grant, a tile
   // instruction faults.
   bool amx_int8 = false;
-  bool neon = false;  // AArch64 Advanced SIMD with its OS support (HWCAP_ASIMD)
+  bool amx_bf16 = false;  // AMX tiles with bf16 dot products, and the same grant
+  bool neon = false;      // AArch64 Advanced SIMD with its OS support (HWCAP_ASIMD)
 };
 
 CpuFeatures cpu_features_detect();

@@ -55,8 +55,10 @@ const KernelTable& kernels() {
   return *t;
 }
 
-bool amx_enabled() {
-  return cpu_features().amx_int8 && g_amx_allowed.load(std::memory_order_relaxed);
+bool amx_enabled(WeightType type) {
+  const CpuFeatures& f = cpu_features();
+  const bool has = type == WeightType::kInt8 ? f.amx_int8 : type == WeightType::kBf16 && f.amx_bf16;
+  return has && g_amx_allowed.load(std::memory_order_relaxed);
 }
 
 void amx_allow(bool on) { g_amx_allowed.store(on, std::memory_order_relaxed); }

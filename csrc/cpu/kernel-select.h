@@ -16,10 +16,12 @@ std::vector<std::string> kernels_available();  // ISAs this CPU can run, best la
 // CPU cannot run falls back to the best it can and returns a warning text (else empty).
 // An unknown name throws std::invalid_argument.
 std::string kernels_select(const std::string& name);
-// Whether the int8 kernels may use AMX tiles: the CPU has them (cpu_features().amx_int8) and
-// they are not switched off (amx_allow(false), for tests and FASTRNN_AMX=0). AMX gives the
-// same integer sums as VNNI, so the choice never changes a result.
-bool amx_enabled();
+// Whether the kernels of weights of this type may use AMX tiles: the CPU has them for the
+// type (cpu_features().amx_int8, amx_bf16) and they are not switched off (amx_allow(false),
+// for tests and FASTRNN_AMX=0). int8: the same integer sums as VNNI, so the choice never
+// changes a result; bf16 (the avx512bf16 table): activations rounded to bf16 like VDPBF16PS,
+// the sums in the tiles' order (docs/precision.md).
+bool amx_enabled(WeightType type);
 void amx_allow(bool on);
 
 }  // namespace fastrnn

@@ -18,7 +18,7 @@ struct WeightFormat {
   WeightType type = WeightType::kF32;
   const float* scale = nullptr;
   const int32_t* sum = nullptr;
-  bool amx = false;  // int8: AMX tiles may be used where the table has them (the same sums)
+  bool amx = false;  // AMX tiles may be used where the table has them (int8: the same sums)
 };
 
 // k per dword of a packed reduced panel row: 2 (bf16) or 4 (int8); 1 for fp32.

@@ -21,6 +21,7 @@ namespace {
 #include "kernels/vec/vec-avx512.h"
 #include "kernels/reduced/rvec-avx512.h"
 #include "kernels/reduced/amx-int8.h"
+#include "kernels/reduced/amx-bf16.h"
 #include "kernels/activations/activations.h"
 #include "kernels/panel/panel-dot.h"
 #include "kernels/reduced/reduced-dot.h"

@@ -74,7 +74,7 @@ struct PackedFormat {
   WeightFormat of(WeightType type, bool amx = false) const {
     WeightFormat f;
     f.type = type;
-    f.amx = amx && type == WeightType::kInt8;
+    f.amx = amx && type != WeightType::kF32;
     if (type == WeightType::kInt8) {
       f.scale = scale.data();
       f.sum = reinterpret_cast<const int32_t*>(sum.data());

@@ -514,9 +514,8 @@ class Forward {
   int D_ = 1, H_out_ = 0, gcols_ = 0, ld_c_ = 0, ld_h_ = 0;
   int64_t chunk_ = 1;
   int sweep_ = 0;
-  // int8 kernels may use AMX tiles (read once per call: every thread decides alike; the
-  // same sums either way).
-  const bool amx_ = amx_enabled();
+  // Reduced kernels may use AMX tiles (read once per call: every thread decides alike).
+  const bool amx_ = amx_enabled(m_.cfg.dtype);
   bool proj_ = false, classic_ = false;
   int q_panels_ = 0;
 };

@@ -128,14 +128,24 @@ def test_int8_step_matches_the_quantised_reference(isa, mode, proj):
         np.testing.assert_allclose(hn[1][0], c_ref, rtol=1e-6, atol=1e-6)
 
 
+AMX_BF16 = bool(_core.cpu_features().get("amx_bf16"))
+
+
 @pytest.mark.parametrize(("mode", "proj"), [(m, 0) for m in MODES] + [("LSTM", 13)])
-@pytest.mark.parametrize("batch", [1, 3])
-def test_bf16_dot_step_matches_the_rounded_reference(mode, proj, batch):
-    """The VDPBF16PS table's few-row step (a stream's step: its own input projection too):
-    h (and LSTM's r before the projection) rounded to bf16, exact products, float32 sums; x
-    taken as it is (weight-only), as the GEMM over time steps takes it."""
+@pytest.mark.parametrize(
+    ("batch", "amx"), [(1, False), (3, False), (1, True), (5, True), (37, True)]
+)
+def test_bf16_dot_step_matches_the_rounded_reference(mode, proj, batch, amx):
+    """The VDPBF16PS table's steps (a stream's step: its own input projection too): h (and
+    LSTM's r before the projection) rounded to bf16, exact products, float32 sums. Without
+    AMX (few rows: VDPBF16PS) x is taken as it is (weight-only, as the GEMM over time steps
+    takes it); on AMX tiles (every row: 1, a block of 5, blocks of 32 and 5) x is rounded too."""
     if not set(BF16_DOT_ISAS) & set(_core.isa_available()):
         pytest.skip("no CPU support for the VDPBF16PS table here")
+    if amx and not AMX_BF16:
+        pytest.skip("this CPU has no AMX-BF16")
+    if not amx and batch >= MANY_ROWS:
+        pytest.skip("many rows without AMX are weight-only")
     I, H = 37, 45
     rng = np.random.default_rng(11)
     model = _model(mode, I, H, seed=5, **({"proj_size": proj} if proj else {}))
@@ -145,9 +155,11 @@ def test_bf16_dot_step_matches_the_rounded_reference(mode, proj, batch):
     h0 = (0.5 * rng.standard_normal((1, batch, proj or H))).astype(f32)
     c0 = (0.5 * rng.standard_normal((1, batch, H))).astype(f32)
     state = (h0, c0) if mode == "LSTM" else h0
-    h_ref, c_ref = quantised_step(mode, sd, x[0], h0[0], c0[0], bf16_dot, bf16_weight_only)
+    dot_x = bf16_dot if amx else bf16_weight_only
+    h_ref, c_ref = quantised_step(mode, sd, x[0], h0[0], c0[0], bf16_dot, dot_x)
     session = _core.isa()
     try:
+        _core.amx(amx)
         for isa in BF16_DOT_ISAS:
             _core.set_isa(isa)
             y, hn = q(x, state)
@@ -158,6 +170,34 @@ def test_bf16_dot_step_matches_the_rounded_reference(mode, proj, batch):
             # Not the weight-only result: the activations were rounded.
             want = fastrnn.quantize(q, "float32")(x, state)[1]
             assert not np.array_equal(got_h, want[0][0] if mode == "LSTM" else want[0])
+    finally:
+        _core.amx(True)
+        _core.set_isa(session)
+
+
+@pytest.mark.skipif(not AMX_BF16, reason="this CPU has no AMX-BF16")
+@pytest.mark.parametrize(
+    ("mode", "kw"), [("LSTM", {"proj_size": 20}), ("GRU", {}), ("RNN_TANH", {})]
+)
+def test_bf16_amx_rows_do_not_depend_on_their_block(mode, kw):
+    """On AMX tiles a row's sums depend on that row alone: the same rows give the same bits
+    in blocks of 32 + 38, of 5, or alone (GEMM over time steps and steps; K = 91 and 150:
+    tiles of 16 pairs and a tail), and on 1 or 2 threads."""
+    if "avx512bf16" not in _core.isa_available():
+        pytest.skip("no CPU support for the VDPBF16PS table here")
+    q = fastrnn.quantize(_model(mode, 91, 150, seed=4, **kw), "bf16")
+    x = np.random.default_rng(3).standard_normal((7, 70, 91)).astype(f32)
+    session = _core.isa()
+    try:
+        _core.set_isa("avx512bf16")
+        assert _core.amx()
+        y70 = q(x)[0]
+        np.testing.assert_array_equal(q(x, num_threads=1)[0], q(x, num_threads=2)[0])
+        np.testing.assert_array_equal(q(x[:, 30:35])[0], y70[:, 30:35])
+        np.testing.assert_array_equal(q(x[:, 69:70])[0], y70[:, 69:70])
+        s = q.stream(batch=5)
+        for t in range(3):
+            np.testing.assert_array_equal(s.step(x[t, 30:35]), y70[t, 30:35])
     finally:
         _core.set_isa(session)
 
@@ -177,18 +217,23 @@ def test_bf16_dot_step_matches_the_rounded_reference(mode, proj, batch):
 def test_bf16_is_float32_on_the_rounded_weights_bit_for_bit(isa, mode, kw, batch):
     """Few rows (weights widened in registers) and many (widened depth blocks, several row
     blocks, a sum buffer): the float32 kernels' FMAs in their order, so the same bits. On the
-    VDPBF16PS table only many rows are weight-only (few: test_bf16_dot_step_…)."""
+    VDPBF16PS table only many rows without AMX are weight-only (the rest:
+    test_bf16_dot_step_…)."""
     if isa in BF16_DOT_ISAS and batch < MANY_ROWS:
         pytest.skip("few-row bf16 steps round the activations on this table")
     model = fastrnn.quantize(_model(mode, 37, 45, seed=1, **kw), "bf16")
     rounded = fastrnn.quantize(model, "float32")
     x = np.random.default_rng(batch).standard_normal((6, batch, 37)).astype(f32)
-    for got, want in zip(_flat(model(x)), _flat(rounded(x))):
-        np.testing.assert_array_equal(got, want)
-    if not model.bidirectional and not model.reverse:  # streams: one step per call
-        s, r = model.stream(batch=batch), rounded.stream(batch=batch)
-        for t in range(3):
-            np.testing.assert_array_equal(s.step(x[t]), r.step(x[t]))
+    try:
+        _core.amx(isa not in BF16_DOT_ISAS)  # AMX-BF16 rounds the activations
+        for got, want in zip(_flat(model(x)), _flat(rounded(x))):
+            np.testing.assert_array_equal(got, want)
+        if not model.bidirectional and not model.reverse:  # streams: one step per call
+            s, r = model.stream(batch=batch), rounded.stream(batch=batch)
+            for t in range(3):
+                np.testing.assert_array_equal(s.step(x[t]), r.step(x[t]))
+    finally:
+        _core.amx(True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -109,8 +109,8 @@ FASTRNN_INLINE void gemm_bf16_few_rows(const uint32_t* panel, int K, const float
 
 template <int NV>
 void gemm_panels(const GemmArgs& g) {
-  if (g.wf.type == WeightType::kInt8) {
-    gemm_int8<NV>(g);
+  if (g.wf.type == WeightType::kInt8 || bf16_amx(g.wf)) {
+    gemm_packed<NV>(g);
     return;
   }
   constexpr int kCols = NV * 16;

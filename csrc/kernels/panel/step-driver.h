@@ -251,14 +251,15 @@ FASTRNN_INLINE void step_panels_summed(const StepArgs& s, Init&& init, Epilogue&
   });
 }
 
-// Weights that take packed activations (int8; bf16 few-row steps on the VDPBF16PS tables:
-// kernels/reduced/reduced-dot.h): the rows [b0, b1) are packed (int8: quantised) in groups
-// that fit a stack buffer, each group once per call (and, for an int8 step that projects its
-// own inputs, the group's x rows too); then, panel by panel, row blocks of up to kRedRows: a
-// step's own input projection (the values the GEMM would give: gemm_int8, or for bf16 the
-// widened weights on x itself), gate sums started by init, plus the reduced sums, then the
-// epilogue (or the carry). Each row's sums depend on its own values only, never on the
-// blocking or the thread split.
+// Weights that take packed activations (int8; bf16 on the VDPBF16PS table: few-row steps, and
+// every step on AMX tiles; kernels/reduced/reduced-dot.h): the rows [b0, b1) are packed
+// (int8: quantised) in groups that fit a stack buffer, each group once per call (and, for a
+// step that projects its own inputs with packed x, the group's x rows too); then, panel by
+// panel, row blocks (AMX blocks of up to 32 rows for bf16 on AMX; else up to kRedRows): a
+// step's own input projection (the values the GEMM would give: gemm_packed, or for bf16
+// without AMX the widened weights on x itself), gate sums started by init, plus the reduced
+// sums, then the epilogue (or the carry). Each row's sums depend on its own values only,
+// never on the blocking or the thread split.
 template <int NV, int kUnits, class Init, class Epilogue>
 FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
   const WeightType type = s.wf.type;
@@ -273,13 +274,28 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
   for (int r0 = s.b0; r0 < s.b1; r0 += group) {
     const int r1 = s.b1 - r0 < group ? s.b1 : r0 + group;
     pack_rows(type, s.h_prev + r0 * s.ld_h_prev, s.ld_h_prev, r1 - r0, s.K, buf, sa);
-    if (s.in.gx != nullptr && type == WeightType::kInt8)
+    if (s.in.gx != nullptr && (type == WeightType::kInt8 || bf16_amx(s.in.wf)))
       pack_rows(type, s.in.x + r0 * s.in.ldx, s.in.ldx, r1 - r0, s.in.K, xbuf, sx);
     // AMX blocks of 32 rows (not for a step that projects its own inputs: streams of few rows).
     const bool amx = s.in.gx == nullptr && amx_prepare(s.wf, Kd, r1 - r0, buf, au);
     for_step_panels<NV, false>(s, [&](int, int p, const float*) {
       const uint32_t* w = red_panel_at(s.w, type, s.K, NV, p);
       int b = r0;
+      for (; bf16_amx(s.wf) && b < r1; b += kAmxRows) {
+        const int M = r1 - b < kAmxRows ? r1 - b : kAmxRows;
+        if (s.in.gx != nullptr) {  // this panel's G_x rows, as gemm_packed computes them
+          alignas(64) float gx[kAmxRows][NV * 16] = {};
+          amx_bf16_panel<NV>(red_panel_at(s.in.w, type, s.in.K, NV, p), Kx, xbuf + (b - r0) * Kx, M,
+                             &gx[0][0]);
+          rows_store<NV * 16>(&gx[0][0], M, s.in.bias ? s.in.bias + p * NV * 16 : nullptr,
+                              s.in.gx + b * s.ld_gx + p * NV * 16, s.ld_gx);
+        }
+        if (carry_if_inactive<kUnits>(s, p, b, M)) continue;
+        alignas(64) float sums[kAmxRows][NV * 16];
+        sums_start<NV>(p, b, M, &sums[0][0], init);
+        amx_bf16_panel<NV>(w, Kd, buf + (b - r0) * Kd, M, &sums[0][0]);
+        sums_finish<NV, kUnits>(s, p, b, M, &sums[0][0], epilogue);
+      }
       for (; amx && b + kAmxRows <= r1; b += kAmxRows) {
         if (carry_if_inactive<kUnits>(s, p, b, kAmxRows)) continue;
         alignas(64) float sums[kAmxRows][NV * 16];
@@ -319,7 +335,8 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
 // result of a row is the same for any thread count.
 template <int NV, int kUnits, class Init, class Epilogue>
 FASTRNN_INLINE void step_panels(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
-  if (s.wf.type == WeightType::kInt8 || (packed_activations(s.wf.type) && !s.many_rows)) {
+  if (s.wf.type == WeightType::kInt8 || bf16_amx(s.wf) ||
+      (packed_activations(s.wf.type) && !s.many_rows)) {
     step_panels_packed<NV, kUnits>(s, init, epilogue);
     return;
   }

@@ -306,10 +306,45 @@ FASTRNN_INLINE void amx_panel(const WeightFormat& wf, const uint32_t* w, int Kd,
     }
 }
 
+#ifndef FASTRNN_AMX_BF16
+constexpr bool kHasAmxBf16 = false;
+template <int NV>
+void amx_bf16_rows(const uint32_t*, int, const uint32_t*, int, int, float*) {}
+#endif
+
+// sums (M ≤ kAmxRows rows of one panel's NV·16 columns, stride NV·16) += the bf16 sums of the
+// packed bf16 rows a (stride Kd dwords): AMX tiles over the first Kd − Kd % 16 pairs, then
+// VDPBF16PS for the rest, row by row: a row's sums never depend on the other rows.
+template <int NV>
+FASTRNN_INLINE void amx_bf16_panel(const uint32_t* w, int Kd, const uint32_t* a, int M,
+                                   float* sums) {
+  constexpr int kRow = NV * 16;
+  alignas(64) float c[kAmxRows * kRow];
+  const int kq = Kd - Kd % 16;
+  if (kq > 0)
+    amx_bf16_rows<NV>(a, Kd * 4, w, kq, M, c);
+  else
+    for (int i = 0; i < M * kRow; ++i) c[i] = 0.0f;
+  for (int r = 0; r < M; ++r)
+    for (int j = 0; j < kRow; j += kVecLanes) {
+      V acc = vload(c + r * kRow + j);
+      for (int k = kq; k < Kd; ++k) acc = vdot_bf16(acc, vload_w(w + k * kRow + j), a[r * Kd + k]);
+      float* out = sums + r * kRow + j;
+      vstore(out, vadd(vload(out), acc));
+    }
+}
+
+// Whether bf16 weights in this format take AMX tiles for all their rows (the avx512bf16
+// table on a CPU with AMX-BF16): the GEMM over time steps and the steps, x and h rounded.
+FASTRNN_INLINE bool bf16_amx(const WeightFormat& wf) {
+  return kHasAmxBf16 && wf.amx && wf.type == WeightType::kBf16;
+}
+
 // Whether a call's int8 rows [r0, r1) take AMX blocks, and their quads as AMX reads them.
 FASTRNN_INLINE bool amx_prepare(const WeightFormat& wf, int Kd, int rows, const uint32_t* buf,
                                 uint32_t* au) {
-  if (!kHasAmx || !wf.amx || Kd < 16 || rows < kAmxRows) return false;
+  if (!kHasAmx || !wf.amx || wf.type != WeightType::kInt8 || Kd < 16 || rows < kAmxRows)
+    return false;
   const int n = rows - rows % kAmxRows;
   for (int i = 0; i < n * Kd; ++i) au[i] = buf[i] ^ kI8Bias;
   return true;
@@ -334,10 +369,11 @@ FASTRNN_INLINE const uint32_t* red_panel_at(const float* w, WeightType type, int
          static_cast<ptrdiff_t>(p) * weight_rows(type, K) * nv * 16;
 }
 
-// gemm_panels for int8 weights: rows in groups whose quantised activations fit the stack
-// buffer; per group, panel by panel, row blocks of up to kRedRows; the bias added last.
+// gemm_panels for weights that take packed activations (int8; bf16 on AMX tiles): rows in
+// groups whose packed activations fit the stack buffer; per group, panel by panel, row blocks
+// (bf16: all of them AMX blocks of up to 32 rows); the bias added last.
 template <int NV>
-FASTRNN_NOINLINE void gemm_int8(const GemmArgs& g) {
+FASTRNN_NOINLINE void gemm_packed(const GemmArgs& g) {
   constexpr int kCols = NV * 16;
   const WeightType type = g.wf.type;
   const int Kd = weight_rows(type, g.K), group = red_group_rows(type, g.K);
@@ -352,6 +388,12 @@ FASTRNN_NOINLINE void gemm_int8(const GemmArgs& g) {
       const uint32_t* w = red_panel_at(g.w, type, g.K, NV, p);
       const float* bias = g.bias != nullptr ? g.bias + p * kCols : nullptr;
       int b = r0;
+      for (; bf16_amx(g.wf) && b < r1; b += kAmxRows) {
+        const int M = r1 - b < kAmxRows ? r1 - b : kAmxRows;
+        alignas(64) float sums[kAmxRows][kCols] = {};
+        amx_bf16_panel<NV>(w, Kd, buf + (b - r0) * Kd, M, &sums[0][0]);
+        rows_store<kCols>(&sums[0][0], M, bias, g.c + b * g.ldc + p * kCols, g.ldc);
+      }
       for (; amx && b + kAmxRows <= r1; b += kAmxRows) {
         alignas(64) float sums[kAmxRows][kCols] = {};
         amx_panel<NV>(g.wf, w, Kd, buf + (b - r0) * Kd, au + (b - r0) * Kd, sa + (b - r0), p,
