@@ -20,8 +20,7 @@ namespace {
 // clang-format off
 #include "kernels/vec/vec-avx512.h"
 #include "kernels/reduced/rvec-avx512.h"
-#include "kernels/reduced/amx-int8.h"
-#include "kernels/reduced/amx-bf16.h"
+#include "kernels/reduced/amx.h"
 #include "kernels/activations/activations.h"
 #include "kernels/panel/panel-dot.h"
 #include "kernels/reduced/reduced-dot.h"

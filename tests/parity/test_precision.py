@@ -278,10 +278,11 @@ def test_sums_are_exact_at_the_extremes(isa, dtype):
         ("RNN_RELU", {}),
     ],
 )
-@pytest.mark.parametrize("batch", [1, 33, 70])
+@pytest.mark.parametrize("batch", [1, 5, 33, 70])
 def test_int8_amx_tiles_give_the_vnni_sums(mode, kw, batch):
-    """AMX blocks of 32 rows (GEMM rows over time, step rows over the batch), K with and
-    without a tail of quads past the tiles' 16: the same bits as VPDPBUSD."""
+    """AMX blocks of up to 32 rows (GEMM rows over time, step rows over the batch: 5 rows in
+    one short block, 33 in 32 + 1, 70 in 32 + 32 + 6), K with and without a tail of quads
+    past the tiles' 16: the same bits as VPDPBUSD."""
     if _core.isa() not in ("avx512vnni", "avx512bf16"):
         pytest.skip("AMX serves the avx512vnni and avx512bf16 tables")
     model = fastrnn.quantize(_model(mode, 91, 150, seed=2, **kw), "int8")

@@ -270,54 +270,54 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
   alignas(64) uint32_t buf[kRedBufDwords];
   alignas(64) uint32_t xbuf[kRedBufDwords];
   alignas(64) uint32_t au[kHasAmx ? kRedBufDwords : 1];
+  alignas(64) uint32_t xau[kHasAmx ? kRedBufDwords : 1];
   float sa[kRedMaxGroupRows], sx[kRedMaxGroupRows];
+  const bool packed_x = s.in.gx != nullptr && (type == WeightType::kInt8 || bf16_amx(s.in.wf));
   for (int r0 = s.b0; r0 < s.b1; r0 += group) {
     const int r1 = s.b1 - r0 < group ? s.b1 : r0 + group;
     pack_rows(type, s.h_prev + r0 * s.ld_h_prev, s.ld_h_prev, r1 - r0, s.K, buf, sa);
-    if (s.in.gx != nullptr && (type == WeightType::kInt8 || bf16_amx(s.in.wf)))
-      pack_rows(type, s.in.x + r0 * s.in.ldx, s.in.ldx, r1 - r0, s.in.K, xbuf, sx);
-    // AMX blocks of 32 rows (not for a step that projects its own inputs: streams of few rows).
-    const bool amx = s.in.gx == nullptr && amx_prepare(s.wf, Kd, r1 - r0, buf, au);
+    if (packed_x) pack_rows(type, s.in.x + r0 * s.in.ldx, s.in.ldx, r1 - r0, s.in.K, xbuf, sx);
+    // AMX blocks of up to 32 rows for every row (int8 on AMX-INT8, bf16 on AMX-BF16).
+    const bool amx = amx_prepare(s.wf, Kd, r1 - r0, buf, au) || bf16_amx(s.wf);
+    const bool xamx =
+        packed_x && (amx_prepare(s.in.wf, Kx, r1 - r0, xbuf, xau) || bf16_amx(s.in.wf));
+    AmxTiles tiles;
+    // G_x rows [b, b + M) of panel p: the step's own input projection, as the GEMM computes
+    // them (gemm_packed, or for bf16 without AMX the widened weights on x itself).
+    const auto project = [&](int p, int b, int M) {
+      const uint32_t* wx = red_panel_at(s.in.w, type, s.in.K, NV, p);
+      const float* bias = s.in.bias != nullptr ? s.in.bias + p * NV * 16 : nullptr;
+      float* out = s.in.gx + b * s.ld_gx + p * NV * 16;
+      if (xamx) {
+        alignas(64) float gx[kAmxRows][NV * 16] = {};
+        amx_block<NV>(tiles, s.in.wf, wx, Kx, xbuf, xau, sx, b - r0, p, M, &gx[0][0]);
+        rows_store<NV * 16>(&gx[0][0], M, bias, out, s.ld_gx);
+      } else if (type == WeightType::kBf16) {
+        gemm_bf16_few_rows<NV>(wx, s.in.K, s.in.x + b * s.in.ldx, s.in.ldx, M, out, s.ld_gx, bias);
+      } else {
+        for_row_blocks<kRedRows>(b, b + M, [&](auto rows, int b0) {
+          constexpr int R = decltype(rows)::value;
+          alignas(64) float gx[R][NV * 16] = {};
+          red_panel<NV, R>(s.in.wf, wx, Kx, xbuf + (b0 - r0) * Kx, Kx, sx + (b0 - r0), p, gx);
+          rows_store<NV * 16>(&gx[0][0], R, bias, s.in.gx + b0 * s.ld_gx + p * NV * 16, s.ld_gx);
+        });
+      }
+    };
     for_step_panels<NV, false>(s, [&](int, int p, const float*) {
       const uint32_t* w = red_panel_at(s.w, type, s.K, NV, p);
       int b = r0;
-      for (; bf16_amx(s.wf) && b < r1; b += kAmxRows) {
+      for (; amx && b < r1; b += kAmxRows) {
         const int M = r1 - b < kAmxRows ? r1 - b : kAmxRows;
-        if (s.in.gx != nullptr) {  // this panel's G_x rows, as gemm_packed computes them
-          alignas(64) float gx[kAmxRows][NV * 16] = {};
-          amx_bf16_panel<NV>(red_panel_at(s.in.w, type, s.in.K, NV, p), Kx, xbuf + (b - r0) * Kx, M,
-                             &gx[0][0]);
-          rows_store<NV * 16>(&gx[0][0], M, s.in.bias ? s.in.bias + p * NV * 16 : nullptr,
-                              s.in.gx + b * s.ld_gx + p * NV * 16, s.ld_gx);
-        }
+        if (s.in.gx != nullptr) project(p, b, M);
         if (carry_if_inactive<kUnits>(s, p, b, M)) continue;
         alignas(64) float sums[kAmxRows][NV * 16];
         sums_start<NV>(p, b, M, &sums[0][0], init);
-        amx_bf16_panel<NV>(w, Kd, buf + (b - r0) * Kd, M, &sums[0][0]);
+        amx_block<NV>(tiles, s.wf, w, Kd, buf, au, sa, b - r0, p, M, &sums[0][0]);
         sums_finish<NV, kUnits>(s, p, b, M, &sums[0][0], epilogue);
-      }
-      for (; amx && b + kAmxRows <= r1; b += kAmxRows) {
-        if (carry_if_inactive<kUnits>(s, p, b, kAmxRows)) continue;
-        alignas(64) float sums[kAmxRows][NV * 16];
-        sums_start<NV>(p, b, kAmxRows, &sums[0][0], init);
-        amx_panel<NV>(s.wf, w, Kd, buf + (b - r0) * Kd, au + (b - r0) * Kd, sa + (b - r0), p,
-                      &sums[0][0]);
-        sums_finish<NV, kUnits>(s, p, b, kAmxRows, &sums[0][0], epilogue);
       }
       for_row_blocks<kRedRows>(b, r1, [&](auto rows, int b0) {
         constexpr int R = decltype(rows)::value;
-        if (s.in.gx != nullptr && type == WeightType::kBf16) {
-          gemm_bf16_few_rows<NV>(red_panel_at(s.in.w, type, s.in.K, NV, p), s.in.K,
-                                 s.in.x + b0 * s.in.ldx, s.in.ldx, R,
-                                 s.in.gx + b0 * s.ld_gx + p * NV * 16, s.ld_gx,
-                                 s.in.bias ? s.in.bias + p * NV * 16 : nullptr);
-        } else if (s.in.gx != nullptr) {  // this panel's G_x rows, as gemm_int8 computes them
-          alignas(64) float gx[R][NV * 16] = {};
-          red_panel<NV, R>(s.in.wf, red_panel_at(s.in.w, type, s.in.K, NV, p), Kx,
-                           xbuf + (b0 - r0) * Kx, Kx, sx + (b0 - r0), p, gx);
-          rows_store<NV * 16>(&gx[0][0], R, s.in.bias ? s.in.bias + p * NV * 16 : nullptr,
-                              s.in.gx + b0 * s.ld_gx + p * NV * 16, s.ld_gx);
-        }
+        if (s.in.gx != nullptr) project(p, b0, R);
         if (carry_if_inactive<kUnits>(s, p, b0, R)) return;
         alignas(64) float sums[R][NV * 16];
         sums_start<NV>(p, b0, R, &sums[0][0], init);

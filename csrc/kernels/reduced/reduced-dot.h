@@ -276,25 +276,48 @@ FASTRNN_INLINE void red_panel(const WeightFormat& wf, const uint32_t* w, int Kd,
 
 #ifndef FASTRNN_AMX
 constexpr bool kHasAmx = false;
-template <int NV>
-void amx_i8_rows32(const uint8_t*, int, const uint32_t*, int, int32_t*) {}
+inline void amx_config(int) {}
+inline void amx_release() {}
+template <int NV, bool kBf16, class CT>
+void amx_rows(const uint32_t*, int, const uint32_t*, int, int, CT*) {}
 #endif
 
 // Rows per AMX block (two tiles of 16).
 constexpr int kAmxRows = 32;
+// int8 rows take AMX blocks from this many rows of a call on (fewer: VPDPBUSD, the same sums;
+// one-row tiles measured 0.9-1.25x the VNNI time, 4 rows 0.65-0.8x, 8+ rows 0.5-0.7x).
+constexpr int kAmxMinRowsInt8 = 4;
 
-// sums (kAmxRows rows of one panel's NV·16 columns, stride NV·16) += the int8 sums, by AMX
+// A caller's AMX tile configuration: loaded when its blocks' row count changes (once per call
+// for a batch, twice with a last short block), released when the caller is done.
+struct AmxTiles {
+  int rows = 0;
+  void use(int M) {
+    if (M != rows) amx_config(M);
+    rows = M;
+  }
+  AmxTiles() = default;
+  AmxTiles(const AmxTiles&) = delete;
+  AmxTiles& operator=(const AmxTiles&) = delete;
+  ~AmxTiles() {
+    if (rows > 0) amx_release();
+  }
+};
+
+// sums (M ≤ kAmxRows rows of one panel's NV·16 columns, stride NV·16) += the int8 sums, by AMX
 // tiles over the first Kd − Kd % 16 quads and the ISA's dot for the rest, then red_tile's
 // finish: the same integer sums, the same float operations, the same bits. a: the rows'
 // quantised quads (stride Kd dwords); au: the same as VPDPBUSD reads them (q + 128).
 template <int NV>
-FASTRNN_INLINE void amx_panel(const WeightFormat& wf, const uint32_t* w, int Kd, const uint32_t* a,
-                              const uint32_t* au, const float* sa, int p, float* sums) {
+FASTRNN_INLINE void amx_panel(AmxTiles& tiles, const WeightFormat& wf, const uint32_t* w, int Kd,
+                              const uint32_t* a, const uint32_t* au, const float* sa, int p, int M,
+                              float* sums) {
   constexpr int kRow = NV * 16;
   alignas(64) int32_t c[kAmxRows * kRow];
   const int kq = Kd - Kd % 16;
-  amx_i8_rows32<NV>(reinterpret_cast<const uint8_t*>(au), Kd * 4, w, kq, c);
-  for (int r = 0; r < kAmxRows; ++r)
+  tiles.use(M);
+  amx_rows<NV, false>(au, Kd * 4, w, kq, M, c);
+  for (int r = 0; r < M; ++r)
     for (int j = 0; j < kRow; j += kVecLanes) {
       VI acc = vi_load(c + r * kRow + j);
       for (int k = kq; k < Kd; ++k)
@@ -306,25 +329,21 @@ FASTRNN_INLINE void amx_panel(const WeightFormat& wf, const uint32_t* w, int Kd,
     }
 }
 
-#ifndef FASTRNN_AMX_BF16
-constexpr bool kHasAmxBf16 = false;
-template <int NV>
-void amx_bf16_rows(const uint32_t*, int, const uint32_t*, int, int, float*) {}
-#endif
-
 // sums (M ≤ kAmxRows rows of one panel's NV·16 columns, stride NV·16) += the bf16 sums of the
 // packed bf16 rows a (stride Kd dwords): AMX tiles over the first Kd − Kd % 16 pairs, then
 // VDPBF16PS for the rest, row by row: a row's sums never depend on the other rows.
 template <int NV>
-FASTRNN_INLINE void amx_bf16_panel(const uint32_t* w, int Kd, const uint32_t* a, int M,
-                                   float* sums) {
+FASTRNN_INLINE void amx_bf16_panel(AmxTiles& tiles, const uint32_t* w, int Kd, const uint32_t* a,
+                                   int M, float* sums) {
   constexpr int kRow = NV * 16;
   alignas(64) float c[kAmxRows * kRow];
   const int kq = Kd - Kd % 16;
-  if (kq > 0)
-    amx_bf16_rows<NV>(a, Kd * 4, w, kq, M, c);
-  else
+  if (kq > 0) {
+    tiles.use(M);
+    amx_rows<NV, true>(a, Kd * 4, w, kq, M, c);
+  } else {
     for (int i = 0; i < M * kRow; ++i) c[i] = 0.0f;
+  }
   for (int r = 0; r < M; ++r)
     for (int j = 0; j < kRow; j += kVecLanes) {
       V acc = vload(c + r * kRow + j);
@@ -337,17 +356,29 @@ FASTRNN_INLINE void amx_bf16_panel(const uint32_t* w, int Kd, const uint32_t* a,
 // Whether bf16 weights in this format take AMX tiles for all their rows (the avx512bf16
 // table on a CPU with AMX-BF16): the GEMM over time steps and the steps, x and h rounded.
 FASTRNN_INLINE bool bf16_amx(const WeightFormat& wf) {
-  return kHasAmxBf16 && wf.amx && wf.type == WeightType::kBf16;
+  return kHasAmx && kBf16Dot && wf.amx && wf.type == WeightType::kBf16;
 }
 
-// Whether a call's int8 rows [r0, r1) take AMX blocks, and their quads as AMX reads them.
+// Whether a call's int8 rows take AMX blocks (all of them, in blocks of up to 32), and their
+// quads as AMX reads them (au).
 FASTRNN_INLINE bool amx_prepare(const WeightFormat& wf, int Kd, int rows, const uint32_t* buf,
                                 uint32_t* au) {
-  if (!kHasAmx || !wf.amx || wf.type != WeightType::kInt8 || Kd < 16 || rows < kAmxRows)
+  if (!kHasAmx || !wf.amx || wf.type != WeightType::kInt8 || Kd < 16 || rows < kAmxMinRowsInt8)
     return false;
-  const int n = rows - rows % kAmxRows;
-  for (int i = 0; i < n * Kd; ++i) au[i] = buf[i] ^ kI8Bias;
+  for (int i = 0; i < rows * Kd; ++i) au[i] = buf[i] ^ kI8Bias;
   return true;
+}
+
+// sums (M rows from row b of a call's packed rows buf / au / sa, stride Kd) += their reduced
+// sums with panel p (w) on AMX tiles: amx_panel (int8) or amx_bf16_panel.
+template <int NV>
+FASTRNN_INLINE void amx_block(AmxTiles& tiles, const WeightFormat& wf, const uint32_t* w, int Kd,
+                              const uint32_t* buf, const uint32_t* au, const float* sa, int b,
+                              int p, int M, float* sums) {
+  if (wf.type == WeightType::kBf16)
+    amx_bf16_panel<NV>(tiles, w, Kd, buf + b * Kd, M, sums);
+  else
+    amx_panel<NV>(tiles, wf, w, Kd, buf + b * Kd, au + b * Kd, sa + b, p, M, sums);
 }
 
 // Rows of one panel's sums (stride kCols) plus the panel's bias (or none) into c (stride ldc):
@@ -384,21 +415,16 @@ FASTRNN_NOINLINE void gemm_packed(const GemmArgs& g) {
     const int r1 = g.rows - r0 < group ? g.rows : r0 + group;
     pack_rows(type, g.a + r0 * g.lda, g.lda, r1 - r0, g.K, buf, sa);
     const bool amx = amx_prepare(g.wf, Kd, r1 - r0, buf, au);
+    AmxTiles tiles;
     for (int p = g.p0; p < g.p1; ++p) {
       const uint32_t* w = red_panel_at(g.w, type, g.K, NV, p);
       const float* bias = g.bias != nullptr ? g.bias + p * kCols : nullptr;
       int b = r0;
-      for (; bf16_amx(g.wf) && b < r1; b += kAmxRows) {
+      for (; (amx || bf16_amx(g.wf)) && b < r1; b += kAmxRows) {
         const int M = r1 - b < kAmxRows ? r1 - b : kAmxRows;
         alignas(64) float sums[kAmxRows][kCols] = {};
-        amx_bf16_panel<NV>(w, Kd, buf + (b - r0) * Kd, M, &sums[0][0]);
+        amx_block<NV>(tiles, g.wf, w, Kd, buf, au, sa, b - r0, p, M, &sums[0][0]);
         rows_store<kCols>(&sums[0][0], M, bias, g.c + b * g.ldc + p * kCols, g.ldc);
-      }
-      for (; amx && b + kAmxRows <= r1; b += kAmxRows) {
-        alignas(64) float sums[kAmxRows][kCols] = {};
-        amx_panel<NV>(g.wf, w, Kd, buf + (b - r0) * Kd, au + (b - r0) * Kd, sa + (b - r0), p,
-                      &sums[0][0]);
-        rows_store<kCols>(&sums[0][0], kAmxRows, bias, g.c + b * g.ldc + p * kCols, g.ldc);
       }
       for_row_blocks<kRedRows>(b, r1, [&](auto block, int b0) {
         constexpr int R = decltype(block)::value;
