@@ -107,18 +107,24 @@ def quantised_step(mode: str, sd: dict, x, h, c=None, dot=_int8_dot, dot_x=None)
 # --- kernel exactness, every ISA -------------------------------------------------------------
 
 
+def _one_step_case(mode: str, proj: int, batch: int, dtype: str, seed: int):
+    """A reduced one-layer model, one step's x and initial state. Sizes that are not
+    multiples of 2, 4 or 16: the padded k groups and panel columns."""
+    I, H = 37, 45
+    rng = np.random.default_rng(seed)
+    model = _model(mode, I, H, seed=seed - 4, **({"proj_size": proj} if proj else {}))
+    q = fastrnn.quantize(model, dtype)
+    x = rng.standard_normal((1, batch, I)).astype(f32)
+    h0 = (0.5 * rng.standard_normal((1, batch, proj or H))).astype(f32)
+    c0 = (0.5 * rng.standard_normal((1, batch, H))).astype(f32)
+    state = (h0, c0) if mode == "LSTM" else h0
+    return q, x, h0, c0, state
+
+
 @pytest.mark.parametrize(("mode", "proj"), [(m, 0) for m in MODES] + [("LSTM", 13)])
 def test_int8_step_matches_the_quantised_reference(isa, mode, proj):
-    # Sizes that are not multiples of 2, 4 or 16: the padded k groups and panel columns.
-    I, H, B = 37, 45, 3
-    rng = np.random.default_rng(7)
-    model = _model(mode, I, H, seed=3, **({"proj_size": proj} if proj else {}))
-    q = fastrnn.quantize(model, "int8")
+    q, x, h0, c0, state = _one_step_case(mode, proj, 3, "int8", seed=7)
     sd = q.state_dict()
-    x = rng.standard_normal((1, B, I)).astype(f32)
-    h0 = (0.5 * rng.standard_normal((1, B, proj or H))).astype(f32)
-    c0 = (0.5 * rng.standard_normal((1, B, H))).astype(f32)
-    state = (h0, c0) if mode == "LSTM" else h0
     y, hn = q(x, state)
     h_ref, c_ref = quantised_step(mode, sd, x[0], h0[0], c0[0])
     got_h = hn[0][0] if mode == "LSTM" else hn[0]
@@ -146,15 +152,8 @@ def test_bf16_dot_step_matches_the_rounded_reference(mode, proj, batch, amx):
         pytest.skip("this CPU has no AMX-BF16")
     if not amx and batch >= MANY_ROWS:
         pytest.skip("many rows without AMX are weight-only")
-    I, H = 37, 45
-    rng = np.random.default_rng(11)
-    model = _model(mode, I, H, seed=5, **({"proj_size": proj} if proj else {}))
-    q = fastrnn.quantize(model, "bf16")
+    q, x, h0, c0, state = _one_step_case(mode, proj, batch, "bf16", seed=11)
     sd = q.state_dict()
-    x = rng.standard_normal((1, batch, I)).astype(f32)
-    h0 = (0.5 * rng.standard_normal((1, batch, proj or H))).astype(f32)
-    c0 = (0.5 * rng.standard_normal((1, batch, H))).astype(f32)
-    state = (h0, c0) if mode == "LSTM" else h0
     dot_x = bf16_dot if amx else bf16_weight_only
     h_ref, c_ref = quantised_step(mode, sd, x[0], h0[0], c0[0], bf16_dot, dot_x)
     session = _core.isa()

@@ -122,18 +122,25 @@ constexpr int red_gates() {
   return 1;
 }
 
-template <int kRow, int C, int R>
-FASTRNN_INLINE void dot_i8_k(const uint32_t* w, const uint32_t* a, ptrdiff_t lda, int k,
-                             VI (&acc)[R][C]) {
+// One k group of a reduced tile: int8 (VI sums, the quad broadcast as vdot_i8 takes it) or
+// bf16 (float sums, the pair as VDPBF16PS takes it); the overloads pick by the sums' type.
+FASTRNN_INLINE VAi red_operand(VI, uint32_t quad) { return vbcast_i8(quad); }
+FASTRNN_INLINE uint32_t red_operand(V, uint32_t pair) { return pair; }
+FASTRNN_INLINE VI red_dot(VI acc, VW w, VAi x) { return vdot_i8(acc, w, x); }
+FASTRNN_INLINE V red_dot(V acc, VW w, uint32_t pair) { return vdot_bf16(acc, w, pair); }
+
+template <int kRow, int C, int R, class Acc>
+FASTRNN_INLINE void red_dot_k(const uint32_t* w, const uint32_t* a, ptrdiff_t lda, int k,
+                              Acc (&acc)[R][C]) {
   const uint32_t* wk = w + static_cast<ptrdiff_t>(k) * kRow;
   VW wv[C];
 #pragma GCC unroll 16
   for (int c = 0; c < C; ++c) wv[c] = vload_w(wk + c * kVecLanes);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
-    const VAi x = vbcast_i8(a[r * lda + k]);
+    const auto x = red_operand(acc[r][0], a[r * lda + k]);
 #pragma GCC unroll 16
-    for (int c = 0; c < C; ++c) acc[r][c] = vdot_i8(acc[r][c], wv[c], x);
+    for (int c = 0; c < C; ++c) acc[r][c] = red_dot(acc[r][c], wv[c], x);
   }
 }
 
@@ -202,8 +209,8 @@ FASTRNN_INLINE void red_tile(const WeightFormat& wf, const uint32_t* w, int Kd, 
   int k = 0;
   for (; k + KC <= Kd; k += KC)
 #pragma GCC unroll 4
-    for (int j = 0; j < KC; ++j) dot_i8_k<kRow, C, R>(w, a, lda, k + j, acc[j]);
-  for (; k < Kd; ++k) dot_i8_k<kRow, C, R>(w, a, lda, k, acc[0]);
+    for (int j = 0; j < KC; ++j) red_dot_k<kRow, C, R>(w, a, lda, k + j, acc[j]);
+  for (; k < Kd; ++k) red_dot_k<kRow, C, R>(w, a, lda, k, acc[0]);
   for (int c = 0; c < C; ++c) {
     const int col = col0 + 16 * g0 + c * kVecLanes;
     const V sw = vload(wf.scale + col);
@@ -214,21 +221,6 @@ FASTRNN_INLINE void red_tile(const WeightFormat& wf, const uint32_t* w, int Kd, 
       float* out = &sums[r][16 * g0 + c * kVecLanes];
       vstore(out, vadd(vload(out), vmul(f, vmul(vset1(sa[r]), sw))));
     }
-  }
-}
-
-template <int kRow, int C, int R>
-FASTRNN_INLINE void dot_bf16_k(const uint32_t* w, const uint32_t* a, ptrdiff_t lda, int k,
-                               V (&acc)[R][C]) {
-  const uint32_t* wk = w + static_cast<ptrdiff_t>(k) * kRow;
-  VW wv[C];
-#pragma GCC unroll 16
-  for (int c = 0; c < C; ++c) wv[c] = vload_w(wk + c * kVecLanes);
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-    const uint32_t pair = a[r * lda + k];
-#pragma GCC unroll 16
-    for (int c = 0; c < C; ++c) acc[r][c] = vdot_bf16(acc[r][c], wv[c], pair);
   }
 }
 
@@ -249,8 +241,8 @@ FASTRNN_INLINE void bf16_tile(const uint32_t* w, int Kd, const uint32_t* a, ptrd
   int k = 0;
   for (; k + KC <= Kd; k += KC)
 #pragma GCC unroll 4
-    for (int j = 0; j < KC; ++j) dot_bf16_k<kRow, C, R>(w, a, lda, k + j, acc[j]);
-  for (; k < Kd; ++k) dot_bf16_k<kRow, C, R>(w, a, lda, k, acc[0]);
+    for (int j = 0; j < KC; ++j) red_dot_k<kRow, C, R>(w, a, lda, k + j, acc[j]);
+  for (; k < Kd; ++k) red_dot_k<kRow, C, R>(w, a, lda, k, acc[0]);
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) {
       V sum = acc[0][r][c];
