@@ -255,7 +255,8 @@ FASTRNN_INLINE void step_panels_summed(const StepArgs& s, Init&& init, Epilogue&
 // every step on AMX tiles; kernels/reduced/reduced-dot.h): the rows [b0, b1) are packed
 // (int8: quantised) in groups that fit a stack buffer, each group once per call (and, for a
 // step that projects its own inputs with packed x, the group's x rows too); then, panel by
-// panel, row blocks (AMX blocks of up to 32 rows for bf16 on AMX; else up to kRedRows): a
+// panel, row blocks (AMX blocks of up to 32 rows where the tiles serve: bf16 on AMX-BF16 for
+// every call, int8 on AMX-INT8 from kAmxMinRowsInt8 rows; else up to kRedRows): a
 // step's own input projection (the values the GEMM would give: gemm_packed, or for bf16
 // without AMX the widened weights on x itself), gate sums started by init, plus the reduced
 // sums, then the epilogue (or the carry). Each row's sums depend on its own values only,
@@ -340,8 +341,9 @@ FASTRNN_INLINE void step_panels(const StepArgs& s, Init&& init, Epilogue&& epilo
     step_panels_packed<NV, kUnits>(s, init, epilogue);
     return;
   }
-  // bf16 without VDPBF16PS: the fp32 loops on widened weights (the same bits as fp32 on the
-  // rounded weights): few rows widen in registers, many rows a depth block at a time (gemm.h).
+  // bf16 weight-only (tables without VDPBF16PS; many rows without AMX on the avx512bf16
+  // table): the fp32 loops on widened weights (the same bits as fp32 on the rounded weights):
+  // few rows widen in registers, many rows a depth block at a time (gemm.h).
   if (s.wf.type == WeightType::kBf16) {
     if (s.many_rows)
       step_panels_summed<NV, kUnits, 64, true>(s, init, epilogue);
