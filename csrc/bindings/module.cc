@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "core/host-openmp.h"
 #include "core/limits.h"
 #include "core/thread-pool.h"
 #include "core/threads.h"
@@ -256,7 +257,7 @@ class Model {
   }
 
   py::tuple forward(const py::object& x_obj, const py::object& h0_obj, const py::object& c0_obj,
-                    const py::object& lengths_obj, int num_threads) {
+                    const py::object& lengths_obj, int num_threads, bool host_openmp) {
     const fastrnn::RnnConfig& cfg = model_.cfg;
     if (!py::isinstance<py::array>(x_obj)) throw py::type_error("x must be a numpy array");
     py::array x_arr = py::reinterpret_borrow<py::array>(x_obj);
@@ -302,6 +303,7 @@ class Model {
       c_n = c;
     }
     a.num_threads = num_threads > 0 ? num_threads : fastrnn::threads_get();
+    a.host_openmp = host_openmp;
     {
       py::gil_scoped_release release;
       fastrnn::rnn_forward(model_, a);
@@ -558,7 +560,7 @@ PYBIND11_MODULE(_core, m) {
           py::arg("bidirectional"), py::arg("proj_size"), py::arg("bias"), py::arg("weights"),
           py::arg("variant") = py::none(), py::arg("dtype") = "float32")
       .def("forward", &Model::forward, py::arg("x"), py::arg("h0"), py::arg("c0"),
-           py::arg("lengths"), py::arg("num_threads") = 0)
+           py::arg("lengths"), py::arg("num_threads") = 0, py::arg("host_openmp") = false)
       .def("step", &Model::step, py::arg("x"), py::arg("h"), py::arg("c"))
       .def("plan", &Model::plan, py::arg("batch"), py::arg("T"), py::arg("threads") = 0);
 
@@ -584,6 +586,12 @@ PYBIND11_MODULE(_core, m) {
     const double q = fastrnn::cgroup_cpu_quota(proc_self);
     return q > 0 ? py::object(py::float_(q)) : py::none();
   });
+  // The host program's OpenMP runtime that calls with host_openmp=True run their teams on
+  // (fastrnn.accelerate attaches torch's); "" if none.
+  m.def("host_openmp_attach", &fastrnn::host_openmp_attach, py::arg("hint") = "");
+  m.def("host_openmp", &fastrnn::host_openmp_path);
+  // Private, for tests: every host region counts as the wrong size (the fallback).
+  m.def("host_openmp_test_mismatch", &fastrnn::host_openmp_test_mismatch, py::arg("on"));
   m.def("thread_pool", [] {
     const fastrnn::ThreadPoolState s = fastrnn::thread_pool_state();
     py::dict d;
@@ -597,6 +605,7 @@ PYBIND11_MODULE(_core, m) {
     d["workers"] = s.workers;
     d["queued_calls"] = s.queued_calls;
     d["sleeps"] = s.sleeps;
+    d["host_teams"] = s.host_teams;
     return d;
   });
   m.def("threads_guard", [] {

@@ -16,9 +16,12 @@
 #include <deque>
 #include <mutex>
 #include <new>
+#include <stdexcept>
+#include <string>
 #include <system_error>
 #include <thread>
 
+#include "core/host-openmp.h"
 #include "core/threads.h"
 
 namespace fastrnn {
@@ -148,7 +151,10 @@ struct Pool {
   Pool(int cores, int budget)
       : cores_(cores), free_(cores), budget_(budget), team_free_(budget), free_hint_(cores) {}
 
-  void call(int want, void (*fn)(void*, ThreadTeam&), void* ctx);
+  void call(int want, void (*fn)(void*, ThreadTeam&), void* ctx, bool host_openmp);
+  // n pool threads, claimed, for a team whose tokens are already held; fewer if the system
+  // refuses threads. Returns how many, linked through next into team.
+  int claim_helpers(int n, Worker*& team);
   void run_queue();  // a runner's life (on a pool thread holding a core token)
   void set_budget(int n);
   ThreadPoolState state();
@@ -156,7 +162,8 @@ struct Pool {
   // Bumped at each update of free_hint: a helper's team has returned its tokens once it moved.
   uint64_t releases() const { return releases_.load(std::memory_order_seq_cst); }
 
-  std::atomic<int64_t> sleeps_{0};  // pool threads that went to sleep, since the start
+  std::atomic<int64_t> sleeps_{0};      // pool threads that went to sleep, since the start
+  std::atomic<int64_t> host_teams_{0};  // calls whose team was the host's OpenMP threads
 
   std::mutex mu_;  // guards everything below; pthread_atfork holds it across fork()
 
@@ -196,7 +203,7 @@ struct Pool {
   std::atomic<uint64_t> releases_{0};
 };
 
-void Pool::call(int want, void (*fn)(void*, ThreadTeam&), void* ctx) {
+void Pool::call(int want, void (*fn)(void*, ThreadTeam&), void* ctx, bool host_openmp) {
   std::unique_lock<std::mutex> lock(mu_);
   ++callers_;
   const int64_t now = threads_now_ns();
@@ -238,8 +245,10 @@ void Pool::call(int want, void (*fn)(void*, ThreadTeam&), void* ctx) {
   if (size < 2) size = 1;
   free_ -= size - 1;
   if (size > 1) team_free_ -= size;
+  // On the host's OpenMP team (its threads, not the pool's), when it can take this size.
+  const bool host = host_openmp && size > 1 && host_openmp_ready(size);
   Worker* team = nullptr;
-  int helpers = claim_idle_locked(size - 1, team);
+  int helpers = host ? size - 1 : claim_idle_locked(size - 1, team);
   publish_locked();
   lock.unlock();
   for (int missing = size - 1 - helpers; missing > 0; --missing) {
@@ -257,12 +266,13 @@ void Pool::call(int want, void (*fn)(void*, ThreadTeam&), void* ctx) {
   }
   std::exception_ptr error;
   {
-    ThreadTeam t(team, helpers);
+    ThreadTeam t(team, helpers, host);
     try {
       fn(ctx, t);
     } catch (...) {
       error = std::current_exception();
     }
+    team = t.pool_helpers();  // a host team that fell back to the pool's threads has some
   }
   lock.lock();
   while (team != nullptr) {
@@ -288,6 +298,21 @@ void Pool::call(int want, void (*fn)(void*, ThreadTeam&), void* ctx) {
   lock.unlock();
   if (stranded) run_queue();
   if (error) std::rethrow_exception(error);
+}
+
+int Pool::claim_helpers(int n, Worker*& team) {
+  int got;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    got = claim_idle_locked(n, team);
+  }
+  for (; got < n; ++got) {
+    Worker* w = start_worker();
+    if (w == nullptr) break;
+    w->next = team;
+    team = w;
+  }
+  return got;
 }
 
 void Pool::feed_queue_locked() {
@@ -364,10 +389,17 @@ void Pool::set_budget(int n) {
 
 ThreadPoolState Pool::state() {
   std::lock_guard<std::mutex> lock(mu_);
-  return {cores_,        free_,           budget_,
-          team_free_,    callers_,        static_cast<int>(queue_.size()),
-          runners_,      workers_.load(), queued_calls_,
-          sleeps_.load()};
+  return {cores_,
+          free_,
+          budget_,
+          team_free_,
+          callers_,
+          static_cast<int>(queue_.size()),
+          runners_,
+          workers_.load(),
+          queued_calls_,
+          sleeps_.load(),
+          host_teams_.load()};
 }
 
 Worker* Pool::start_worker() {
@@ -492,6 +524,40 @@ void ThreadTeam::run_erased(void (*fn)(void*, int), void* ctx) {
     fn(ctx, 0);
     return;
   }
+  if (host_ && first_ == nullptr) {
+    // Each thread of the host's team takes the caller's floating-point state for the job and
+    // gets its own back after it (the host's threads keep theirs for the host's work).
+    Job job;
+    job.fn = fn;
+    job.ctx = ctx;
+    job.fp_env = fp_env_get();
+    auto thread_body = [](void* data, int tid) {
+      Job& j = *static_cast<Job*>(data);
+      const FpEnv own = fp_env_get();
+      fp_env_set(static_cast<FpEnv>(j.fp_env));
+      try {
+        j.fn(j.ctx, tid);
+      } catch (...) {
+        if (!j.failed.exchange(true)) j.error = std::current_exception();
+      }
+      fp_env_set(own);
+    };
+    woke_sleeping_ = true;
+    if (host_openmp_run(1 + helpers_, thread_body, &job)) {
+      pool().host_teams_.fetch_add(1, std::memory_order_relaxed);
+      if (job.failed.load()) std::rethrow_exception(job.error);
+      return;
+    }
+    // The host's region had another size (nothing ran): the pool's threads, with the
+    // tokens already held. The call was planned for this team size, so it needs them all.
+    const int got = pool().claim_helpers(helpers_, first_);
+    if (got < helpers_)
+      throw std::runtime_error("fastrnn: no threads for a team of " + std::to_string(1 + helpers_));
+  }
+  run_on_pool(fn, ctx);
+}
+
+void ThreadTeam::run_on_pool(void (*fn)(void*, int), void* ctx) {
   Job job;
   job.fn = fn;
   job.ctx = ctx;
@@ -519,8 +585,9 @@ void ThreadTeam::run_erased(void (*fn)(void*, int), void* ctx) {
   if (job.failed.load()) std::rethrow_exception(job.error);
 }
 
-void thread_pool_call_erased(int want, void (*fn)(void*, ThreadTeam&), void* ctx) {
-  pool().call(want, fn, ctx);
+void thread_pool_call_erased(int want, void (*fn)(void*, ThreadTeam&), void* ctx,
+                             bool host_openmp) {
+  pool().call(want, fn, ctx, host_openmp);
 }
 
 ThreadPoolState thread_pool_state() { return pool().state(); }

@@ -32,7 +32,9 @@
 // 2 threads on 2 cores: 2,640 steps/s against 13,300 for one caller); its count ignores any
 // budget shared by calls; a wheel repaired by auditwheel carries its own renamed libgomp,
 // which spins beside torch's in one process; and libgomp cannot run a parallel region in a
-// child forked after one ran in the parent.
+// child forked after one ran in the parent. (Inside a torch model the other way round is
+// right: a call there may run its team on torch's own OpenMP threads, which spin between
+// torch's ops; see core/host-openmp.h.)
 //
 // Idle pool threads spin for up to kIdleSpinNs after their work (a back-to-back call then
 // finds them awake: waking a sleeping thread costs 5-100 us, more than a whole time step), but
@@ -62,13 +64,19 @@ struct Worker;
 // The threads one call computes on: the thread running the call (tid 0) and its helpers.
 class ThreadTeam {
  public:
-  ThreadTeam(pool_detail::Worker* helpers, int count) : first_(helpers), helpers_(count) {}
+  ThreadTeam(pool_detail::Worker* helpers, int count, bool host = false)
+      : first_(helpers), helpers_(count), host_(host) {}
   ThreadTeam(const ThreadTeam&) = delete;
   ThreadTeam& operator=(const ThreadTeam&) = delete;
 
   int size() const { return 1 + helpers_; }
-  // Whether run() had to wake a sleeping helper (valid in body, from tid 0 on).
+  // Whether run() had to wake a sleeping helper (valid in body, from tid 0 on). A team on
+  // the host's OpenMP threads says true: whether they were awake is not known.
   bool woke_sleeping() const { return woke_sleeping_; }
+  // Whether the team runs on the host program's OpenMP threads (core/host-openmp.h).
+  bool on_host_openmp() const { return host_; }
+  // The pool threads it ran on (linked through Worker::next), for the pool to take back.
+  pool_detail::Worker* pool_helpers() const { return first_; }
 
   // Runs body(tid) for tid in [0, size()): this thread runs tid 0, each helper one more, and
   // returns once all have returned (rethrowing an exception from any). body must not throw
@@ -80,20 +88,24 @@ class ThreadTeam {
 
  private:
   void run_erased(void (*fn)(void*, int), void* ctx);
+  void run_on_pool(void (*fn)(void*, int), void* ctx);
   pool_detail::Worker* first_;  // the helpers, linked through Worker::next
   int helpers_;
+  bool host_;  // helpers_ threads of the host's OpenMP team instead (first_ stays null)
   bool woke_sleeping_ = false;
 };
 
 // Runs call(team) once, with team.size() in [1, max(1, want)]: on the calling thread with a
 // team from the budget when a core token is free; otherwise queued, on a pool thread with a
 // team of one, while the caller sleeps. Returns when call has returned, rethrowing what it
-// threw.
-void thread_pool_call_erased(int want, void (*fn)(void*, ThreadTeam&), void* ctx);
+// threw. host_openmp: the team's other threads come from the host program's OpenMP team
+// when one is attached and ready (core/host-openmp.h), instead of the pool's; the tokens are
+// the same.
+void thread_pool_call_erased(int want, void (*fn)(void*, ThreadTeam&), void* ctx, bool host_openmp);
 template <class F>
-void thread_pool_call(int want, F& call) {
+void thread_pool_call(int want, F& call, bool host_openmp = false) {
   thread_pool_call_erased(
-      want, [](void* ctx, ThreadTeam& t) { (*static_cast<F*>(ctx))(t); }, &call);
+      want, [](void* ctx, ThreadTeam& t) { (*static_cast<F*>(ctx))(t); }, &call, host_openmp);
 }
 
 // For tests and cpu_info(): the pool's state now.
@@ -108,6 +120,7 @@ struct ThreadPoolState {
   int workers;           // pool threads started (idle or busy)
   int64_t queued_calls;  // calls that were queued, since the start (or the fork)
   int64_t sleeps;        // times a pool thread went to sleep, since the start (or the fork)
+  int64_t host_teams;    // multi-thread calls run on the host's OpenMP threads, since the start
 };
 ThreadPoolState thread_pool_state();
 

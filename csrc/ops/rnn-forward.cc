@@ -557,7 +557,7 @@ void rnn_forward(const RnnModel& model, const ForwardArgs& args) {
     const int64_t end_ns = threads_now_ns();
     threads_report(barrier.long_wait_ns() / (nt - 1) > (end_ns - start_ns) / 2, start_ns, end_ns);
   };
-  thread_pool_call(plan.threads, call);
+  thread_pool_call(plan.threads, call, args.host_openmp);
 }
 
 }  // namespace fastrnn

@@ -20,6 +20,10 @@ struct ForwardArgs {
   float* h_n = nullptr;              // (L·D, B, H_out)
   float* c_n = nullptr;              // (L·D, B, H); LSTM only
   int num_threads = 1;               // upper bound; small layers use fewer
+  // Run the team on the host program's OpenMP threads when one is attached and ready
+  // (core/host-openmp.h), instead of fastrnn's pool: for calls made between the host's own
+  // parallel ops (fastrnn.accelerate inside torch). Same results.
+  bool host_openmp = false;
 };
 
 void rnn_forward(const RnnModel& model, const ForwardArgs& args);

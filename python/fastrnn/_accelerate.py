@@ -29,6 +29,7 @@ torch is imported only when these functions run: ``import fastrnn`` never import
 from __future__ import annotations
 
 import itertools
+import os
 import secrets
 import threading
 import warnings
@@ -312,8 +313,9 @@ def rnn_forward_impl(x, weights, h0, c0, lengths, handle, *spec, slot=None):
 
 
 def _core_forward(model, x, h0, c0, lengths, threads: int):
-    """model's compiled core on time-major float32 arrays: (y, h_n, c_n or None)."""
-    return model._core.forward(x, h0, c0, lengths, threads)
+    """model's compiled core on time-major float32 arrays: (y, h_n, c_n or None). A team of
+    more than one thread runs on torch's own OpenMP threads (see _setup)."""
+    return model._core.forward(x, h0, c0, lengths, threads, host_openmp=True)
 
 
 def rnn_forward_registered(x, weights, h0, c0, lengths, handle, *spec):
@@ -356,6 +358,9 @@ def _setup() -> None:
             schema=_OP_SCHEMA,
         )
         op.register_fake(_rnn_forward_fake)
+        # Teams of the fast calls run on torch's OpenMP threads (the ones spinning for torch's
+        # next op), not on fastrnn's pool: one set of threads for the whole model.
+        _core.host_openmp_attach(os.path.dirname(torch.__file__))
         _TORCH_FORWARD_OUTSIDE_GRAPH = torch.compiler.disable(_torch_forward, recursive=True)
         _OP = op
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import importlib
 import io
+import os
 import pickle
 import re
 import subprocess
@@ -25,6 +26,8 @@ import numpy as np
 import pytest
 
 import fastrnn
+from fastrnn import _core
+from support.common import ISAS
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
@@ -40,6 +43,7 @@ restore = getattr(fastrnn, "restore", A.restore)
 FallbackError = A.FallbackError
 
 REPO = Path(__file__).resolve().parents[2]
+needs_2_cpus = pytest.mark.skipif(_core.hardware_threads() < 2, reason="needs 2 CPUs")
 TOL = 1e-5  # DESIGN.md §5, default-init weights; relative above magnitude 1 (see above)
 
 
@@ -835,6 +839,118 @@ def test_calls_use_torchs_thread_count(monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert seen == [1, 2]
+
+
+HOST_TEAM = r"""
+import copy, sys, numpy as np, torch, fastrnn
+from fastrnn import _core
+mismatch = sys.argv[1] == "mismatch"
+torch.manual_seed(0)
+torch.set_num_threads(2)
+lstm = torch.nn.LSTM(64, 256, bias=False).eval()
+fast = fastrnn.accelerate(copy.deepcopy(lstm), strict=True)
+assert "omp" in _core.host_openmp(), _core.host_openmp()
+assert fastrnn.from_torch(lstm).plan(1, 10**4, num_threads=2)["threads"] == 2
+_core.host_openmp_test_mismatch(mismatch)
+one = fastrnn.from_torch(lstm)
+x = torch.randn(20, 1, 64)
+# A subnormal initial h: each thread's recurrent sums, gates, c and h stay subnormal unless
+# that thread flushes them to zero.
+zeros = torch.zeros(3, 1, 64)
+state = (torch.full((1, 1, 256), 1e-39), torch.zeros(1, 1, 256))
+big = torch.full((1 << 20,), 1e-39)
+with torch.no_grad():
+    torch.mm(torch.randn(256, 256), torch.randn(256, 256))  # torch's team, awake
+    y = fast(x)[0].numpy()
+    torch.set_flush_denormal(True)  # on this thread only
+    flushed = fast(zeros, state)[0].numpy()
+    torch.set_flush_denormal(False)
+    torch_after = big * 1.0  # torch's 2 threads: neither kept the flush-to-zero mode
+    kept = fast(zeros, state)[0].numpy()
+pool = _core.thread_pool()
+fastrnn.set_num_threads(1)
+assert np.array_equal(y, one(x.numpy(), num_threads=1)[0]), "not the 1-thread bits"
+assert np.count_nonzero(flushed) == 0, "the caller's flush-to-zero was not used"
+assert np.array_equal(kept, one(zeros.numpy(), tuple(s.numpy() for s in state))[0])
+assert np.count_nonzero(kept) == kept.size, "a thread kept a flush-to-zero mode"
+assert torch.count_nonzero(torch_after).item() == big.numel(), "torch's threads got ftz"
+if mismatch:  # the fallback: fastrnn's own threads, never a hang
+    assert pool["host_teams"] == 0 and pool["workers"] >= 1, pool
+else:  # torch's threads ran the team: no pool thread was needed
+    assert pool["host_teams"] >= 3 and pool["workers"] == 0, pool
+print("ok")
+"""
+
+
+@needs_2_cpus
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds torch's libgomp on Linux")
+@pytest.mark.parametrize("mode", ["host", "mismatch"])
+@pytest.mark.parametrize("isa_name", ISAS)
+def test_teams_run_on_torchs_openmp_threads(isa_name, mode):
+    """Accelerated calls of more than one thread run on torch's own OpenMP threads, not on
+    fastrnn's pool (the two would fight for the cores between torch's ops), with the same bits
+    as one thread, the caller's floating-point mode on each thread and torch's threads' own
+    mode back afterwards; a region of the wrong size falls back to fastrnn's threads."""
+    env = dict(os.environ, FASTRNN_ISA=isa_name)
+    out = subprocess.run(
+        [sys.executable, "-c", HOST_TEAM, mode],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+FORKED = r"""
+import copy, os, numpy as np, torch, fastrnn
+from fastrnn import _core
+torch.manual_seed(0)
+torch.set_num_threads(2)
+fast = fastrnn.accelerate(torch.nn.LSTM(64, 256).eval(), strict=True)
+x = torch.randn(20, 1, 64)
+with torch.no_grad():
+    y = fast(x)[0]
+assert _core.thread_pool()["host_teams"] >= 1
+pid = os.fork()
+if pid == 0:  # libgomp's regions hang in a forked child: fastrnn's pool runs the call
+    with torch.no_grad():
+        same = torch.equal(fast(x)[0], y)
+    os._exit(0 if same and _core.host_openmp() == "" else 3)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+print("ok")
+"""
+
+
+@needs_2_cpus
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork, libgomp")
+def test_a_forked_child_runs_its_teams_on_fastrnns_pool():
+    out = subprocess.run(
+        [sys.executable, "-c", FORKED], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+def test_without_an_openmp_runtime_calls_use_fastrnns_pool():
+    """A process that loaded no OpenMP runtime attaches none, and calls asking for the host's
+    threads run on fastrnn's pool with the same bits."""
+    script = (
+        "import numpy as np, fastrnn\n"
+        "from fastrnn import _core\n"
+        "assert _core.host_openmp_attach('torch') == '', _core.host_openmp()\n"
+        "m = fastrnn.LSTM(64, 256, seed=0)\n"
+        "x = np.random.default_rng(0).standard_normal((20, 1, 64), dtype=np.float32)\n"
+        "a = m._core.forward(x, None, None, None, 2, host_openmp=True)[0]\n"
+        "assert np.array_equal(a, m._core.forward(x, None, None, None, 1)[0])\n"
+        "assert _core.thread_pool()['host_teams'] == 0\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
 
 
 def test_concurrent_callers_get_the_serial_results(fast_calls):

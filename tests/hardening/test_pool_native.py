@@ -1,9 +1,9 @@
 """The thread pool under ThreadSanitizer: tests/native/pool_stress.cc, built with
--fsanitize=thread from the pool's own sources (csrc/core/thread-pool.cc, threads.cc) and run
-as a program, since a TSan-instrumented extension cannot be loaded into this interpreter.
-1, 2 and 8 caller threads make calls whose teams sum arrays between barriers while the budget
-flips; any data race, a wrong sum or a token not returned fails. Skipped without g++ or
-its TSan runtime."""
+-fsanitize=thread from the pool's own sources (csrc/core/thread-pool.cc, threads.cc,
+host-openmp.cc) and run as a program, since a TSan-instrumented extension cannot be loaded
+into this interpreter. 1, 2 and 8 caller threads make calls whose teams sum arrays between
+barriers while the budget flips; any data race, a wrong sum or a token not returned fails.
+Skipped without g++ or its TSan runtime."""
 
 from __future__ import annotations
 
@@ -30,7 +30,12 @@ def tsan_available() -> bool:
 @pytest.mark.skipif(not tsan_available(), reason="needs g++ with ThreadSanitizer and csrc/")
 def test_pool_under_thread_sanitizer(tmp_path):
     exe = tmp_path / "pool_stress"
-    sources = ["tests/native/pool_stress.cc", "csrc/core/thread-pool.cc", "csrc/core/threads.cc"]
+    sources = [
+        "tests/native/pool_stress.cc",
+        "csrc/core/thread-pool.cc",
+        "csrc/core/threads.cc",
+        "csrc/core/host-openmp.cc",
+    ]
     build = subprocess.run(
         [
             GXX,
@@ -43,6 +48,7 @@ def test_pool_under_thread_sanitizer(tmp_path):
             "-o",
             str(exe),
             "-pthread",
+            "-ldl",
         ],
         cwd=REPO,
         capture_output=True,
