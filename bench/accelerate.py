@@ -10,6 +10,9 @@ are checked against each other first (max |Δ| printed).
                          step; T = 100; batch 1 and 32
     decoder_b1           a greedy-free decoder loop: 50 steps of an LSTMCell 256 (embedding
                          128 -> cell -> linear 1000), batch 1: the per-step overhead case
+    text_classifier, deepspeech, conv_gru, forecaster, seq2seq, subclass
+                         the models of tests/api/test_accelerate.py's test_models_people_use,
+                         at deployment sizes (bench/torch_models.py)
 
     python bench/accelerate.py                  # all workloads, 1 and 2 threads, markdown table
     python bench/accelerate.py --threads 2 --repeats 50 --workloads text_b1
@@ -39,6 +42,9 @@ if any(os.path.isfile(os.path.join(_PYTHON, "fastrnn", "_core" + s)) for s in EX
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_models  # noqa: E402
 
 import fastrnn  # noqa: E402
 
@@ -88,18 +94,21 @@ def workloads(quick: bool) -> dict:
         return (
             f"embedding {V}x{E} -> 2-layer LSTM {H} -> linear, B={batch}, T={T}",
             lambda: TextModel(V, E, H, 10),
-            lambda: torch.randint(0, V, (batch, T)),
+            lambda: (torch.randint(0, V, (batch, T)),),
         )
 
-    return {
+    table = {
         "text_b1": text(1),
         "text_b32": text(32),
         "decoder_b1": (
             f"{S} steps of LSTMCell {H} (embedding {E}, linear {V}), B=1",
             lambda: Decoder(V, E, H, S),
-            lambda: torch.randint(0, V, (1, S)),
+            lambda: (torch.randint(0, V, (1, S)),),
         ),
     }
+    for name, what, factory, inputs, _ in torch_models.cases("small" if quick else "bench"):
+        table[name] = (what or name, factory, lambda inputs=inputs: inputs)
+    return table
 
 
 def cpu_name() -> str:
@@ -113,19 +122,19 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def time_pair(plain, fast, x, repeats: int, warmup: int) -> tuple[list, list]:
+def time_pair(plain, fast, args: tuple, repeats: int, warmup: int) -> tuple[list, list]:
     """Alternating calls of the two models (which goes first alternates too, so that neither
     always runs after the other has filled the caches); seconds per call of each."""
     times = ([], [])
     pairs = ((plain, times[0]), (fast, times[1]))
     with torch.inference_mode():
         for _ in range(warmup):
-            plain(x)
-            fast(x)
+            plain(*args)
+            fast(*args)
         for i in range(repeats):
             for model, out in pairs if i % 2 == 0 else pairs[::-1]:
                 t0 = time.perf_counter()
-                model(x)
+                model(*args)
                 out.append(time.perf_counter() - t0)
     return times
 
@@ -138,12 +147,12 @@ def run(names, threads, repeats: int, warmup: int, quick: bool) -> list[dict]:
         torch.manual_seed(0)
         plain = make_model().eval()
         fast = accelerate(copy.deepcopy(plain), strict=True)
-        x = make_input()
+        args = make_input()
         with torch.inference_mode():
-            error = (plain(x) - fast(x)).abs().max().item()
+            error = (plain(*args) - fast(*args)).abs().max().item()
         for n in threads:
             torch.set_num_threads(n)
-            t_plain, t_fast = time_pair(plain, fast, x, repeats, warmup)
+            t_plain, t_fast = time_pair(plain, fast, args, repeats, warmup)
             eager, accel = statistics.median(t_plain), statistics.median(t_fast)
             rows.append(
                 dict(

@@ -34,7 +34,6 @@ from torch import nn  # noqa: E402
 from torch.nn.utils.rnn import (  # noqa: E402
     PackedSequence,
     pack_padded_sequence,
-    pad_packed_sequence,
 )
 
 A = importlib.import_module("fastrnn._accelerate")
@@ -43,6 +42,10 @@ restore = getattr(fastrnn, "restore", A.restore)
 FallbackError = A.FallbackError
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "bench"))
+import torch_models  # noqa: E402  (bench/torch_models.py: the models of test_models_people_use)
+from torch_models import LengthsLSTM  # noqa: E402
+
 needs_2_cpus = pytest.mark.skipif(_core.hardware_threads() < 2, reason="needs 2 CPUs")
 TOL = 1e-5  # DESIGN.md §5, default-init weights; relative above magnitude 1 (see above)
 
@@ -435,20 +438,6 @@ def test_accelerate_arguments():
 
 
 # --- subclasses that override forward ------------------------------------------------------------
-
-
-class LengthsLSTM(nn.LSTM):
-    """As pytorch-forecasting's LSTM: a lengths argument, packs and calls super().forward."""
-
-    def forward(self, x, hx=None, lengths=None, enforce_sorted=True):
-        if lengths is None:
-            return super().forward(x, hx)
-        packed = pack_padded_sequence(
-            x, lengths.cpu(), batch_first=self.batch_first, enforce_sorted=enforce_sorted
-        )
-        out, state = super().forward(packed, hx)
-        out, _ = pad_packed_sequence(out, batch_first=self.batch_first, total_length=x.shape[1])
-        return out, state
 
 
 def test_subclass_keeps_its_forward_and_gets_the_fast_path(fast_calls):
@@ -977,141 +966,9 @@ def test_concurrent_callers_get_the_serial_results(fast_calls):
 # --- models people use ------------------------------------------------------------------------
 
 
-class TextClassifier(nn.Module):
-    """Packed variable-length batches (enforce_sorted=False) through a 2-layer BiLSTM."""
-
-    def __init__(self):
-        super().__init__()
-        self.embed = nn.Embedding(100, 32, padding_idx=0)
-        self.lstm = nn.LSTM(32, 48, num_layers=2, bidirectional=True, batch_first=True)
-        self.out = nn.Linear(96, 4)
-
-    def forward(self, tokens, lengths):
-        packed = pack_padded_sequence(self.embed(tokens), lengths, True, enforce_sorted=False)
-        _, (h, _) = self.lstm(packed)
-        return self.out(torch.cat([h[-2], h[-1]], dim=1))
-
-
-class DeepSpeech(nn.Module):
-    """torchaudio.models.DeepSpeech's structure: 3 clipped linear layers, a bidirectional
-    ReLU RNN whose directions are summed, 2 linear layers, log-softmax."""
-
-    def __init__(self, n_feature=20, n_hidden=64, n_class=10):
-        super().__init__()
-        self.n_hidden = n_hidden
-        self.fc1 = nn.Linear(n_feature, n_hidden)
-        self.fc2 = nn.Linear(n_hidden, n_hidden)
-        self.fc3 = nn.Linear(n_hidden, n_hidden)
-        self.bi_rnn = nn.RNN(n_hidden, n_hidden, nonlinearity="relu", bidirectional=True)
-        self.fc4 = nn.Linear(n_hidden, n_hidden)
-        self.out = nn.Linear(n_hidden, n_class)
-
-    def forward(self, x):  # (N, 1, T, F)
-        for fc in (self.fc1, self.fc2, self.fc3):
-            x = nn.functional.hardtanh(fc(x), 0, 20)
-        x = x.squeeze(1).transpose(0, 1)  # (T, N, H)
-        x, _ = self.bi_rnn(x)
-        x = x[:, :, : self.n_hidden] + x[:, :, self.n_hidden :]
-        x = nn.functional.hardtanh(self.fc4(x), 0, 20)
-        return nn.functional.log_softmax(self.out(x), dim=2).transpose(0, 1)
-
-
-class ConvGRU(nn.Module):
-    """A CNN front end over features, a 2-layer GRU, a per-frame head."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Sequential(nn.Conv1d(12, 24, 5, padding=2), nn.ReLU())
-        self.gru = nn.GRU(24, 40, num_layers=2, batch_first=True)
-        self.head = nn.Linear(40, 3)
-
-    def forward(self, x):  # (N, T, 12)
-        y = self.conv(x.transpose(1, 2)).transpose(1, 2)
-        return self.head(self.gru(y)[0])
-
-
-class Forecaster(nn.Module):
-    """darts' RNNModel predict loop: encode the history, then one GRU step per horizon
-    step, feeding each prediction back with the carried state."""
-
-    def __init__(self):
-        super().__init__()
-        self.rnn = nn.GRU(1, 25, num_layers=2, batch_first=True)
-        self.fc = nn.Linear(25, 1)
-
-    def forward(self, history, horizon=6):
-        y, h = self.rnn(history)
-        step = self.fc(y[:, -1:])
-        outputs = [step]
-        for _ in range(horizon - 1):
-            y, h = self.rnn(step, h)
-            step = self.fc(y)
-            outputs.append(step)
-        return torch.cat(outputs, dim=1)
-
-
-class Seq2Seq(nn.Module):
-    """A BiLSTM encoder and an attention decoder stepping an LSTMCell (teacher forcing)."""
-
-    def __init__(self):
-        super().__init__()
-        self.src_embed = nn.Embedding(40, 16)
-        self.tgt_embed = nn.Embedding(40, 16)
-        self.encoder = nn.LSTM(16, 32, bidirectional=True, batch_first=True)
-        self.bridge = nn.Linear(64, 32)
-        self.cell = nn.LSTMCell(16 + 64, 32)
-        self.attn = nn.Linear(32, 64)
-        self.out = nn.Linear(32 + 64, 40)
-
-    def forward(self, src, tgt):
-        memory, _ = self.encoder(self.src_embed(src))  # (N, S, 64)
-        h = torch.tanh(self.bridge(memory.mean(1)))
-        c = torch.zeros_like(h)
-        context = memory.mean(1)
-        logits = []
-        for t in range(tgt.shape[1]):
-            h, c = self.cell(torch.cat([self.tgt_embed(tgt[:, t]), context], 1), (h, c))
-            weights = torch.softmax(torch.bmm(memory, self.attn(h).unsqueeze(2)), dim=1)
-            context = (weights * memory).sum(1)
-            logits.append(self.out(torch.cat([h, context], 1)))
-        return torch.stack(logits, 1)
-
-
-class Subclassed(nn.Module):
-    """A pytorch-forecasting style LSTM subclass with a lengths argument, in a model."""
-
-    def __init__(self):
-        super().__init__()
-        self.rnn = LengthsLSTM(6, 20, num_layers=2, batch_first=True)
-        self.head = nn.Linear(20, 1)
-
-    def forward(self, x, lengths):
-        y, _ = self.rnn(x, lengths=lengths, enforce_sorted=False)
-        return self.head(y)
-
-
-def model_cases():
-    g = torch.Generator().manual_seed(11)
-    lengths = torch.tensor([7, 12, 3, 12, 9])
-    tokens = torch.randint(1, 100, (5, 12), generator=g)
-    tokens[torch.arange(12)[None, :] >= lengths[:, None]] = 0
-    return [
-        ("text_classifier", TextClassifier, (tokens, lengths), 1),
-        ("deepspeech", DeepSpeech, (torch.randn(2, 1, 30, 20, generator=g),), 1),
-        ("conv_gru", ConvGRU, (torch.randn(3, 25, 12, generator=g),), 1),
-        ("forecaster", Forecaster, (torch.randn(4, 24, 1, generator=g),), 6),
-        (
-            "seq2seq",
-            Seq2Seq,
-            (torch.randint(0, 40, (3, 8), generator=g), torch.randint(0, 40, (3, 5), generator=g)),
-            6,
-        ),
-        ("subclass", Subclassed, (torch.randn(5, 12, 6, generator=g), lengths), 1),
-    ]
-
-
 @pytest.mark.parametrize(
-    ("factory", "inputs", "calls"), [pytest.param(*case[1:], id=case[0]) for case in model_cases()]
+    ("factory", "inputs", "calls"),
+    [pytest.param(*case[2:], id=case[0]) for case in torch_models.cases("small")],
 )
 def test_models_people_use(factory, inputs, calls, fast_calls):
     torch.manual_seed(12)
