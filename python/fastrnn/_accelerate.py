@@ -292,30 +292,45 @@ def rnn_forward_impl(x, weights, h0, c0, lengths, handle, *spec, slot=None):
     """
     import torch
 
-    mode = spec[0]
-    config = (mode, x.shape[-1], *spec[1:])
-    model = _slot_model(slot if slot is not None else _slot_of_handle(handle), config, weights)
-    # Straight into the compiled core: the checks fastrnn's forward would make (shapes,
-    # dtypes, lengths) are made on the tensors before the op is called, and torch.from_numpy
-    # below takes its arrays as they are. C-contiguous float32 views cost no copy.
-    h0_np = None if h0 is None else np.ascontiguousarray(_numpy(h0))
-    c0_np = None if c0 is None else np.ascontiguousarray(_numpy(c0))
-    y, h_n, c_n = _core_forward(
-        model,
-        np.ascontiguousarray(_numpy(x)),
-        h0_np,
-        c0_np,
-        None if lengths is None else np.ascontiguousarray(lengths.numpy(), dtype=np.int64),
-        min(torch.get_num_threads(), _MAX_THREADS),
+    config = (spec[0], x.shape[-1], *spec[1:])
+    y, h_n, c_n = _forward_arrays(
+        slot if slot is not None else _slot_of_handle(handle),
+        config,
+        weights,
+        _numpy(x),
+        None if h0 is None else _numpy(h0),
+        None if c0 is None else _numpy(c0),
+        None if lengths is None else lengths.numpy(),
     )
+    # torch.from_numpy takes the arrays as they are.
     c_out = torch.from_numpy(c_n) if c_n is not None else x.new_empty((0,))
     return torch.from_numpy(y), torch.from_numpy(h_n), c_out
+
+
+def _forward_arrays(slot: _Slot, config: tuple, weights, x, h0, c0, lengths):
+    """What every fast call runs: fastrnn on NumPy views of the call's tensors (time-major x
+    (T, B, I), h0, c0 and lengths as rnn_forward_impl takes them; C-contiguous float32 views
+    cost no copy) with slot's packed model, packed again first if the weights changed.
+    Returns new arrays (y, h_n, c_n or None). The checks fastrnn's forward would make
+    (shapes, dtypes, lengths) are made on the tensors before, so this goes straight into the
+    compiled core."""
+    import torch
+
+    model = _slot_model(slot, config, weights)
+    return _core_forward(
+        model,
+        np.ascontiguousarray(x),
+        None if h0 is None else np.ascontiguousarray(h0),
+        None if c0 is None else np.ascontiguousarray(c0),
+        None if lengths is None else np.ascontiguousarray(lengths, dtype=np.int64),
+        min(torch.get_num_threads(), _MAX_THREADS),
+    )
 
 
 def _core_forward(model, x, h0, c0, lengths, threads: int):
     """model's compiled core on time-major float32 arrays: (y, h_n, c_n or None). A team of
     more than one thread runs on torch's own OpenMP threads (see _setup)."""
-    return model._core.forward(x, h0, c0, lengths, threads, host_openmp=True)
+    return model._core.forward(x, h0, c0, lengths, threads, True)
 
 
 def rnn_forward_registered(x, weights, h0, c0, lengths, handle, *spec):
@@ -366,15 +381,20 @@ def _setup() -> None:
 
 
 def _run(acc: _Acceleration, x, weights, h0, c0, lengths):
-    """Calls the op for acc's module; in plain eager mode (real tensors, no compile, export
-    or dispatch mode tracing) calls its implementation directly, which saves the
-    dispatcher's ~12 us."""
-    import torch
-
+    """Calls the op for acc's module; in plain eager mode calls its implementation directly,
+    which saves the dispatcher's ~12 us."""
     spec = acc.config[:1] + acc.config[2:]
-    if not torch.compiler.is_compiling() and type(x) is torch.Tensor and _no_dispatch_mode():
+    if _plain_eager(x):
         return rnn_forward_impl(x, weights, h0, c0, lengths, acc.handle, *spec, slot=acc.slot)
     return _OP(x, weights, h0, c0, lengths, acc.handle, *spec)
+
+
+def _plain_eager(x) -> bool:
+    """Real tensors, no torch.compile, export or dispatch mode tracing: the op's graph node
+    is not needed."""
+    import torch
+
+    return not torch.compiler.is_compiling() and type(x) is torch.Tensor and _no_dispatch_mode()
 
 
 def _no_dispatch_mode() -> bool:
@@ -614,6 +634,8 @@ def _stack_forward(module, acc: _Acceleration, weights, input, hx):
                 if lstm
                 else (hx.index_select(1, sorted_indices))
             )
+    elif _plain_eager(input):
+        return _stack_forward_arrays(module, acc, weights, input, hx)
     elif input.dim() == 2:
         batched = False
         x = input.unsqueeze(1)
@@ -638,6 +660,34 @@ def _stack_forward(module, acc: _Acceleration, weights, input, hx):
     return output, ((h_n, c_n) if lstm else h_n)
 
 
+def _stack_forward_arrays(module, acc: _Acceleration, weights, input, hx):
+    """_stack_forward of a tensor input in plain eager mode, on NumPy views (reshaped and
+    transposed in NumPy: small calls, such as a forecaster's one-step calls, would pay ~1 us
+    per torch view op)."""
+    import torch
+
+    lstm = acc.config[0] == "LSTM"
+    x = _numpy(input)
+    batched = x.ndim == 3
+    states = () if hx is None else (tuple(hx) if lstm else (hx,))
+    states = [_numpy(h) for h in states]
+    if not batched:
+        x = x[:, None]
+        states = [h[:, None] for h in states]
+    elif module.batch_first:
+        x = x.transpose(1, 0, 2)
+    h0 = states[0] if states else None
+    c0 = states[1] if lstm and states else None
+    y, h_n, c_n = _forward_arrays(acc.slot, acc.config, weights, x, h0, c0, None)
+    if not batched:
+        y, h_n = y[:, 0], h_n[:, 0]
+        c_n = c_n[:, 0] if lstm else c_n
+    elif module.batch_first:
+        y = y.transpose(1, 0, 2)
+    output, h_n = torch.from_numpy(y), torch.from_numpy(h_n)
+    return output, ((h_n, torch.from_numpy(c_n)) if lstm else h_n)
+
+
 class _CellForward(_AcceleratedBase):
     """The fast forward of nn.LSTMCell, nn.GRUCell and nn.RNNCell."""
 
@@ -656,13 +706,28 @@ class _CellForward(_AcceleratedBase):
 def _cell_forward(acc: _Acceleration, weights, input, hx):
     lstm = acc.config[0] == "LSTM"
     H = acc.config[2]
-    x = input.view(1, 1, -1) if input.dim() == 1 else input.unsqueeze(0)
+    batched = input.dim() == 2
+    shape = (input.shape[0], H) if batched else (H,)
+    if _plain_eager(input):
+        # NumPy views reshaped in NumPy: a step of a decoder loop is a small call, and torch's
+        # view ops cost ~1 us each.
+        import torch
+
+        B = shape[0] if batched else 1
+        h0 = c0 = None
+        if hx is not None:
+            h0 = _numpy(hx[0] if lstm else hx).reshape(1, B, H)
+            c0 = _numpy(hx[1]).reshape(1, B, H) if lstm else None
+        x = _numpy(input).reshape(1, B, -1)
+        _, h_n, c_n = _forward_arrays(acc.slot, acc.config, weights, x, h0, c0, None)
+        h = torch.from_numpy(h_n.reshape(shape))
+        return (h, torch.from_numpy(c_n.reshape(shape))) if lstm else h
+    x = input.unsqueeze(0) if batched else input.view(1, 1, -1)
     h0 = c0 = None
     if hx is not None:
         h0 = (hx[0] if lstm else hx).reshape(1, -1, H)
         c0 = hx[1].reshape(1, -1, H) if lstm else None
     _, h_n, c_n = _run(acc, x, weights, h0, c0, None)
-    shape = (H,) if input.dim() == 1 else (x.shape[1], H)
     h = h_n.view(shape)
     return (h, c_n.view(shape)) if lstm else h
 

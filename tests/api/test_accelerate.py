@@ -55,15 +55,15 @@ TOL = 1e-5  # DESIGN.md §5, default-init weights; relative above magnitude 1 (s
 
 @pytest.fixture
 def fast_calls(monkeypatch):
-    """Counts the calls of the op's implementation (eager, compiled and exported calls)."""
+    """Counts the fast calls (eager, compiled and exported: each runs _forward_arrays)."""
     calls = []
-    impl = A.rnn_forward_impl
+    impl = A._forward_arrays
 
     def spy(*args, **kwargs):
-        calls.append(args[6])  # mode
+        calls.append(args[1][0])  # the config's mode
         return impl(*args, **kwargs)
 
-    monkeypatch.setattr(A, "rnn_forward_impl", spy)
+    monkeypatch.setattr(A, "_forward_arrays", spy)
     return calls
 
 
