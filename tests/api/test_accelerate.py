@@ -221,6 +221,42 @@ def test_cell_parity(kind, kw, bias, batched, hx, fast_calls):
     assert len(fast_calls) == 1
 
 
+@pytest.mark.parametrize("batch_first", [False, True], ids=["time_major", "batch_first"])
+def test_strided_inputs_and_states(batch_first, fast_calls):
+    """Inputs and states that are views with any strides (transposed, sliced, expanded with
+    stride 0): the fast path reads them as torch does, with torch's output strides."""
+    g = torch.Generator().manual_seed(5)
+    lstm = make("LSTM", I, H, num_layers=2, batch_first=batch_first)
+    gru_cell = make("GRUCell", I, H)
+    lstm_cell = make("LSTMCell", I, H)
+    big = torch.randn(2 * B, 3 * T, 2 * I, generator=g)
+    x = big[::2, ::3, ::2]  # (B, T, I), no two strides of it contiguous
+    x = x if batch_first else x.transpose(0, 1)
+    h0 = torch.randn(1, 1, H, generator=g).expand(2, B, H)  # stride 0
+    c0 = torch.randn(B, 2, 2 * H, generator=g)[:, :, ::2].transpose(0, 1)
+    xc = torch.randn(I, B, generator=g).t()  # (B, I) transposed
+    hc = torch.randn(B, 2 * H, generator=g)[:, H:]
+    cc = torch.randn(H, generator=g).expand(B, H)
+    calls = [
+        (lstm, (x, (h0, c0))),
+        (lstm, (x[0] if batch_first else x[:, 0],)),  # unbatched, strided
+        (gru_cell, (xc, hc)),
+        (lstm_cell, (xc, (hc, cc))),
+        (lstm_cell, (xc[1], (hc[1], cc[1]))),  # unbatched cell
+    ]
+    with torch.no_grad():
+        expected = [m(*args) for m, args in calls]
+        for m in (lstm, gru_cell, lstm_cell):
+            accelerate(m, strict=True)
+        actual = [m(*args) for m, args in calls]
+    for e, a in zip(expected, actual):
+        assert_same(e, a)
+        for te, ta in zip(e if isinstance(e, tuple) else (e,), a if isinstance(a, tuple) else (a,)):
+            te, ta = (te[0], ta[0]) if isinstance(te, tuple) else (te, ta)
+            assert te.stride() == ta.stride()
+    assert len(fast_calls) == len(calls)
+
+
 def test_longer_sequences_and_sizes(fast_calls):
     """Odd sizes across vector tails, a long sequence, batch 33, a PackedSequence."""
     m = make("LSTM", 17, 33, num_layers=3, bidirectional=True, proj_size=9)
