@@ -5,8 +5,10 @@
 //
 // 1, 2 and then 8 caller threads each make many calls (alone a call gets a team; beyond the
 // cores, calls queue for runner threads); a call's team sums its share of an array between
-// barriers (SpinBarrier, as the forward driver does) and checks the total, so a helper that
-// ran the wrong job, ran it twice or was never given it fails the check. Meanwhile another
+// barriers (SpinBarrier, as the forward driver does) and checks the total after every
+// barrier and at the end, so a barrier that
+// lets a thread through early, or a helper that ran the wrong job, ran it twice or was never
+// given it, fails the check. Meanwhile another
 // thread flips the budget between 1, 2 and 3. Afterwards every token must be back.
 //
 // Exit code 0 and "ok" on success; a message and exit code 1 otherwise.
@@ -39,6 +41,7 @@ bool run_call(const Call& call, int want) {
     if (nt > 1) g_team_calls.fetch_add(1);
     fastrnn::SpinBarrier barrier(nt);
     std::vector<int64_t> partial(nt * 16, 0);  // one cache line apart
+    std::vector<char> seen_wrong(nt * 64, 0);
     auto work = [&](int tid) {
       bool sense = false;
       for (int step = 0; step < kSteps; ++step) {
@@ -46,12 +49,20 @@ bool run_call(const Call& call, int want) {
         for (int i = kSize * tid / nt; i < kSize * (tid + 1) / nt; ++i) s += call.data[i];
         partial[tid * 16] += s;
         barrier.wait(sense, step > 0);
+        // Every thread's partial of this step is in (plain memory: a barrier that let a
+        // thread through early is a data race for TSan, and a wrong total here).
+        int64_t total = 0;
+        for (int t = 0; t < nt; ++t) total += partial[t * 16];
+        if (total != (step + 1) * call.expected) seen_wrong[tid * 64] = 1;
+        barrier.wait(sense);  // all have read before anyone adds the next step's
       }
     };
     team.run(work);
     int64_t total = 0;
     for (int t = 0; t < nt; ++t) total += partial[t * 16];
     if (total != kSteps * call.expected) ok = false;
+    for (int t = 0; t < nt; ++t)
+      if (seen_wrong[t * 64]) ok = false;
   };
   fastrnn::thread_pool_call(want, body);
   return ok;
