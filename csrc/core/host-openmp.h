@@ -21,21 +21,27 @@ namespace fastrnn {
 // Finds a loaded OpenMP runtime, preferring one whose path contains `hint` (e.g. torch's
 // directory), and uses it from now on for calls that ask for it. Returns its path; "" when no
 // OpenMP runtime is loaded (then nothing changes). Safe to call again: the last one found
-// stays in use.
+// stays in use. In a child forked after the runtime was attached (its regions hang there)
+// nothing is attached, now or later.
 std::string host_openmp_attach(const std::string& hint);
 // The runtime's path, "" if none was attached.
 std::string host_openmp_path();
 
-// Whether a team of n threads can run on the attached runtime from the calling thread now:
-// one is attached, the thread is not inside a parallel region of it, its dynamic adjustment is
-// off and its thread limit allows n. Then the runtime gives a parallel region exactly n
-// threads (OpenMP 5.2 §10.1.1, which libgomp follows).
-bool host_openmp_ready(int n);
+// The largest team the attached runtime can run for the calling thread now: 0 when none is
+// attached, the thread is inside a parallel region of it, its dynamic adjustment is on or it
+// allows no active parallel level; else its thread limit (INT_MAX without one). Up to that,
+// a parallel region gets exactly the threads it asks for (OpenMP 5.2 §10.1.1, which libgomp
+// follows). Call it before taking locks: a runtime's first call on a thread may register the
+// thread under the runtime's own locks.
+int host_openmp_max_team();
 
-// Runs fn(ctx, tid) for tid in [0, n) on a parallel region of n threads of the attached
-// runtime; the calling thread runs tid 0. Returns false, having run nothing, if the region
-// got another number of threads (or none is attached): the caller then runs the work another
-// way. fn must not throw.
+// Runs fn(ctx, tid) for tid in [0, n) on a parallel region of the attached runtime; the
+// calling thread runs tid 0. The region asks for at least the runtime's own team size
+// (omp_get_max_threads: torch's thread count), so a smaller team never shrinks the host's
+// thread pool (libgomp ends the threads a smaller region leaves out, and the host's next
+// region would start them again); threads past n return at once. Returns false, having run
+// nothing, if the region got fewer than n threads (or none is attached): the caller then runs
+// the work another way. fn must not throw.
 bool host_openmp_run(int n, void (*fn)(void* ctx, int tid), void* ctx);
 
 // For tests: makes host_openmp_run see every region as the wrong size (the fallback path).

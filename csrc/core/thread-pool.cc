@@ -204,6 +204,8 @@ struct Pool {
 };
 
 void Pool::call(int want, void (*fn)(void*, ThreadTeam&), void* ctx, bool host_openmp) {
+  // Before the lock: the host runtime may take its own locks on a thread's first call.
+  const int host_max = host_openmp && want > 1 ? host_openmp_max_team() : 0;
   std::unique_lock<std::mutex> lock(mu_);
   ++callers_;
   const int64_t now = threads_now_ns();
@@ -246,7 +248,7 @@ void Pool::call(int want, void (*fn)(void*, ThreadTeam&), void* ctx, bool host_o
   free_ -= size - 1;
   if (size > 1) team_free_ -= size;
   // On the host's OpenMP team (its threads, not the pool's), when it can take this size.
-  const bool host = host_openmp && size > 1 && host_openmp_ready(size);
+  const bool host = size > 1 && size <= host_max;
   Worker* team = nullptr;
   int helpers = host ? size - 1 : claim_idle_locked(size - 1, team);
   publish_locked();
