@@ -41,10 +41,8 @@ if any(os.path.isfile(os.path.join(_PYTHON, "fastrnn", "_core" + s)) for s in EX
     sys.path.insert(0, _PYTHON)
 
 import torch  # noqa: E402
+import torch_models  # noqa: E402  (beside this script: its directory is on sys.path)
 from torch import nn  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import torch_models  # noqa: E402
 
 import fastrnn  # noqa: E402
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import importlib.util
 import io
 import os
 import pickle
@@ -42,9 +43,13 @@ restore = getattr(fastrnn, "restore", A.restore)
 FallbackError = A.FallbackError
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "bench"))
-import torch_models  # noqa: E402  (bench/torch_models.py: the models of test_models_people_use)
-from torch_models import LengthsLSTM  # noqa: E402
+# bench/torch_models.py: the models of test_models_people_use (loaded by path: bench/ on
+# sys.path would shadow packages by its scripts' names, e.g. dask's distributed).
+_spec = importlib.util.spec_from_file_location("torch_models", REPO / "bench" / "torch_models.py")
+torch_models = importlib.util.module_from_spec(_spec)
+sys.modules.setdefault("torch_models", torch_models)  # its classes pickle by reference
+_spec.loader.exec_module(torch_models)
+LengthsLSTM = torch_models.LengthsLSTM
 
 needs_2_cpus = pytest.mark.skipif(_core.hardware_threads() < 2, reason="needs 2 CPUs")
 TOL = 1e-5  # DESIGN.md §5, default-init weights; relative above magnitude 1 (see above)
