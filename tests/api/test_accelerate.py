@@ -52,6 +52,22 @@ _spec.loader.exec_module(torch_models)
 LengthsLSTM = torch_models.LengthsLSTM
 
 needs_2_cpus = pytest.mark.skipif(_core.hardware_threads() < 2, reason="needs 2 CPUs")
+
+
+def run_ok(script: str, *args: str, **env: str) -> None:
+    """Runs script in a fresh interpreter (args after -c, env added to this one's) and
+    checks that it ended printing ok."""
+    out = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=dict(os.environ, **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
 TOL = 1e-5  # DESIGN.md §5, default-init weights; relative above magnitude 1 (see above)
 
 
@@ -921,16 +937,7 @@ def test_teams_run_on_torchs_openmp_threads(isa_name, mode):
     fastrnn's pool (the two would fight for the cores between torch's ops), with the same bits
     as one thread, the caller's floating-point mode on each thread and torch's threads' own
     mode back afterwards; a region of the wrong size falls back to fastrnn's threads."""
-    env = dict(os.environ, FASTRNN_ISA=isa_name)
-    out = subprocess.run(
-        [sys.executable, "-c", HOST_TEAM, mode],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+    run_ok(HOST_TEAM, mode, FASTRNN_ISA=isa_name)
 
 
 FORKED = r"""
@@ -958,10 +965,7 @@ print("ok")
 @needs_2_cpus
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork, libgomp")
 def test_a_forked_child_runs_its_teams_on_fastrnns_pool():
-    out = subprocess.run(
-        [sys.executable, "-c", FORKED], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+    run_ok(FORKED)
 
 
 KEEPS_TORCHS_THREADS = r"""
@@ -987,14 +991,7 @@ def test_a_team_smaller_than_torchs_keeps_torchs_threads():
     """A fast call's team of 2 under torch.set_num_threads(3) runs in a region of torch's 3
     threads (the third returns at once): libgomp ends the threads a smaller region leaves out,
     and torch's next op would start them again."""
-    out = subprocess.run(
-        [sys.executable, "-c", KEEPS_TORCHS_THREADS],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+    run_ok(KEEPS_TORCHS_THREADS)
 
 
 def test_without_an_openmp_runtime_calls_use_fastrnns_pool():
@@ -1011,10 +1008,7 @@ def test_without_an_openmp_runtime_calls_use_fastrnns_pool():
         "assert _core.thread_pool()['host_teams'] == 0\n"
         "print('ok')\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+    run_ok(script)
 
 
 def test_concurrent_callers_get_the_serial_results(fast_calls):
