@@ -177,6 +177,9 @@ struct Pool {
   // likeliest to be still spinning). Returns how many; the rest must be started unlocked.
   int claim_idle_locked(int n, Worker*& team);
   Worker* start_worker();  // a new thread, claimed; nullptr if the system refused one
+  // Up to n new threads (start_worker, unlocked) linked through next into team; returns how
+  // many the system gave.
+  int start_workers(int n, Worker*& team);
   // Gives free core tokens to new runners while calls are queued. (A runner already spinning
   // may take a queued call first; then a new one finds nothing and gives its token back
   // after its idle spin.)
@@ -253,18 +256,15 @@ void Pool::call(int want, void (*fn)(void*, ThreadTeam&), void* ctx, bool host_o
   int helpers = host ? size - 1 : claim_idle_locked(size - 1, team);
   publish_locked();
   lock.unlock();
-  for (int missing = size - 1 - helpers; missing > 0; --missing) {
-    Worker* w = start_worker();
-    if (w == nullptr) {  // no thread: the call runs on fewer
+  if (const int missing = size - 1 - helpers; missing > 0) {
+    const int started = start_workers(missing, team);
+    helpers += started;
+    if (started < missing) {  // no more threads: the call runs on fewer
       std::lock_guard<std::mutex> relock(mu_);
-      free_ += missing;
-      team_free_ += missing + (helpers == 0 ? 1 : 0);  // a team of one holds no team token
+      free_ += missing - started;
+      team_free_ += missing - started + (helpers == 0 ? 1 : 0);  // a team of one holds none
       feed_queue_locked();
-      break;
     }
-    w->next = team;
-    team = w;
-    ++helpers;
   }
   std::exception_ptr error;
   {
@@ -308,13 +308,18 @@ int Pool::claim_helpers(int n, Worker*& team) {
     std::lock_guard<std::mutex> lock(mu_);
     got = claim_idle_locked(n, team);
   }
-  for (; got < n; ++got) {
+  return got + start_workers(n - got, team);
+}
+
+int Pool::start_workers(int n, Worker*& team) {
+  int started = 0;
+  for (; started < n; ++started) {
     Worker* w = start_worker();
     if (w == nullptr) break;
     w->next = team;
     team = w;
   }
-  return got;
+  return started;
 }
 
 void Pool::feed_queue_locked() {

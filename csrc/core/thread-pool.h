@@ -73,8 +73,6 @@ class ThreadTeam {
   // Whether run() had to wake a sleeping helper (valid in body, from tid 0 on). A team on
   // the host's OpenMP threads says true: whether they were awake is not known.
   bool woke_sleeping() const { return woke_sleeping_; }
-  // Whether the team runs on the host program's OpenMP threads (core/host-openmp.h).
-  bool on_host_openmp() const { return host_; }
   // The pool threads it ran on (linked through Worker::next), for the pool to take back.
   pool_detail::Worker* pool_helpers() const { return first_; }
 
