@@ -113,7 +113,15 @@ class Forward {
         run_unidirectional(slice[0], sync);
         break;
       case Schedule::kLayerByLayer:
-        run_bidirectional(slice, sync);
+        if (owns_whole_directions(nt)) {
+          // Each thread runs whole directions, which share nothing within a layer: the
+          // threads meet where a layer starts (after state_init), not at every step, and
+          // one direction's short steps never wait for the other's long ones.
+          const auto no_sync = [] {};
+          run_bidirectional(slice, sync, no_sync);
+        } else {
+          run_bidirectional(slice, sync, sync);
+        }
         break;
     }
   }
@@ -177,10 +185,26 @@ class Forward {
     for (int l = 0; l < L; ++l) state_final(l, 0, slice);
   }
 
+  // Whether every thread's slice of each direction is all of it or none (2 threads, 2
+  // directions, the hidden units split: thread d runs direction d).
+  bool owns_whole_directions(int nt) const {
+    if (p_.batch_split || D_ == 1) return false;
+    for (int tid = 0; tid < nt; ++tid)
+      for (int d = 0; d < D_; ++d) {
+        const Slice s = slice_of(tid, nt, d);
+        const bool none = s.p1 <= s.p0 && s.q1 <= s.q0;
+        const bool all = s.p0 == 0 && s.p1 == m_.panels && s.q0 == 0 &&
+                         s.q1 == (q_panels_ > 0 ? q_panels_ : m_.panels);
+        if (!none && !all) return false;
+      }
+    return true;
+  }
+
   // Layer-outer: the last layer writes y, the ones below alternate between a workspace
-  // buffer and y, so that layer l never reads the buffer it writes.
-  template <class Sync>
-  void run_bidirectional(const Slice* slice, Sync& sync) {
+  // buffer and y, so that layer l never reads the buffer it writes. sync where a layer
+  // starts, step_sync after each step (see layer_chunk).
+  template <class Sync, class StepSync>
+  void run_bidirectional(const Slice* slice, Sync& sync, StepSync& step_sync) {
     const int L = m_.cfg.num_layers;
     const auto output_of = [&](int l) { return (L - 1 - l) % 2 == 0 ? a_.y : ws_->seq[0].data(); };
     for (int l = 0; l < L; ++l) {
@@ -188,7 +212,8 @@ class Forward {
       for (int d = 0; d < D_; ++d) state_init(l, d, slice[d]);
       sync();
       for (int64_t s0 = 0; s0 < a_.T; s0 += chunk_)
-        layer_chunk(l, slice, in, output_of(l), 0, s0, std::min<int64_t>(a_.T, s0 + chunk_), sync);
+        layer_chunk(l, slice, in, output_of(l), 0, s0, std::min<int64_t>(a_.T, s0 + chunk_),
+                    step_sync);
       for (int d = 0; d < D_; ++d) state_final(l, d, slice[d]);
     }
   }
@@ -347,20 +372,54 @@ class Forward {
     g.p1 = s.p1;
     g.bias = w.bias.data();
     g.ldc = gcols_;
-    if (s.b0 == 0 && s.b1 == a_.B) {
-      // All rows of the chunk are contiguous: one GEMM over steps·B rows.
-      g.a = row(first_time, 0);
-      g.rows = static_cast<int>(steps * a_.B);
-      g.c = gx;
-      k_.gemm(g);
-      return;
+    // Rows past their sequence's end need no G_x: the steps carry them and never read it.
+    // Each time step's rows from the first active one to the last (with lengths sorted
+    // longest first, as a PackedSequence's, exactly the active rows) make a segment; time
+    // steps whose rows are all active, in a slice of every row, make one segment of their
+    // contiguous rows. A row's G_x does not depend on which rows share its GEMM (gemm.h).
+    const bool all_rows = s.b0 == 0 && s.b1 == a_.B;
+    const int64_t end = first_time + steps;
+    const auto for_segments = [&](auto&& gemm_rows) {
+      for (int64_t t = first_time; t < end;) {
+        int64_t lo, hi;
+        active_span(t, s.b0, s.b1, lo, hi);
+        int64_t t1 = t + 1;
+        if (all_rows && lo == 0 && hi == a_.B) {
+          for (int64_t lo1, hi1; t1 < end; ++t1) {
+            active_span(t1, 0, a_.B, lo1, hi1);
+            if (lo1 != 0 || hi1 != a_.B) break;
+          }
+          hi = (t1 - t) * a_.B;
+        }
+        if (hi > lo) gemm_rows(row(t, lo), hi - lo, gx + (gx_row(d, t, s0) + lo) * gcols_);
+        t = t1;
+      }
+    };
+    int segments = 0;
+    for_segments([&](const float*, int64_t, float*) { ++segments; });
+    // fp32 weights with several segments run panel by panel, each panel over every segment:
+    // a panel's weights come in from beyond the L2 once a chunk, as for one GEMM over the
+    // chunk's rows. (Reduced weights pack each call's rows first: one call per segment.)
+    const bool by_panel = segments > 1 && g.wf.type == WeightType::kF32;
+    for (int p = s.p0; p < s.p1; p = by_panel ? p + 1 : s.p1) {
+      g.p0 = p;
+      g.p1 = by_panel ? p + 1 : s.p1;
+      for_segments([&](const float* a, int64_t rows, float* c) {
+        g.a = a;
+        g.rows = static_cast<int>(rows);
+        g.c = c;
+        k_.gemm(g);
+      });
     }
-    for (int64_t t = first_time; t < first_time + steps; ++t) {
-      g.a = row(t, s.b0);
-      g.rows = s.b1 - s.b0;
-      g.c = gx + (gx_row(d, t, s0) + s.b0) * gcols_;
-      k_.gemm(g);
-    }
+  }
+
+  // The rows of [b0, b1) from the first active at time t to the last (all without lengths).
+  void active_span(int64_t t, int64_t b0, int64_t b1, int64_t& lo, int64_t& hi) const {
+    lo = b0;
+    hi = b1;
+    if (a_.lengths == nullptr) return;
+    while (lo < hi && a_.lengths[lo] <= t) ++lo;
+    while (hi > lo && a_.lengths[hi - 1] <= t) --hi;
   }
 
   // gx: the G_x rows of this step, (B, gcols_); ahead: a later group's input projection

@@ -30,7 +30,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 import fastrnn
 from support import reference
 from support.cases import MODES, Case, coverage, expected_coverage, sample_cases, unsorted_lengths
-from support.common import assert_close, assert_results
+from support.common import assert_close, assert_results, caches_pinned
 
 ATOL = 1e-5
 
@@ -317,6 +317,35 @@ def test_lengths_all_full_equals_no_lengths(isa):
     plain = model(x)
     for u, v in zip(_flat(full), _flat(plain)):
         assert np.array_equal(u, v)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+@pytest.mark.parametrize("order", ["sorted", "unsorted"])
+@pytest.mark.parametrize(("hidden", "batch", "steps"), [(128, 11, 40), (16, 600, 12)])
+def test_lengths_rows_are_the_unpacked_rows(isa, cell, order, hidden, batch, steps):
+    """Rows past their end get no input projection (each step's GEMM covers its rows from
+    the first active to the last): before its end every row is the bits of the call without
+    lengths, after it zero, and its final state is its last output; over several G_x chunks,
+    on 1 thread and on 2 splitting the hidden units (H = 128) or the batch (H = 16)."""
+    rng = np.random.default_rng(hidden + batch)
+    lengths = unsorted_lengths(rng, batch, steps)
+    if order == "sorted":  # longest first, as a PackedSequence's rows
+        lengths = np.sort(lengths)[::-1].copy()
+    model = getattr(fastrnn, cell)(32, hidden, num_layers=2, seed=5)
+    x = rng.standard_normal((steps, batch, 32)).astype(np.float32)
+    with caches_pinned(l1d=32 << 10, l2=256 << 10, l3=1 << 20, l3_near=True):
+        for threads in (1, 2):
+            plan = model.plan(batch, steps, num_threads=threads)
+            assert plan["chunk"] < steps
+            if threads == 2 and fastrnn.cpu_info()["threads"]["cpus"] >= 2:
+                assert plan["split"] == ("panels" if hidden == 128 else "batch")
+            y, state = model(x, lengths=lengths, num_threads=threads)
+            plain, _ = model(x, num_threads=threads)
+            h_n = state[0] if cell == "LSTM" else state
+            for b, n in enumerate(lengths):
+                assert np.array_equal(y[:n, b], plain[:n, b]), (threads, b, n)
+                assert not y[n:, b].any()
+                assert np.array_equal(h_n[-1, b], plain[n - 1, b])
 
 
 def test_lengths_as_list_and_torch_tensor(isa):

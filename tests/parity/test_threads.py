@@ -3,9 +3,10 @@
 Threads split hidden units or batch rows, never one dot product, so the arithmetic of every
 output element is the same whatever the thread count: np.array_equal, no tolerance. Each case
 is chosen big enough that the driver really uses 2 threads (asserted with Model.plan), and
-covers a different split: hidden units at batch 1, batch rows, both directions, projection,
-several layers, lengths and initial states, and the wavefront of small stacked layers (each
-thread owns whole layers, a chunk of steps per tick).
+covers a different split: hidden units at batch 1, batch rows, both directions (a thread
+per direction, meeting only where a layer starts), projection, several layers, lengths and
+initial states, and the wavefront of small stacked layers (each thread owns whole layers, a
+chunk of steps per tick).
 """
 
 from __future__ import annotations
@@ -40,6 +41,15 @@ CASES = {
         lambda: fastrnn.GRU(5, 100, num_layers=3, bidirectional=True, batch_first=True, seed=5),
         10,
         16,
+        True,
+        True,
+    ),
+    # Each of 2 threads runs one direction, meeting only where a layer starts; several
+    # G_x chunks (each projects only the rows still inside their sequences).
+    "lstm-bi-L2-H128-B8-T150": (
+        lambda: fastrnn.LSTM(24, 128, num_layers=2, bidirectional=True, seed=13),
+        150,
+        8,
         True,
         True,
     ),
