@@ -375,6 +375,7 @@ class Model {
     d["wave_chunk"] = p.wave_chunk;
     d["inline_projection"] = p.inline_projection;
     d["many_rows"] = p.many_rows;
+    d["far_weights"] = p.far_weights;
     d["ahead"] = p.ahead;
     py::dict ws;
     ws["gx"] = py::make_tuple(p.gx[0], p.gx[1]);

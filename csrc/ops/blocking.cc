@@ -35,6 +35,7 @@ Blocking blocking_derive(const CpuCaches& caches) {
   // The near cache (see Blocking::near_is_private), for the weights a step streams.
   const size_t near = caches.l3_near ? caches.l3 : caches.l2;
   b.near_is_private = !caches.l3_near;
+  b.near_bytes = near;
   // Every chunk reads all of W_ih again. From the near cache that costs little, but a W_ih
   // from a quarter of it on is better amortised by a chunk's G_x of half its size (W_ih of
   // 37 MiB, B=4: 15% faster than a 128 Ki-float chunk; 16 MiB, B=1: 3%). A quarter: where
@@ -63,7 +64,7 @@ struct State {
   std::mutex mu;
   CpuCaches caches;
   std::atomic<size_t> gx_chunk_floats{0}, span_floats{0}, large_w_ih_floats{0},
-      ahead_max_weight_bytes{0};
+      ahead_max_weight_bytes{0}, near_bytes{0};
   std::atomic<bool> near_is_private{false};
 
   State() { set(cpu_caches_detect()); }
@@ -78,6 +79,7 @@ struct State {
     large_w_ih_floats.store(b.large_w_ih_floats, std::memory_order_relaxed);
     span_floats.store(b.span_floats, std::memory_order_relaxed);
     near_is_private.store(b.near_is_private, std::memory_order_relaxed);
+    near_bytes.store(b.near_bytes, std::memory_order_relaxed);
     ahead_max_weight_bytes.store(b.ahead_max_weight_bytes, std::memory_order_relaxed);
   }
 };
@@ -104,6 +106,7 @@ Blocking blocking_get() {
   b.large_w_ih_floats = s.large_w_ih_floats.load(std::memory_order_relaxed);
   b.span_floats = s.span_floats.load(std::memory_order_relaxed);
   b.near_is_private = s.near_is_private.load(std::memory_order_relaxed);
+  b.near_bytes = s.near_bytes.load(std::memory_order_relaxed);
   b.ahead_max_weight_bytes = s.ahead_max_weight_bytes.load(std::memory_order_relaxed);
   return b;
 }

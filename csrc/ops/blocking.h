@@ -22,6 +22,7 @@ struct Blocking {
   // one thread's share of the weights only (its panels), so the two bounds below then
   // apply to a thread's share (see share()).
   bool near_is_private = false;
+  size_t near_bytes = 0;              // the near cache's size (per core where private)
   size_t large_w_ih_floats = 0;       // W_ih of one direction from which chunks grow
   size_t ahead_max_weight_bytes = 0;  // W_ih + W_hh of a layer up to which batch 1
                                       // projects ahead

@@ -151,6 +151,13 @@ ForwardPlan forward_plan(const RnnModel& m, int64_t B, int64_t T, int threads, c
   // take the chunk's projection.
   p.inline_projection = T == 1 && !classic;
   p.many_rows = B >= kManyRows;
+  // fp32 W_hh (a thread's share of the largest layer's) larger than the near cache streams
+  // from beyond it at every step: many-row tiles of up to 4 rows then prefetch it.
+  size_t w_hh_floats = 0;
+  for (const PackedWeights& w : m.weights) w_hh_floats = std::max(w_hh_floats, w.w_hh.size());
+  p.far_weights =
+      cfg.dtype == WeightType::kF32 &&
+      sizeof(float) * blocking.share(w_hh_floats, p.panel_threads) > blocking.near_bytes;
   const size_t rows = static_cast<size_t>(B);
 
   // Every chunk reads all of W_ih again. From the near cache that costs little, but a

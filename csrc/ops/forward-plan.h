@@ -48,6 +48,7 @@ struct ForwardPlan {
   int64_t wave_chunk = 1;          // kWavefront: steps per tick
   bool inline_projection = false;  // T == 1: each step projects its own input panel by panel
   bool many_rows = false;          // B >= kManyRows: the tall row block
+  bool far_weights = false;        // fp32 W_hh beyond the near cache: prefetched (StepArgs)
   std::vector<int> ahead;          // per layer: steps whose input projection a batch-1 step
                                    // computes ahead (0: none; see Forward::layer_chunk)
 

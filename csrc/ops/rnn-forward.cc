@@ -447,6 +447,7 @@ class Forward {
     a.lengths = a_.lengths;
     a.t = t;
     a.many_rows = p_.many_rows;
+    a.far_weights = p_.far_weights;
     a.sweep = sweep_;
     const int I = m_.cfg.layer_input(l);
     if (in != nullptr)
@@ -547,6 +548,7 @@ class Forward {
     a.lengths = a_.lengths;
     a.t = t;
     a.many_rows = p_.many_rows;
+    a.far_weights = p_.far_weights;
     a.sweep = sweep_;
     if (!classic_) {
       a.w = m_.weights[ld].w_hr.data();

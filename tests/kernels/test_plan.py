@@ -45,6 +45,7 @@ def test_sizes_follow_the_shape():
     assert ws["total"] == LD * (2 * ws["h"] + ws["c"] + ws["r"]) + sum(ws["gx"]) + sum(ws["seq"])
     step = model.plan(5, 1)
     assert step["inline_projection"] and step["chunk"] == 1
+    assert not p["far_weights"]  # W_hh of 100 KiB stays in any cache
     gru = fastrnn.GRU(8, 16, seed=0).plan(2, 10)
     assert gru["workspace_floats"]["c"] == 0 and gru["workspace_floats"]["r"] == 0
 
@@ -77,3 +78,37 @@ def test_call_size_check_comes_from_the_plan():
         match=re.escape("x with T=1, B=1073741825: the workspace would need more than 2^45 floats"),
     ):
         core.forward(x, None, None, None)
+
+
+def test_far_weights_follow_the_near_cache():
+    """W_hh larger than the near cache (a thread's share where it is private) is prefetched
+    by the many-row steps; the plan says so. Reduced weights never are."""
+    from support.common import caches_pinned
+
+    model = fastrnn.LSTM(64, 512, seed=0)  # W_hh: 4 MiB
+    with caches_pinned(l1d=32 << 10, l2=1 << 20, l3=32 << 20, l3_near=False):
+        assert model.plan(8, 10, num_threads=1)["far_weights"]
+    with caches_pinned(l1d=32 << 10, l2=1 << 20, l3=32 << 20, l3_near=True):
+        assert not model.plan(8, 10, num_threads=1)["far_weights"]
+    with caches_pinned(l1d=32 << 10, l2=8 << 20, l3=32 << 20, l3_near=False):
+        assert not model.plan(8, 10, num_threads=1)["far_weights"]
+        assert not model.plan(8, 10, num_threads=2)["far_weights"]
+    with caches_pinned(l1d=32 << 10, l2=1 << 20, l3=32 << 20, l3_near=False):
+        assert not fastrnn.quantize(model, "int8").plan(8, 10, num_threads=1)["far_weights"]
+
+
+@pytest.mark.parametrize("cls", [fastrnn.LSTM, fastrnn.GRU])
+@pytest.mark.parametrize("batch", [4, 10])
+def test_far_weights_give_the_same_bits(isa, cls, batch):
+    """The prefetching steps (W_hh beyond the near cache) run the same FMAs in the same order."""
+    from support.common import caches_pinned, flatten
+
+    model = cls(48, 512, seed=1)
+    x = np.random.default_rng(batch).standard_normal((6, batch, 48), dtype=np.float32)
+    out = {}
+    for far, near in ((True, False), (False, True)):
+        with caches_pinned(l1d=32 << 10, l2=1 << 20, l3=32 << 20, l3_near=near):
+            assert model.plan(batch, 6, num_threads=1)["far_weights"] == far
+            out[far] = flatten(model(x, num_threads=1))
+    for a, b in zip(out[True], out[False]):
+        assert np.array_equal(a, b)

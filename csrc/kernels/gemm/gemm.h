@@ -27,8 +27,9 @@ constexpr int gemm_gates() {
 // (from_zero) only written: the sums start from +0 in registers, the same bits as from a
 // stored +0 without a pass that reads every line of sums in first (from memory, where sums
 // is a G_x chunk larger than the L2: a GEMM of 512 rows, K = 256, lost 10% to it);
-// bias (NV·16 floats, or null): added to each sum after its last k.
-template <int NV>
+// bias (NV·16 floats, or null): added to each sum after its last k. kStream: tiles of up to
+// 4 rows prefetch their weights (panel-dot.h).
+template <int NV, bool kStream = false>
 FASTRNN_INLINE void panel_accumulate(const float* panel, int K, const float* a, ptrdiff_t lda,
                                      int rows, float* sums, ptrdiff_t ld_sums,
                                      const float* bias = nullptr, bool from_zero = false) {
@@ -47,7 +48,7 @@ FASTRNN_INLINE void panel_accumulate(const float* panel, int K, const float* a, 
             acc[r][c] = from_zero && k0 == 0
                             ? vzero()
                             : vload(sums + (r0 + r) * ld_sums + g0 * 16 + c * kVecLanes);
-        panel_dot<kRow, C, R, 1>(w, kc, a + r0 * lda + k0, lda, acc);
+        panel_dot<kRow, C, R, 1, kStream && R <= 4>(w, kc, a + r0 * lda + k0, lda, acc);
         if (bias != nullptr && k0 + kc == K)
           for (int r = 0; r < R; ++r)
             for (int c = 0; c < C; ++c)

@@ -38,9 +38,19 @@ FASTRNN_INLINE void panel_dot_k(const float* w, const float* a, ptrdiff_t lda, i
   }
 }
 
+// k rows ahead that a streaming tile prefetches its weights (kStream below): 32 rows of a
+// 64-column panel are 8 KiB. A tile of 4 batch rows (each weight feeding 4 FMAs) reads
+// its weights faster than the hardware prefetcher brings a single sequential stream from
+// beyond the L2. Sapphire Rapids-class Xeon, B = 4, H = 1536 (37 MiB of W_hh per step),
+// A/B alternating, medians: 32 rows ahead 0.76x the time (1 thread) and 0.81x (2 threads),
+// 128 rows 0.79x; prefetchnta 2.5x slower.
+constexpr int kStreamAheadK = 32;
+
 // The tile's dot products over the whole panel depth K, k ascending (KS = 2: even and odd
-// k in two chains, added at the end).
-template <int kRow, int C, int R, int KS>
+// k in two chains, added at the end). kStream (one chain only): each loop trip first
+// prefetches into the L2 the tile's weights kStreamAheadK k rows further on (past the
+// panel's end: the next panel's first rows; a prefetch never faults).
+template <int kRow, int C, int R, int KS, bool kStream = false>
 FASTRNN_INLINE void panel_dot(const float* w, int K, const float* a, ptrdiff_t lda,
                               V (&acc)[R][C]) {
   int k = 0;
@@ -62,6 +72,15 @@ FASTRNN_INLINE void panel_dot(const float* w, int K, const float* a, ptrdiff_t l
   } else {
     // kDotUnroll k per loop iteration (the ISA's choice; the same FMAs in the same order).
     for (; k + kDotUnroll <= K; k += kDotUnroll) {
+      if constexpr (kStream) {
+        const char* ahead =
+            reinterpret_cast<const char*>(w + static_cast<ptrdiff_t>(k + kStreamAheadK) * kRow);
+#pragma GCC unroll 4
+        for (int u = 0; u < kDotUnroll; ++u)
+#pragma GCC unroll 16
+          for (int line = 0; line < C * kVecLanes * 4; line += 64)
+            __builtin_prefetch(ahead + u * kRow * 4 + line, 0, 2);
+      }
 #pragma GCC unroll 8
       for (int u = 0; u < kDotUnroll; ++u) panel_dot_k<kRow, C, R>(w, a, lda, k + u, acc);
     }

@@ -161,16 +161,19 @@ FASTRNN_INLINE void sums_finish(const StepArgs& s, int p, int b0, int rows, cons
 }
 
 // The tile's dot products, from fp32 or (kBf16) bf16 panels: the same FMAs in the same order.
-template <int kRow, int C, int R, int KS, bool kBf16>
+// kStream: fp32 weights from beyond the near cache, prefetched ahead (panel-dot.h).
+template <int kRow, int C, int R, int KS, bool kBf16, bool kStream = false>
 FASTRNN_INLINE void step_dot(const float* w, int K, const float* a, ptrdiff_t lda, V (&acc)[R][C]) {
   if constexpr (kBf16)
     panel_dot_bf16<kRow, C, R, KS>(reinterpret_cast<const uint32_t*>(w), K, a, lda, acc);
   else
-    panel_dot<kRow, C, R, KS>(w, K, a, lda, acc);
+    panel_dot<kRow, C, R, KS, kStream>(w, K, a, lda, acc);
 }
 
-template <int NV, int kUnits, int kMaxR, int KS, bool kAhead, bool kBf16 = false, class Init,
-          class Epilogue>
+// kStream: W_hh comes from beyond the near cache (StepArgs::far_weights); row blocks of up
+// to 4 rows, too short to hide that stream, prefetch it. The same FMAs in the same order.
+template <int NV, int kUnits, int kMaxR, int KS, bool kAhead, bool kBf16 = false,
+          bool kStream = false, class Init, class Epilogue>
 FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
   for_step_panels<NV>(s, [&](int i, int p, const float* w) {
     for_row_blocks<kMaxR>(s.b0, s.b1, [&](auto rows, int b0) {
@@ -192,8 +195,8 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
         if constexpr (kAhead && R == 1)
           step_dot_ahead<NV, KS, kAheadRows>(s, w, b0, i, acc);
         else
-          step_dot<NV * 16, NV * kSub, R, KS, kBf16>(w, s.K, s.h_prev + b0 * s.ld_h_prev,
-                                                     s.ld_h_prev, acc);
+          step_dot<NV * 16, NV * kSub, R, KS, kBf16, kStream && R <= 4>(
+              w, s.K, s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev, acc);
         for (int r = 0; r < R; ++r)
           for (int j = 0; j < kSub; ++j) {
             V row[NV];
@@ -214,8 +217,8 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
           for (int r = 0; r < R; ++r)
             for (int c = 0; c < kG * kSub; ++c)
               acc[r][c] = vload(&sums[r][16 * g0 + c * kVecLanes]);
-          step_dot<NV * 16, kG * kSub, R, KS, kBf16>(w + 16 * g0, s.K, s.h_prev + b0 * s.ld_h_prev,
-                                                     s.ld_h_prev, acc);
+          step_dot<NV * 16, kG * kSub, R, KS, kBf16, kStream && R <= 4>(
+              w + 16 * g0, s.K, s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev, acc);
           for (int r = 0; r < R; ++r)
             for (int c = 0; c < kG * kSub; ++c)
               vstore(&sums[r][16 * g0 + c * kVecLanes], acc[r][c]);
@@ -232,7 +235,8 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
 // block's rows pass) into gate sums on the stack, then the epilogue runs row by row. The
 // sums take the same FMAs in the same order as in registers: the same bits.
 // bf16 panels take it on every ISA (kRows rows per block), through panel_accumulate_bf16.
-template <int NV, int kUnits, int kRows, bool kBf16, class Init, class Epilogue>
+template <int NV, int kUnits, int kRows, bool kBf16, bool kStream = false, class Init,
+          class Epilogue>
 FASTRNN_INLINE void step_panels_summed(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
   for_step_panels<NV>(s, [&](int, int p, const float* w) {
     for (int b0 = s.b0; b0 < s.b1; b0 += kRows) {
@@ -245,7 +249,7 @@ FASTRNN_INLINE void step_panels_summed(const StepArgs& s, Init&& init, Epilogue&
         panel_accumulate_bf16<NV>(reinterpret_cast<const uint32_t*>(w), s.K, h, s.ld_h_prev, rows,
                                   &sums[0][0], NV * 16);
       else
-        panel_accumulate<NV>(w, s.K, h, s.ld_h_prev, rows, &sums[0][0], NV * 16);
+        panel_accumulate<NV, kStream>(w, s.K, h, s.ld_h_prev, rows, &sums[0][0], NV * 16);
       sums_finish<NV, kUnits>(s, p, b0, rows, &sums[0][0], epilogue);
     }
   });
@@ -352,10 +356,18 @@ FASTRNN_INLINE void step_panels(const StepArgs& s, Init&& init, Epilogue&& epilo
     return;
   }
   if (s.many_rows) {
-    if constexpr (kStepSumRows > 0)
-      step_panels_summed<NV, kUnits, kStepSumRows, false>(s, init, epilogue);
-    else
-      step_panels_blocked<NV, kUnits, step_rows_many<NV>(), 1, false>(s, init, epilogue);
+    if constexpr (kStepSumRows > 0) {
+      if (s.far_weights)
+        step_panels_summed<NV, kUnits, kStepSumRows, false, true>(s, init, epilogue);
+      else
+        step_panels_summed<NV, kUnits, kStepSumRows, false>(s, init, epilogue);
+    } else {
+      if (s.far_weights)
+        step_panels_blocked<NV, kUnits, step_rows_many<NV>(), 1, false, false, true>(s, init,
+                                                                                     epilogue);
+      else
+        step_panels_blocked<NV, kUnits, step_rows_many<NV>(), 1, false>(s, init, epilogue);
+    }
     return;
   }
   if constexpr (kAheadRows > 0) {
