@@ -46,13 +46,27 @@ FASTRNN_INLINE void panel_dot_k(const float* w, const float* a, ptrdiff_t lda, i
 // 128 rows 0.79x; prefetchnta 2.5x slower.
 constexpr int kStreamAheadK = 32;
 
+// Prefetches into the L2 the tile's weights (C V's of each row) of the n panel rows from
+// k + kStreamAheadK on.
+template <int kRow, int C, int n>
+FASTRNN_INLINE void stream_ahead(const float* w, int k) {
+  const char* ahead =
+      reinterpret_cast<const char*>(w + static_cast<ptrdiff_t>(k + kStreamAheadK) * kRow);
+#pragma GCC unroll 4
+  for (int u = 0; u < n; ++u)
+#pragma GCC unroll 16
+    for (int line = 0; line < C * kVecLanes * 4; line += 64)
+      __builtin_prefetch(ahead + u * kRow * 4 + line, 0, 2);
+}
+
 // The tile's dot products over the whole panel depth K, k ascending (KS = 2: even and odd
-// k in two chains, added at the end). kStream (one chain only): each loop trip first
+// k in two chains, added at the end). kStream (one chain): each loop trip first
 // prefetches into the L2 the tile's weights kStreamAheadK k rows further on (past the
 // panel's end: the next panel's first rows; a prefetch never faults).
 template <int kRow, int C, int R, int KS, bool kStream = false>
 FASTRNN_INLINE void panel_dot(const float* w, int K, const float* a, ptrdiff_t lda,
                               V (&acc)[R][C]) {
+  static_assert(!kStream || KS == 1, "the prefetching tiles run one chain");
   int k = 0;
   if constexpr (KS == 2) {
     V odd[R][C];
@@ -72,15 +86,7 @@ FASTRNN_INLINE void panel_dot(const float* w, int K, const float* a, ptrdiff_t l
   } else {
     // kDotUnroll k per loop iteration (the ISA's choice; the same FMAs in the same order).
     for (; k + kDotUnroll <= K; k += kDotUnroll) {
-      if constexpr (kStream) {
-        const char* ahead =
-            reinterpret_cast<const char*>(w + static_cast<ptrdiff_t>(k + kStreamAheadK) * kRow);
-#pragma GCC unroll 4
-        for (int u = 0; u < kDotUnroll; ++u)
-#pragma GCC unroll 16
-          for (int line = 0; line < C * kVecLanes * 4; line += 64)
-            __builtin_prefetch(ahead + u * kRow * 4 + line, 0, 2);
-      }
+      if constexpr (kStream) stream_ahead<kRow, C, kDotUnroll>(w, k);
 #pragma GCC unroll 8
       for (int u = 0; u < kDotUnroll; ++u) panel_dot_k<kRow, C, R>(w, a, lda, k + u, acc);
     }
