@@ -319,19 +319,23 @@ def test_lengths_all_full_equals_no_lengths(isa):
         assert np.array_equal(u, v)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bf16", "int8"])
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 @pytest.mark.parametrize("order", ["sorted", "unsorted"])
 @pytest.mark.parametrize(("hidden", "batch", "steps"), [(128, 11, 40), (16, 600, 12)])
-def test_lengths_rows_are_the_unpacked_rows(isa, cell, order, hidden, batch, steps):
+def test_lengths_rows_are_the_unpacked_rows(isa, cell, order, hidden, batch, steps, dtype):
     """Rows past their end get no input projection (each step's GEMM covers its rows from
     the first active to the last): before its end every row is the bits of the call without
     lengths, after it zero, and its final state is its last output; over several G_x chunks,
-    on 1 thread and on 2 splitting the hidden units (H = 128) or the batch (H = 16)."""
+    on 1 thread and on 2 splitting the hidden units (H = 128) or the batch (H = 16); fp32 and
+    reduced weights (whose GEMMs pick their kernel by the row count: the same bits)."""
     rng = np.random.default_rng(hidden + batch)
     lengths = unsorted_lengths(rng, batch, steps)
     if order == "sorted":  # longest first, as a PackedSequence's rows
         lengths = np.sort(lengths)[::-1].copy()
     model = getattr(fastrnn, cell)(32, hidden, num_layers=2, seed=5)
+    if dtype != "float32":
+        model = fastrnn.quantize(model, dtype)
     x = rng.standard_normal((steps, batch, 32)).astype(np.float32)
     with caches_pinned(l1d=32 << 10, l2=256 << 10, l3=1 << 20, l3_near=True):
         for threads in (1, 2):

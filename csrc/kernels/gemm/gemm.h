@@ -28,7 +28,8 @@ constexpr int gemm_gates() {
 // stored +0 without a pass that reads every line of sums in first (from memory, where sums
 // is a G_x chunk larger than the L2: a GEMM of 512 rows, K = 256, lost 10% to it);
 // bias (NV·16 floats, or null): added to each sum after its last k. kStream: tiles of up to
-// 4 rows prefetch their weights (panel-dot.h).
+// 4 rows prefetch their weights (panel-dot.h). K ≥ 1, as every layer's input and hidden
+// sizes are (the bindings check): with K = 0, from_zero would leave the sums unwritten.
 template <int NV, bool kStream = false>
 FASTRNN_INLINE void panel_accumulate(const float* panel, int K, const float* a, ptrdiff_t lda,
                                      int rows, float* sums, ptrdiff_t ld_sums,

@@ -47,22 +47,24 @@ FASTRNN_INLINE void panel_dot_k(const float* w, const float* a, ptrdiff_t lda, i
 constexpr int kStreamAheadK = 32;
 
 // Prefetches into the L2 the tile's weights (C V's of each row) of the n panel rows from
-// k + kStreamAheadK on.
+// k + kStreamAheadK on. Near the panel's end those addresses lie past it (the next panel's
+// first rows, or past the weights): computed as integers, since a pointer may not point
+// there, and a prefetch never faults.
 template <int kRow, int C, int n>
 FASTRNN_INLINE void stream_ahead(const float* w, int k) {
-  const char* ahead =
-      reinterpret_cast<const char*>(w + static_cast<ptrdiff_t>(k + kStreamAheadK) * kRow);
+  const uintptr_t ahead = reinterpret_cast<uintptr_t>(w) +
+                          static_cast<uintptr_t>(k + kStreamAheadK) * kRow * sizeof(float);
 #pragma GCC unroll 4
   for (int u = 0; u < n; ++u)
 #pragma GCC unroll 16
     for (int line = 0; line < C * kVecLanes * 4; line += 64)
-      __builtin_prefetch(ahead + u * kRow * 4 + line, 0, 2);
+      __builtin_prefetch(reinterpret_cast<const void*>(ahead + u * kRow * sizeof(float) + line), 0,
+                         2);
 }
 
 // The tile's dot products over the whole panel depth K, k ascending (KS = 2: even and odd
 // k in two chains, added at the end). kStream (one chain): each loop trip first
-// prefetches into the L2 the tile's weights kStreamAheadK k rows further on (past the
-// panel's end: the next panel's first rows; a prefetch never faults).
+// prefetches into the L2 the tile's weights kStreamAheadK k rows further on.
 template <int kRow, int C, int R, int KS, bool kStream = false>
 FASTRNN_INLINE void panel_dot(const float* w, int K, const float* a, ptrdiff_t lda,
                               V (&acc)[R][C]) {
