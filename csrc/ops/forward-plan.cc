@@ -151,10 +151,14 @@ ForwardPlan forward_plan(const RnnModel& m, int64_t B, int64_t T, int threads, c
   // take the chunk's projection.
   p.inline_projection = T == 1 && !classic;
   p.many_rows = B >= kManyRows;
-  // fp32 W_hh (a thread's share of the largest layer's) larger than the near cache streams
-  // from beyond it at every step: many-row tiles of up to 4 rows then prefetch it.
-  size_t w_hh_floats = 0;
-  for (const PackedWeights& w : m.weights) w_hh_floats = std::max(w_hh_floats, w.w_hh.size());
+  // The largest layer's W_ih and W_hh.
+  size_t w_ih_floats = 0, w_hh_floats = 0;
+  for (const PackedWeights& w : m.weights) {
+    w_ih_floats = std::max(w_ih_floats, w.w_ih.size());
+    w_hh_floats = std::max(w_hh_floats, w.w_hh.size());
+  }
+  // fp32 W_hh (a thread's share) larger than the near cache streams from beyond it at every
+  // step: many-row tiles of up to 4 rows then prefetch it.
   p.far_weights =
       cfg.dtype == WeightType::kF32 &&
       sizeof(float) * blocking.share(w_hh_floats, p.panel_threads) > blocking.near_bytes;
@@ -163,8 +167,6 @@ ForwardPlan forward_plan(const RnnModel& m, int64_t B, int64_t T, int threads, c
   // Every chunk reads all of W_ih again. From the near cache that costs little, but a
   // large W_ih (blocking.large_w_ih_floats per direction, or per thread's share) is better
   // amortised by a chunk's G_x of half its size (see ops/blocking.cc).
-  size_t w_ih_floats = 0;
-  for (const PackedWeights& w : m.weights) w_ih_floats = std::max(w_ih_floats, w.w_ih.size());
   const size_t budget = blocking.share(w_ih_floats, p.panel_threads) >= blocking.large_w_ih_floats
                             ? std::max(blocking.gx_chunk_floats, w_ih_floats / 2 * D)
                             : blocking.gx_chunk_floats;

@@ -333,6 +333,17 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
   }
 }
 
+// Many fp32 rows: the ISA's tallest step tile (step_rows_many), or its GEMM tiles into gate
+// sums where its registers hold less (kStepSumRows); kStream: W_hh prefetched (far_weights).
+template <int NV, int kUnits, bool kStream, class Init, class Epilogue>
+FASTRNN_INLINE void step_panels_many(const StepArgs& s, Init& init, Epilogue& epilogue) {
+  if constexpr (kStepSumRows > 0)
+    step_panels_summed<NV, kUnits, kStepSumRows, false, kStream>(s, init, epilogue);
+  else
+    step_panels_blocked<NV, kUnits, step_rows_many<NV>(), 1, false, false, kStream>(s, init,
+                                                                                    epilogue);
+}
+
 // Few rows (batch 1 to 3): kStepRows rows, K split in two chains where the ISA hides FMA
 // latency that way (kStepSplitK). Many rows: the ISA's tallest step tile
 // (step_rows_many), which reads each weight vector once per block of rows.
@@ -356,18 +367,10 @@ FASTRNN_INLINE void step_panels(const StepArgs& s, Init&& init, Epilogue&& epilo
     return;
   }
   if (s.many_rows) {
-    if constexpr (kStepSumRows > 0) {
-      if (s.far_weights)
-        step_panels_summed<NV, kUnits, kStepSumRows, false, true>(s, init, epilogue);
-      else
-        step_panels_summed<NV, kUnits, kStepSumRows, false>(s, init, epilogue);
-    } else {
-      if (s.far_weights)
-        step_panels_blocked<NV, kUnits, step_rows_many<NV>(), 1, false, false, true>(s, init,
-                                                                                     epilogue);
-      else
-        step_panels_blocked<NV, kUnits, step_rows_many<NV>(), 1, false>(s, init, epilogue);
-    }
+    if (s.far_weights)
+      step_panels_many<NV, kUnits, true>(s, init, epilogue);
+    else
+      step_panels_many<NV, kUnits, false>(s, init, epilogue);
     return;
   }
   if constexpr (kAheadRows > 0) {
