@@ -10,7 +10,8 @@
 //           (kGemmGates packed vectors: all of a panel on AVX-512, one on AVX2); blocks of
 //           kGemmRows rows. The tile's weights (kGemmDepth × kGemmGates · 64 bytes) stay in
 //           L1 while every row passes; a depth block continues each sum from the value the
-//           previous one stored, so blocking never changes a result.
+//           previous one stored, so blocking never changes a result. Where the ISA says
+//           so (kGemmPrefetch), the row blocks prefetch the next tile's weights as they go.
 // Accuracy: fp32 FMA dot products in k order (see panel-dot.h).
 // Included inside an ISA's anonymous namespace (no includes here).
 
@@ -22,27 +23,65 @@ constexpr int gemm_gates() {
   return 1;
 }
 
+// The tile after the one at (k0, g0), in panel_accumulate's order: the panel's next
+// vectors at the same k, else the next depth block's first, else the next panel's, which
+// follows this one in memory. Its address is an integer (past the last panel it points
+// nowhere; a prefetch never faults) and its lines are kG per k row.
+struct NextTile {
+  uintptr_t at;
+  int lines;
+};
+template <int NV, int kG>
+FASTRNN_INLINE NextTile next_tile(const float* panel, int K, int k0, int kc, int g0) {
+  constexpr int kRow = NV * 16;
+  const int k_next = g0 + kG < NV ? k0 : k0 + kc < K ? k0 + kc : K;
+  const int g_next = g0 + kG < NV ? g0 + kG : 0;
+  const int rest = g0 + kG < NV ? kc : k0 + kc < K ? K - k0 - kc : K;
+  return {reinterpret_cast<uintptr_t>(panel) +
+              sizeof(float) * (static_cast<size_t>(k_next) * kRow + g_next * 16),
+          kG * (rest < kGemmDepth ? rest : kGemmDepth)};
+}
+
+// Row block [r0, r0 + R) of `rows` prefetches its share of the next tile's lines into the
+// L1, so that each tile's weights are there before its first row block needs them.
+template <int kRow, int kG>
+FASTRNN_INLINE void prefetch_share(const NextTile& next, int r0, int R, int rows) {
+  const int l0 = static_cast<int>(static_cast<int64_t>(r0) * next.lines / rows);
+  const int l1 = static_cast<int>(static_cast<int64_t>(r0 + R) * next.lines / rows);
+  for (int l = l0; l < l1; ++l)
+    __builtin_prefetch(
+        reinterpret_cast<const void*>(next.at + (l / kG) * kRow * sizeof(float) + (l % kG) * 64), 0,
+        3);
+}
+
 // sums[r][j] += Σ_k a[r][k] · panel[k][j] for j < NV·16, rows [0, rows); panel: one packed
 // panel (K, NV, 16); sums: (rows, ≥ NV·16), stride ld_sums, holding the start values, or
 // (from_zero) only written: the sums start from +0 in registers, the same bits as from a
 // stored +0 without a pass that reads every line of sums in first (from memory, where sums
 // is a G_x chunk larger than the L2: a GEMM of 512 rows, K = 256, lost 10% to it);
 // bias (NV·16 floats, or null): added to each sum after its last k. kStream: tiles of up to
-// 4 rows prefetch their weights (panel-dot.h). K ≥ 1, as every layer's input and hidden
+// 4 rows prefetch their weights (panel-dot.h); kNextTile: row blocks prefetch the next
+// tile (off for panels already in the L1). K ≥ 1, as every layer's input and hidden
 // sizes are (the bindings check): with K = 0, from_zero would leave the sums unwritten.
-template <int NV, bool kStream = false>
+template <int NV, bool kStream = false, bool kNextTile = kGemmPrefetch>
 FASTRNN_INLINE void panel_accumulate(const float* panel, int K, const float* a, ptrdiff_t lda,
                                      int rows, float* sums, ptrdiff_t ld_sums,
                                      const float* bias = nullptr, bool from_zero = false) {
   constexpr int kRow = NV * 16;
   constexpr int kG = gemm_gates<NV>();
   constexpr int C = kG * kSub;
+  // Prefetching the next tile pays for two row blocks or more, or for weights from beyond
+  // the near cache (kStream); a tile of fewer rows on weights from a near cache pays the
+  // prefetches for nothing (AVX2, Zen 5, streams of B = 4 and 8, H = 256: 10-15% slower).
+  const bool prefetch = kNextTile && (kStream || rows >= 2 * kGemmRows);
   for (int k0 = 0; k0 < K; k0 += kGemmDepth) {
     const int kc = K - k0 < kGemmDepth ? K - k0 : kGemmDepth;
     for (int g0 = 0; g0 < NV; g0 += kG) {
       const float* w = panel + static_cast<ptrdiff_t>(k0) * kRow + g0 * 16;
+      const NextTile next = prefetch ? next_tile<NV, kG>(panel, K, k0, kc, g0) : NextTile{};
       for_row_blocks<kGemmRows>(0, rows, [&](auto block, int r0) {
         constexpr int R = decltype(block)::value;
+        if constexpr (kNextTile) prefetch_share<kRow, kG>(next, r0, R, rows);
         V acc[R][C];
         for (int r = 0; r < R; ++r)
           for (int c = 0; c < C; ++c)
@@ -86,8 +125,8 @@ FASTRNN_NOINLINE void panel_accumulate_bf16(const uint32_t* panel, int K, const 
         if (2 * kk + 1 < kc) vstore(lo + kRow + j, vbf16_hi(v));
       }
     }
-    panel_accumulate<NV>(wf, kc, a + k0, lda, rows, sums, ld_sums, k0 + kc == K ? bias : nullptr,
-                         from_zero && k0 == 0);
+    panel_accumulate<NV, false, false>(wf, kc, a + k0, lda, rows, sums, ld_sums,
+                                       k0 + kc == K ? bias : nullptr, from_zero && k0 == 0);
   }
 }
 
