@@ -34,12 +34,15 @@ struct NextTile {
 template <int NV, int kG>
 FASTRNN_INLINE NextTile next_tile(const float* panel, int K, int k0, int kc, int g0) {
   constexpr int kRow = NV * 16;
-  const int k_next = g0 + kG < NV ? k0 : k0 + kc < K ? k0 + kc : K;
-  const int g_next = g0 + kG < NV ? g0 + kG : 0;
-  const int rest = g0 + kG < NV ? kc : k0 + kc < K ? K - k0 - kc : K;
-  return {reinterpret_cast<uintptr_t>(panel) +
-              sizeof(float) * (static_cast<size_t>(k_next) * kRow + g_next * 16),
-          kG * (rest < kGemmDepth ? rest : kGemmDepth)};
+  int k = K, g = 0, depth = K;  // the next panel's first tile
+  if (g0 + kG < NV) {
+    k = k0, g = g0 + kG, depth = kc;  // this depth block's next vectors
+  } else if (k0 + kc < K) {
+    k = k0 + kc, depth = K - k;  // the next depth block's first
+  }
+  return {
+      reinterpret_cast<uintptr_t>(panel) + sizeof(float) * (static_cast<size_t>(k) * kRow + g * 16),
+      kG * (depth < kGemmDepth ? depth : kGemmDepth)};
 }
 
 // Row block [r0, r0 + R) of `rows` prefetches its share of the next tile's lines into the
