@@ -628,6 +628,16 @@ PYBIND11_MODULE(_core, m) {
                fastrnn::amx_enabled(fastrnn::WeightType::kBf16);
       },
       py::arg("on") = py::none());
+  // Whether bf16 weights take bf16 dot products for every row on the avx512bf16 table (AMX
+  // tiles, or VDPBF16PS where it outruns the FMAs). None: just ask; False / True: switch the
+  // VDPBF16PS rows off / on where the CPU's are fast (AMX follows amx()).
+  m.def(
+      "bf16_dot_rows",
+      [](std::optional<bool> on) {
+        if (on) fastrnn::bf16_dot_allow(*on);
+        return fastrnn::bf16_dot_rows();
+      },
+      py::arg("on") = py::none());
   m.def("isa_available", &fastrnn::kernels_available);
   // Private, for tests: None = the CPU's own choice, False = never, True = wherever the
   // size rules allow (see forward_plan_ahead_override).
@@ -663,6 +673,7 @@ PYBIND11_MODULE(_core, m) {
     d["avx512_bf16"] = f.avx512_bf16;
     d["avx512_vnni"] = f.avx512_vnni;
     d["avx512_half_width"] = f.avx512_half_width;
+    d["bf16_dot_fast"] = f.bf16_dot_fast;
     d["amx_int8"] = f.amx_int8;
     d["amx_bf16"] = f.amx_bf16;
     d["neon"] = f.neon;

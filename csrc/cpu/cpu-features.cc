@@ -50,11 +50,12 @@ CpuFeatures cpu_features_detect() {
   }
 #endif
   // Vendor "AuthenticAMD" and base family 0xF + extended family 0xA = 0x19 (Zen 3 and 4;
-  // only Zen 4 has AVX-512).
+  // only Zen 4 has AVX-512), 0xB = 0x1A (Zen 5).
   if (f.avx512 && __get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541u && d == 0x69746e65u &&
       c == 0x444d4163u && __get_cpuid(1, &a1, &b1, &c1, &d1)) {
     const unsigned family = ((a1 >> 8) & 0xF) + (((a1 >> 8) & 0xF) == 0xF ? (a1 >> 20) & 0xFF : 0);
     f.avx512_half_width = family == 0x19;
+    f.bf16_dot_fast = f.avx512_bf16 && family >= 0x19;
   }
   return f;
 }

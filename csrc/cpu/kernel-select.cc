@@ -38,6 +38,7 @@ const KernelTable* best() {
 
 std::atomic<const KernelTable*> g_table{nullptr};
 std::atomic<bool> g_amx_allowed{true};
+std::atomic<bool> g_bf16_dot_allowed{true};
 
 }  // namespace
 
@@ -62,6 +63,13 @@ bool amx_enabled(WeightType type) {
 }
 
 void amx_allow(bool on) { g_amx_allowed.store(on, std::memory_order_relaxed); }
+
+bool bf16_dot_rows() {
+  return amx_enabled(WeightType::kBf16) ||
+         (cpu_features().bf16_dot_fast && g_bf16_dot_allowed.load(std::memory_order_relaxed));
+}
+
+void bf16_dot_allow(bool on) { g_bf16_dot_allowed.store(on, std::memory_order_relaxed); }
 
 std::vector<std::string> kernels_available() {
   std::vector<std::string> out;

@@ -18,10 +18,16 @@ std::vector<std::string> kernels_available();  // ISAs this CPU can run, best la
 std::string kernels_select(const std::string& name);
 // Whether the kernels of weights of this type may use AMX tiles: the CPU has them for the
 // type (cpu_features().amx_int8, amx_bf16) and they are not switched off (amx_allow(false),
-// for tests and FASTRNN_AMX=0). int8: the same integer sums as VNNI, so the choice never
+// for tests). int8: the same integer sums as VNNI, so the choice never
 // changes a result; bf16 (the avx512bf16 table): activations rounded to bf16 like VDPBF16PS,
 // the sums in the tiles' order (docs/precision.md).
 bool amx_enabled(WeightType type);
 void amx_allow(bool on);
+// Whether bf16 weights take bf16 dot products for every row on the avx512bf16 table (the GEMM
+// over time steps and many-row steps too, x rounded to bf16 like h): on AMX-BF16 tiles
+// (amx_enabled), or by VDPBF16PS where it outruns the FMAs (cpu_features().bf16_dot_fast) and
+// is not switched off (bf16_dot_allow(false), for tests). Else only few-row steps take them.
+bool bf16_dot_rows();
+void bf16_dot_allow(bool on);
 
 }  // namespace fastrnn

@@ -19,6 +19,9 @@ struct WeightFormat {
   const float* scale = nullptr;
   const int32_t* sum = nullptr;
   bool amx = false;  // AMX tiles may be used where the table has them (int8: the same sums)
+  // bf16: bf16 dot products for every row where the table has them (kernel-select.h
+  // bf16_dot_rows), not only for few-row steps.
+  bool bf16_rows = false;
 };
 
 // k per dword of a packed reduced panel row: 2 (bf16) or 4 (int8); 1 for fp32.

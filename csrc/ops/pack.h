@@ -71,10 +71,11 @@ struct RawWeights {
 struct PackedFormat {
   AlignedBuffer scale;  // floats
   AlignedBuffer sum;    // int32 bit patterns
-  WeightFormat of(WeightType type, bool amx = false) const {
+  WeightFormat of(WeightType type, bool amx = false, bool bf16_rows = false) const {
     WeightFormat f;
     f.type = type;
     f.amx = amx && type != WeightType::kF32;
+    f.bf16_rows = bf16_rows && type == WeightType::kBf16;
     if (type == WeightType::kInt8) {
       f.scale = scale.data();
       f.sum = reinterpret_cast<const int32_t*>(sum.data());

@@ -365,7 +365,7 @@ class Forward {
     GemmArgs g;
     g.lda = I;
     g.w = w.w_ih.data();
-    g.wf = w.f_ih.of(m_.cfg.dtype, amx_);
+    g.wf = w.f_ih.of(m_.cfg.dtype, amx_, bf16_rows_);
     g.K = I;
     g.nv = m_.geo.vectors;
     g.p0 = s.p0;
@@ -434,7 +434,7 @@ class Forward {
     const int64_t t = time_of(d, step);
     StepArgs a{};
     a.w = w.w_hh.data();
-    a.wf = w.f_hh.of(m_.cfg.dtype, amx_);
+    a.wf = w.f_hh.of(m_.cfg.dtype, amx_, bf16_rows_);
     a.K = H_out_;
     a.p0 = s.p0;
     a.p1 = s.p1;
@@ -451,11 +451,16 @@ class Forward {
     a.sweep = sweep_;
     const int I = m_.cfg.layer_input(l);
     if (in != nullptr)
-      a.in = {in->base + (t - in->t0) * a_.B * I, I, I, w.w_ih.data(), w.bias.data(), gx,
-              w.f_ih.of(m_.cfg.dtype, amx_)};
+      a.in = {in->base + (t - in->t0) * a_.B * I,       I, I, w.w_ih.data(), w.bias.data(), gx,
+              w.f_ih.of(m_.cfg.dtype, amx_, bf16_rows_)};
     if (ahead.gx != nullptr) {
-      a.ahead = {
-          ahead.x, I, I, w.w_ih.data(), w.bias.data(), ahead.gx, w.f_ih.of(m_.cfg.dtype, amx_)};
+      a.ahead = {ahead.x,
+                 I,
+                 I,
+                 w.w_ih.data(),
+                 w.bias.data(),
+                 ahead.gx,
+                 w.f_ih.of(m_.cfg.dtype, amx_, bf16_rows_)};
       a.ahead_part = ahead.part;
     }
     CellVariant variant;  // torch's cells read none: nothing to fill on their hot path
@@ -552,14 +557,14 @@ class Forward {
     a.sweep = sweep_;
     if (!classic_) {
       a.w = m_.weights[ld].w_hr.data();
-      a.wf = m_.weights[ld].f_hr.of(m_.cfg.dtype, amx_);
+      a.wf = m_.weights[ld].f_hr.of(m_.cfg.dtype, amx_, bf16_rows_);
       k_.projection_step(a);
       return;
     }
     const CellVariant variant = variant_of(l, d);
     a.variant = &variant;
     a.w = m_.weights[ld].w_hn.data();
-    a.wf = m_.weights[ld].f_hn.of(m_.cfg.dtype, amx_);
+    a.wf = m_.weights[ld].f_hn.of(m_.cfg.dtype, amx_, bf16_rows_);
     a.c = ws_->c[ld].data();  // z
     a.ld_c = ld_c_;
     a.gx = gx;
@@ -575,8 +580,10 @@ class Forward {
   int D_ = 1, H_out_ = 0, gcols_ = 0, ld_c_ = 0, ld_h_ = 0;
   int64_t chunk_ = 1;
   int sweep_ = 0;
-  // Reduced kernels may use AMX tiles (read once per call: every thread decides alike).
+  // Reduced kernels may use AMX tiles, bf16 ones bf16 dot products on every row (read once per
+  // call: every thread decides alike).
   const bool amx_ = amx_enabled(m_.cfg.dtype);
+  const bool bf16_rows_ = bf16_dot_rows();
   bool proj_ = false, classic_ = false;
   int q_panels_ = 0;
 };

@@ -5,7 +5,8 @@ against torch float32 (docs/precision.md); a model trained here, its task metric
 bf16 is weight-only on every table but avx512bf16: a bf16 model gives the bits of the float32
 engine on its rounded weights (csrc/kernels/reduced/reduced-dot.h), which those ISAs are held
 to exactly. The avx512bf16 table's few-row steps (VDPBF16PS) round their activations to bf16
-as well: held to a reference that rounds the same way (bf16_dot). int8's reference
+as well, and so does every row (x too) on AMX tiles or where VDPBF16PS outruns the FMAs
+(AMD): held to a reference that rounds the same way (bf16_dot). int8's reference
 (quantised_step) quantises each activation row, takes the integer dot products exactly, then
 float32(acc) · (s_a · s_w); only the activations (sigmoid, tanh) differ from the engine's, by
 float32 ulps, so one step agrees to 1e-6.
@@ -135,70 +136,95 @@ def test_int8_step_matches_the_quantised_reference(isa, mode, proj):
 
 
 AMX_BF16 = bool(_core.cpu_features().get("amx_bf16"))
+BF16_DOT_FAST = bool(_core.cpu_features().get("bf16_dot_fast"))
+# How the avx512bf16 table's bf16 rows run: "few" (VDPBF16PS for steps of 1-3 rows, x and
+# many rows weight-only), "amx" (AMX tiles for every row), "vdpbf16ps" (VDPBF16PS for every
+# row, on CPUs whose VDPBF16PS outruns their FMAs).
+BF16_ROWS = ("few", "amx", "vdpbf16ps")
+
+
+def _bf16_rows(kind: str) -> None:
+    """Switches the avx512bf16 table's bf16 rows to `kind` (skips where the CPU lacks it)."""
+    if "avx512bf16" not in _core.isa_available():
+        pytest.skip("no CPU support for the VDPBF16PS table here")
+    if kind == "amx" and not AMX_BF16:
+        pytest.skip("this CPU has no AMX-BF16")
+    if kind == "vdpbf16ps" and not BF16_DOT_FAST:
+        pytest.skip("this CPU's VDPBF16PS does not outrun its FMAs")
+    _core.amx(kind == "amx")
+    _core.bf16_dot_rows(kind == "vdpbf16ps")
+    assert _core.bf16_dot_rows() == (kind != "few")
+
+
+@pytest.fixture
+def bf16_rows_restored():
+    """Whatever a test switches, the CPU's own choice afterwards."""
+    session = _core.isa()
+    yield
+    _core.amx(True)
+    _core.bf16_dot_rows(True)
+    _core.set_isa(session)
 
 
 @pytest.mark.parametrize(("mode", "proj"), [(m, 0) for m in MODES] + [("LSTM", 13)])
 @pytest.mark.parametrize(
-    ("batch", "amx"), [(1, False), (3, False), (1, True), (5, True), (37, True)]
+    ("batch", "rows"),
+    [(1, "few"), (3, "few")] + [(b, k) for k in ("amx", "vdpbf16ps") for b in (1, 5, 37)],
 )
-def test_bf16_dot_step_matches_the_rounded_reference(mode, proj, batch, amx):
+def test_bf16_dot_step_matches_the_rounded_reference(mode, proj, batch, rows, bf16_rows_restored):
     """The VDPBF16PS table's steps (a stream's step: its own input projection too): h (and
-    LSTM's r before the projection) rounded to bf16, exact products, float32 sums. Without
-    AMX (few rows: VDPBF16PS) x is taken as it is (weight-only, as the GEMM over time steps
-    takes it); on AMX tiles (every row: 1, a block of 5, blocks of 32 and 5) x is rounded too."""
-    if not set(BF16_DOT_ISAS) & set(_core.isa_available()):
-        pytest.skip("no CPU support for the VDPBF16PS table here")
-    if amx and not AMX_BF16:
-        pytest.skip("this CPU has no AMX-BF16")
-    if not amx and batch >= MANY_ROWS:
-        pytest.skip("many rows without AMX are weight-only")
+    LSTM's r before the projection) rounded to bf16, exact products, float32 sums. With few
+    rows only (VDPBF16PS) x is taken as it is (weight-only, as the GEMM over time steps takes
+    it); where every row takes bf16 dot products (AMX tiles, or VDPBF16PS where it is fast:
+    1 row, a block of 5, blocks of 32 and 5 or of 6) x is rounded too."""
+    _bf16_rows(rows)
     q, x, h0, c0, state = _one_step_case(mode, proj, batch, "bf16", seed=11)
     sd = q.state_dict()
-    dot_x = bf16_dot if amx else bf16_weight_only
+    dot_x = bf16_weight_only if rows == "few" else bf16_dot
     h_ref, c_ref = quantised_step(mode, sd, x[0], h0[0], c0[0], bf16_dot, dot_x)
-    session = _core.isa()
-    try:
-        _core.amx(amx)
-        for isa in BF16_DOT_ISAS:
-            _core.set_isa(isa)
-            y, hn = q(x, state)
-            got_h = hn[0][0] if mode == "LSTM" else hn[0]
-            np.testing.assert_allclose(got_h, h_ref, rtol=2e-6, atol=2e-6)
-            if mode == "LSTM":
-                np.testing.assert_allclose(hn[1][0], c_ref, rtol=2e-6, atol=2e-6)
-            # Not the weight-only result: the activations were rounded.
-            want = fastrnn.quantize(q, "float32")(x, state)[1]
-            assert not np.array_equal(got_h, want[0][0] if mode == "LSTM" else want[0])
-    finally:
-        _core.amx(True)
-        _core.set_isa(session)
+    for isa in BF16_DOT_ISAS:
+        _core.set_isa(isa)
+        y, hn = q(x, state)
+        got_h = hn[0][0] if mode == "LSTM" else hn[0]
+        np.testing.assert_allclose(got_h, h_ref, rtol=2e-6, atol=2e-6)
+        if mode == "LSTM":
+            np.testing.assert_allclose(hn[1][0], c_ref, rtol=2e-6, atol=2e-6)
+        # Not the weight-only result: the activations were rounded.
+        want = fastrnn.quantize(q, "float32")(x, state)[1]
+        assert not np.array_equal(got_h, want[0][0] if mode == "LSTM" else want[0])
 
 
-@pytest.mark.skipif(not AMX_BF16, reason="this CPU has no AMX-BF16")
+@pytest.mark.parametrize("rows", ["amx", "vdpbf16ps"])
 @pytest.mark.parametrize(
     ("mode", "kw"), [("LSTM", {"proj_size": 20}), ("GRU", {}), ("RNN_TANH", {})]
 )
-def test_bf16_amx_rows_do_not_depend_on_their_block(mode, kw):
-    """On AMX tiles a row's sums depend on that row alone: the same rows give the same bits
-    in blocks of 32 + 38, of 5, or alone (GEMM over time steps and steps; K = 91 and 150:
-    tiles of 16 pairs and a tail), and on 1 or 2 threads."""
-    if "avx512bf16" not in _core.isa_available():
-        pytest.skip("no CPU support for the VDPBF16PS table here")
+def test_bf16_rows_do_not_depend_on_their_block(mode, kw, rows, bf16_rows_restored):
+    """Where every row takes bf16 dot products (AMX tiles, or VDPBF16PS) a row's sums depend
+    on that row alone: the same rows give the same bits in blocks of 32 + 38 (or of 6), of
+    5 or 4, and on 1 or 2 threads (GEMM over time steps and steps; K = 91 and 150: tiles of
+    16 pairs and a tail); streams give forward's bits. On AMX also alone; VDPBF16PS steps of
+    1-3 rows take their own kernel (two chains at one row), as float32's do, and the GEMM's
+    rows over time are the same bits at every batch."""
+    _bf16_rows(rows)
     q = fastrnn.quantize(_model(mode, 91, 150, seed=4, **kw), "bf16")
     x = np.random.default_rng(3).standard_normal((7, 70, 91)).astype(f32)
-    session = _core.isa()
-    try:
-        _core.set_isa("avx512bf16")
-        assert _core.amx()
-        y70 = q(x)[0]
-        np.testing.assert_array_equal(q(x, num_threads=1)[0], q(x, num_threads=2)[0])
-        np.testing.assert_array_equal(q(x[:, 30:35])[0], y70[:, 30:35])
+    _core.set_isa("avx512bf16")
+    y70 = q(x)[0]
+    np.testing.assert_array_equal(q(x, num_threads=1)[0], q(x, num_threads=2)[0])
+    np.testing.assert_array_equal(q(x[:, 30:35])[0], y70[:, 30:35])
+    np.testing.assert_array_equal(q(x[:, 66:70])[0], y70[:, 66:70])
+    if rows == "amx":
         np.testing.assert_array_equal(q(x[:, 69:70])[0], y70[:, 69:70])
-        s = q.stream(batch=5)
-        for t in range(3):
-            np.testing.assert_array_equal(s.step(x[t, 30:35]), y70[t, 30:35])
-    finally:
-        _core.set_isa(session)
+    y1 = q(x[:, 69:70])[0]
+    np.testing.assert_array_equal(q(x[:, 69:70], num_threads=2)[0], y1)
+    s, s1 = q.stream(batch=5), q.stream(batch=1)
+    for t in range(3):
+        np.testing.assert_array_equal(s.step(x[t, 30:35]), y70[t, 30:35])
+        np.testing.assert_array_equal(s1.step(x[t, 69:70]), y1[t])
+    # Not the weight-only result: x and h were rounded.
+    _core.amx(False)
+    _core.bf16_dot_rows(False)
+    assert not np.array_equal(q(x)[0], y70)
 
 
 @pytest.mark.parametrize(
@@ -216,15 +242,18 @@ def test_bf16_amx_rows_do_not_depend_on_their_block(mode, kw):
 def test_bf16_is_float32_on_the_rounded_weights_bit_for_bit(isa, mode, kw, batch):
     """Few rows (weights widened in registers) and many (widened depth blocks, several row
     blocks, a sum buffer): the float32 kernels' FMAs in their order, so the same bits. On the
-    VDPBF16PS table only many rows without AMX are weight-only (the rest:
-    test_bf16_dot_step_…)."""
+    VDPBF16PS table only many rows without AMX or fast VDPBF16PS rows are weight-only (the
+    rest: test_bf16_dot_step_…)."""
     if isa in BF16_DOT_ISAS and batch < MANY_ROWS:
         pytest.skip("few-row bf16 steps round the activations on this table")
     model = fastrnn.quantize(_model(mode, 37, 45, seed=1, **kw), "bf16")
     rounded = fastrnn.quantize(model, "float32")
     x = np.random.default_rng(batch).standard_normal((6, batch, 37)).astype(f32)
     try:
-        _core.amx(isa not in BF16_DOT_ISAS)  # AMX-BF16 rounds the activations
+        # AMX-BF16 and fast VDPBF16PS rows round the activations: off here (and no-ops on
+        # the other tables).
+        _core.amx(isa not in BF16_DOT_ISAS)
+        _core.bf16_dot_rows(isa not in BF16_DOT_ISAS)
         for got, want in zip(_flat(model(x)), _flat(rounded(x))):
             np.testing.assert_array_equal(got, want)
         if not model.bidirectional and not model.reverse:  # streams: one step per call
@@ -233,6 +262,7 @@ def test_bf16_is_float32_on_the_rounded_weights_bit_for_bit(isa, mode, kw, batch
                 np.testing.assert_array_equal(s.step(x[t]), r.step(x[t]))
     finally:
         _core.amx(True)
+        _core.bf16_dot_rows(True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

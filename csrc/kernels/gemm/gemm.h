@@ -162,7 +162,7 @@ FASTRNN_INLINE void gemm_bf16_few_rows(const uint32_t* panel, int K, const float
 
 template <int NV>
 void gemm_panels(const GemmArgs& g) {
-  if (g.wf.type == WeightType::kInt8 || bf16_amx(g.wf)) {
+  if (g.wf.type == WeightType::kInt8 || bf16_all_rows(g.wf)) {
     gemm_packed<NV>(g);
     return;
   }

@@ -274,18 +274,15 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
     group = red_group_rows(type, s.in.K);
   alignas(64) uint32_t buf[kRedBufDwords];
   alignas(64) uint32_t xbuf[kRedBufDwords];
-  alignas(64) uint32_t au[kHasAmx ? kRedBufDwords : 1];
-  alignas(64) uint32_t xau[kHasAmx ? kRedBufDwords : 1];
   float sa[kRedMaxGroupRows], sx[kRedMaxGroupRows];
-  const bool packed_x = s.in.gx != nullptr && (type == WeightType::kInt8 || bf16_amx(s.in.wf));
+  const bool packed_x = s.in.gx != nullptr && (type == WeightType::kInt8 || bf16_all_rows(s.in.wf));
   for (int r0 = s.b0; r0 < s.b1; r0 += group) {
     const int r1 = s.b1 - r0 < group ? s.b1 : r0 + group;
     pack_rows(type, s.h_prev + r0 * s.ld_h_prev, s.ld_h_prev, r1 - r0, s.K, buf, sa);
     if (packed_x) pack_rows(type, s.in.x + r0 * s.in.ldx, s.in.ldx, r1 - r0, s.in.K, xbuf, sx);
     // AMX blocks of up to 32 rows for every row (int8 on AMX-INT8, bf16 on AMX-BF16).
-    const bool amx = amx_prepare(s.wf, Kd, r1 - r0, buf, au) || bf16_amx(s.wf);
-    const bool xamx =
-        packed_x && (amx_prepare(s.in.wf, Kx, r1 - r0, xbuf, xau) || bf16_amx(s.in.wf));
+    const bool amx = amx_int8(s.wf, Kd, r1 - r0) || bf16_amx(s.wf);
+    const bool xamx = packed_x && (amx_int8(s.in.wf, Kx, r1 - r0) || bf16_amx(s.in.wf));
     AmxTiles tiles;
     // G_x rows [b, b + M) of panel p: the step's own input projection, as the GEMM computes
     // them (gemm_packed, or for bf16 without AMX the widened weights on x itself).
@@ -295,15 +292,15 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
       float* out = s.in.gx + b * s.ld_gx + p * NV * 16;
       if (xamx) {
         alignas(64) float gx[kAmxRows][NV * 16] = {};
-        amx_block<NV>(tiles, s.in.wf, wx, Kx, xbuf, xau, sx, b - r0, p, M, &gx[0][0]);
+        amx_block<NV>(tiles, s.in.wf, wx, Kx, xbuf, sx, b - r0, p, M, &gx[0][0]);
         rows_store<NV * 16>(&gx[0][0], M, bias, out, s.ld_gx);
-      } else if (type == WeightType::kBf16) {
+      } else if (!packed_x) {  // bf16, weight-only on x
         gemm_bf16_few_rows<NV>(wx, s.in.K, s.in.x + b * s.in.ldx, s.in.ldx, M, out, s.ld_gx, bias);
       } else {
         for_row_blocks<kRedRows>(b, b + M, [&](auto rows, int b0) {
           constexpr int R = decltype(rows)::value;
           alignas(64) float gx[R][NV * 16] = {};
-          red_panel<NV, R>(s.in.wf, wx, Kx, xbuf + (b0 - r0) * Kx, Kx, sx + (b0 - r0), p, gx);
+          red_panel<NV, R>(s.in.wf, wx, Kx, xbuf + (b0 - r0) * Kx, Kx, sx + (b0 - r0), p, true, gx);
           rows_store<NV * 16>(&gx[0][0], R, bias, s.in.gx + b0 * s.ld_gx + p * NV * 16, s.ld_gx);
         });
       }
@@ -317,7 +314,7 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
         if (carry_if_inactive<kUnits>(s, p, b, M)) continue;
         alignas(64) float sums[kAmxRows][NV * 16];
         sums_start<NV>(p, b, M, &sums[0][0], init);
-        amx_block<NV>(tiles, s.wf, w, Kd, buf, au, sa, b - r0, p, M, &sums[0][0]);
+        amx_block<NV>(tiles, s.wf, w, Kd, buf, sa, b - r0, p, M, &sums[0][0]);
         sums_finish<NV, kUnits>(s, p, b, M, &sums[0][0], epilogue);
       }
       for_row_blocks<kRedRows>(b, r1, [&](auto rows, int b0) {
@@ -326,7 +323,8 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
         if (carry_if_inactive<kUnits>(s, p, b0, R)) return;
         alignas(64) float sums[R][NV * 16];
         sums_start<NV>(p, b0, R, &sums[0][0], init);
-        red_panel<NV, R>(s.wf, w, Kd, buf + (b0 - r0) * Kd, Kd, sa + (b0 - r0), p, sums);
+        red_panel<NV, R>(s.wf, w, Kd, buf + (b0 - r0) * Kd, Kd, sa + (b0 - r0), p, s.many_rows,
+                         sums);
         sums_finish<NV, kUnits>(s, p, b0, R, &sums[0][0], epilogue);
       });
     });
@@ -351,7 +349,7 @@ FASTRNN_INLINE void step_panels_many(const StepArgs& s, Init& init, Epilogue& ep
 // result of a row is the same for any thread count.
 template <int NV, int kUnits, class Init, class Epilogue>
 FASTRNN_INLINE void step_panels(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
-  if (s.wf.type == WeightType::kInt8 || bf16_amx(s.wf) ||
+  if (s.wf.type == WeightType::kInt8 || bf16_all_rows(s.wf) ||
       (packed_activations(s.wf.type) && !s.many_rows)) {
     step_panels_packed<NV, kUnits>(s, init, epilogue);
     return;

@@ -7,7 +7,8 @@
 //           int8: weights q_w = round(w / s_w), s_w ≈ max|row| / 127 (python/fastrnn/
 //           _quantize.py); each activation row (a step's h row, a time step's x row) is
 //           quantised when it is read: s_a = max|a| / 127, q_a = round(a · (127 / max|a|))
-//           (nearest even), in [−127, 127]. acc = Σ_k q_a·q_w in int32, exact (|acc| ≤
+//           (nearest even), in [−127, 127], packed as the ISA's dot reads it (kI8Bias: VNNI
+//           and AMX take q + 128). acc = Σ_k q_a·q_w in int32, exact (|acc| ≤
 //           127² · K < 2^31 for K ≤ 2^15); the sum is float(acc) · (s_a · s_w), rounded
 //           twice, in that order, on every ISA.
 // Layout:   a packed reduced panel has weight_rows(K) rows of NV·16 dwords: column j of row
@@ -23,7 +24,8 @@
 constexpr int kRedBufDwords = 16384;
 constexpr int kRedMaxGroupRows = 256;
 
-// Row a (K floats) into ceil(K/4) dwords of int8 q_a; returns s_a (NaN when the row holds a
+// Row a (K floats) into ceil(K/4) dwords of int8 q_a, XOR kI8Bias (VNNI's q + 128: the dot
+// loops then broadcast each quad straight from memory); returns s_a (NaN when the row holds a
 // NaN or an infinity: every sum it feeds is then NaN, as fp32 arithmetic would make it).
 FASTRNN_INLINE float pack_row_i8(const float* a, int K, uint32_t* out) {
   // max|a| and a NaN / infinity test (a · 0 is NaN for both) over whole vectors, then the tail.
@@ -50,7 +52,7 @@ FASTRNN_INLINE float pack_row_i8(const float* a, int K, uint32_t* out) {
   }
   const int Kd = (K + 3) / 4;
   if (!finite || m == 0.0f) {
-    for (int i = 0; i < Kd; ++i) out[i] = 0;
+    for (int i = 0; i < Kd; ++i) out[i] = kI8Bias;
     return finite ? 0.0f : std::numeric_limits<float>::quiet_NaN();
   }
   const float inv = 127.0f / m;
@@ -64,6 +66,8 @@ FASTRNN_INLINE float pack_row_i8(const float* a, int K, uint32_t* out) {
     bytes[k] = static_cast<int8_t>(q);
   }
   for (k = K; k < 4 * Kd; ++k) bytes[k] = 0;
+  if constexpr (kI8Bias != 0)
+    for (int i = 0; i < Kd; ++i) out[i] ^= kI8Bias;
   return m / 127.0f;
 }
 
@@ -226,13 +230,12 @@ FASTRNN_INLINE void red_tile(const WeightFormat& wf, const uint32_t* w, int Kd, 
 
 // sums[r][16·g0 + …] += the bf16 tile's sums (VDPBF16PS, kBf16Dot): rows [0, R) of the bf16
 // activation pairs a (stride lda dwords) times columns [16·g0, 16·(g0 + kG)) of one panel, k
-// pairs ascending; a one-row tile runs even and odd pairs in kRedChains chains, added last.
-template <int NV, int R, int kG>
+// pairs ascending in KC chains (pair k in chain k mod KC), added last.
+template <int NV, int R, int kG, int KC>
 FASTRNN_INLINE void bf16_tile(const uint32_t* w, int Kd, const uint32_t* a, ptrdiff_t lda, int g0,
                               float (&sums)[R][NV * 16]) {
   constexpr int C = kG * kSub;
   constexpr int kRow = NV * 16;
-  constexpr int KC = R == 1 ? kRedChains : 1;
   w += 16 * g0;
   V acc[KC][R][C];
   for (int j = 0; j < KC; ++j)
@@ -254,12 +257,23 @@ FASTRNN_INLINE void bf16_tile(const uint32_t* w, int Kd, const uint32_t* a, ptrd
 
 // sums (R rows of one panel's NV·16 columns) += packed activations · reduced panel (int8, or
 // bf16 on the VDPBF16PS tables), gate group by gate group (each reads only its own columns).
+// any_block: these rows may sit in blocks of any height (the GEMM's rows over time, a thread's
+// slice of a many-row step), so bf16 takes one chain at every R and a row's sums never depend
+// on its block; else (a few-row step: the whole batch in one block) one row alone takes
+// kRedChains. int8 sums are exact either way.
 template <int NV, int R>
 FASTRNN_INLINE void red_panel(const WeightFormat& wf, const uint32_t* w, int Kd, const uint32_t* a,
-                              ptrdiff_t lda, const float* sa, int p, float (&sums)[R][NV * 16]) {
+                              ptrdiff_t lda, const float* sa, int p, bool any_block,
+                              float (&sums)[R][NV * 16]) {
   constexpr int kG = red_gates<NV, R, R == 1 ? kRedChains : 1>();
   if (kBf16Dot && wf.type == WeightType::kBf16) {
-    for (int g0 = 0; g0 < NV; g0 += kG) bf16_tile<NV, R, kG>(w, Kd, a, lda, g0, sums);
+    if (any_block) {
+      constexpr int kG1 = red_gates<NV, R, 1>();
+      for (int g0 = 0; g0 < NV; g0 += kG1) bf16_tile<NV, R, kG1, 1>(w, Kd, a, lda, g0, sums);
+    } else {
+      for (int g0 = 0; g0 < NV; g0 += kG)
+        bf16_tile<NV, R, kG, R == 1 ? kRedChains : 1>(w, Kd, a, lda, g0, sums);
+    }
     return;
   }
   for (int g0 = 0; g0 < NV; g0 += kG)
@@ -299,16 +313,15 @@ struct AmxTiles {
 // sums (M ≤ kAmxRows rows of one panel's NV·16 columns, stride NV·16) += the int8 sums, by AMX
 // tiles over the first Kd − Kd % 16 quads and the ISA's dot for the rest, then red_tile's
 // finish: the same integer sums, the same float operations, the same bits. a: the rows'
-// quantised quads (stride Kd dwords); au: the same as VPDPBUSD reads them (q + 128).
+// packed quads (q + 128, as TDPBUSD and VPDPBUSD read them; stride Kd dwords).
 template <int NV>
 FASTRNN_INLINE void amx_panel(AmxTiles& tiles, const WeightFormat& wf, const uint32_t* w, int Kd,
-                              const uint32_t* a, const uint32_t* au, const float* sa, int p, int M,
-                              float* sums) {
+                              const uint32_t* a, const float* sa, int p, int M, float* sums) {
   constexpr int kRow = NV * 16;
   alignas(64) int32_t c[kAmxRows * kRow];
   const int kq = Kd - Kd % 16;
   tiles.use(M);
-  amx_rows<NV, false>(au, Kd * 4, w, kq, M, c);
+  amx_rows<NV, false>(a, Kd * 4, w, kq, M, c);
   for (int r = 0; r < M; ++r)
     for (int j = 0; j < kRow; j += kVecLanes) {
       VI acc = vi_load(c + r * kRow + j);
@@ -351,26 +364,28 @@ FASTRNN_INLINE bool bf16_amx(const WeightFormat& wf) {
   return kHasAmx && kBf16Dot && wf.amx && wf.type == WeightType::kBf16;
 }
 
-// Whether a call's int8 rows take AMX blocks (all of them, in blocks of up to 32), and their
-// quads as AMX reads them (au).
-FASTRNN_INLINE bool amx_prepare(const WeightFormat& wf, int Kd, int rows, const uint32_t* buf,
-                                uint32_t* au) {
-  if (!kHasAmx || !wf.amx || wf.type != WeightType::kInt8 || Kd < 16 || rows < kAmxMinRowsInt8)
-    return false;
-  for (int i = 0; i < rows * Kd; ++i) au[i] = buf[i] ^ kI8Bias;
-  return true;
+// Whether bf16 weights in this format take bf16 dot products for all their rows, x and h
+// rounded: on AMX tiles, or by VDPBF16PS where the CPU's outrun its FMAs (WeightFormat::
+// bf16_rows). Else only few-row steps do, and the GEMM and many-row steps stay weight-only.
+FASTRNN_INLINE bool bf16_all_rows(const WeightFormat& wf) {
+  return kBf16Dot && wf.type == WeightType::kBf16 && (bf16_amx(wf) || wf.bf16_rows);
 }
 
-// sums (M rows from row b of a call's packed rows buf / au / sa, stride Kd) += their reduced
-// sums with panel p (w) on AMX tiles: amx_panel (int8) or amx_bf16_panel.
+// Whether a call's int8 rows take AMX blocks (all of them, in blocks of up to 32).
+FASTRNN_INLINE bool amx_int8(const WeightFormat& wf, int Kd, int rows) {
+  return kHasAmx && wf.amx && wf.type == WeightType::kInt8 && Kd >= 16 && rows >= kAmxMinRowsInt8;
+}
+
+// sums (M rows from row b of a call's packed rows buf / sa, stride Kd) += their reduced sums
+// with panel p (w) on AMX tiles: amx_panel (int8) or amx_bf16_panel.
 template <int NV>
 FASTRNN_INLINE void amx_block(AmxTiles& tiles, const WeightFormat& wf, const uint32_t* w, int Kd,
-                              const uint32_t* buf, const uint32_t* au, const float* sa, int b,
-                              int p, int M, float* sums) {
+                              const uint32_t* buf, const float* sa, int b, int p, int M,
+                              float* sums) {
   if (wf.type == WeightType::kBf16)
     amx_bf16_panel<NV>(tiles, w, Kd, buf + b * Kd, M, sums);
   else
-    amx_panel<NV>(tiles, wf, w, Kd, buf + b * Kd, au + b * Kd, sa + b, p, M, sums);
+    amx_panel<NV>(tiles, wf, w, Kd, buf + b * Kd, sa + b, p, M, sums);
 }
 
 // Rows of one panel's sums (stride kCols) plus the panel's bias (or none) into c (stride ldc):
@@ -392,21 +407,20 @@ FASTRNN_INLINE const uint32_t* red_panel_at(const float* w, WeightType type, int
          static_cast<ptrdiff_t>(p) * weight_rows(type, K) * nv * 16;
 }
 
-// gemm_panels for weights that take packed activations (int8; bf16 on AMX tiles): rows in
+// gemm_panels for weights that take packed activations (int8; bf16_all_rows): rows in
 // groups whose packed activations fit the stack buffer; per group, panel by panel, row blocks
-// (bf16: all of them AMX blocks of up to 32 rows); the bias added last.
+// (on AMX: blocks of up to 32 rows); the bias added last.
 template <int NV>
 FASTRNN_NOINLINE void gemm_packed(const GemmArgs& g) {
   constexpr int kCols = NV * 16;
   const WeightType type = g.wf.type;
   const int Kd = weight_rows(type, g.K), group = red_group_rows(type, g.K);
   alignas(64) uint32_t buf[kRedBufDwords];
-  alignas(64) uint32_t au[kHasAmx ? kRedBufDwords : 1];
   float sa[kRedMaxGroupRows];
   for (int r0 = 0; r0 < g.rows; r0 += group) {
     const int r1 = g.rows - r0 < group ? g.rows : r0 + group;
     pack_rows(type, g.a + r0 * g.lda, g.lda, r1 - r0, g.K, buf, sa);
-    const bool amx = amx_prepare(g.wf, Kd, r1 - r0, buf, au);
+    const bool amx = amx_int8(g.wf, Kd, r1 - r0);
     AmxTiles tiles;
     for (int p = g.p0; p < g.p1; ++p) {
       const uint32_t* w = red_panel_at(g.w, type, g.K, NV, p);
@@ -415,13 +429,13 @@ FASTRNN_NOINLINE void gemm_packed(const GemmArgs& g) {
       for (; (amx || bf16_amx(g.wf)) && b < r1; b += kAmxRows) {
         const int M = r1 - b < kAmxRows ? r1 - b : kAmxRows;
         alignas(64) float sums[kAmxRows][kCols] = {};
-        amx_block<NV>(tiles, g.wf, w, Kd, buf, au, sa, b - r0, p, M, &sums[0][0]);
+        amx_block<NV>(tiles, g.wf, w, Kd, buf, sa, b - r0, p, M, &sums[0][0]);
         rows_store<kCols>(&sums[0][0], M, bias, g.c + b * g.ldc + p * kCols, g.ldc);
       }
       for_row_blocks<kRedRows>(b, r1, [&](auto block, int b0) {
         constexpr int R = decltype(block)::value;
         alignas(64) float sums[R][kCols] = {};
-        red_panel<NV, R>(g.wf, w, Kd, buf + (b0 - r0) * Kd, Kd, sa + (b0 - r0), p, sums);
+        red_panel<NV, R>(g.wf, w, Kd, buf + (b0 - r0) * Kd, Kd, sa + (b0 - r0), p, true, sums);
         rows_store<kCols>(&sums[0][0], R, bias, g.c + b0 * g.ldc + p * kCols, g.ldc);
       });
     }
