@@ -256,13 +256,14 @@ FASTRNN_INLINE void step_panels_summed(const StepArgs& s, Init&& init, Epilogue&
 }
 
 // Weights that take packed activations (int8; bf16 on the VDPBF16PS table: few-row steps, and
-// every step on AMX tiles; kernels/reduced/reduced-dot.h): the rows [b0, b1) are packed
+// every step where bf16_all_rows: AMX tiles, or VDPBF16PS where it is fast;
+// kernels/reduced/reduced-dot.h): the rows [b0, b1) are packed
 // (int8: quantised) in groups that fit a stack buffer, each group once per call (and, for a
 // step that projects its own inputs with packed x, the group's x rows too); then, panel by
 // panel, row blocks (AMX blocks of up to 32 rows where the tiles serve: bf16 on AMX-BF16 for
 // every call, int8 on AMX-INT8 from kAmxMinRowsInt8 rows; else up to kRedRows): a
 // step's own input projection (the values the GEMM would give: gemm_packed, or for bf16
-// without AMX the widened weights on x itself), gate sums started by init, plus the reduced
+// in few-row mode the widened weights on x itself), gate sums started by init, plus the reduced
 // sums, then the epilogue (or the carry). Each row's sums depend on its own values only,
 // never on the blocking or the thread split.
 template <int NV, int kUnits, class Init, class Epilogue>
@@ -285,7 +286,7 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
     const bool xamx = packed_x && (amx_int8(s.in.wf, Kx, r1 - r0) || bf16_amx(s.in.wf));
     AmxTiles tiles;
     // G_x rows [b, b + M) of panel p: the step's own input projection, as the GEMM computes
-    // them (gemm_packed, or for bf16 without AMX the widened weights on x itself).
+    // them (gemm_packed, or for bf16 in few-row mode the widened weights on x itself).
     const auto project = [&](int p, int b, int M) {
       const uint32_t* wx = red_panel_at(s.in.w, type, s.in.K, NV, p);
       const float* bias = s.in.bias != nullptr ? s.in.bias + p * NV * 16 : nullptr;
@@ -323,8 +324,11 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
         if (carry_if_inactive<kUnits>(s, p, b0, R)) return;
         alignas(64) float sums[R][NV * 16];
         sums_start<NV>(p, b0, R, &sums[0][0], init);
-        red_panel<NV, R>(s.wf, w, Kd, buf + (b0 - r0) * Kd, Kd, sa + (b0 - r0), p, s.many_rows,
-                         sums);
+        // Two chains only for a batch of one row: a batch of 2 or 3 may fall into blocks of
+        // one row where a short x group splits it (a stream step of a wide input), and must
+        // give forward's bits, whose block holds the whole batch.
+        red_panel<NV, R>(s.wf, w, Kd, buf + (b0 - r0) * Kd, Kd, sa + (b0 - r0), p,
+                         s.many_rows || s.b1 - s.b0 > 1, sums);
         sums_finish<NV, kUnits>(s, p, b0, R, &sums[0][0], epilogue);
       });
     });
@@ -354,9 +358,10 @@ FASTRNN_INLINE void step_panels(const StepArgs& s, Init&& init, Epilogue&& epilo
     step_panels_packed<NV, kUnits>(s, init, epilogue);
     return;
   }
-  // bf16 weight-only (tables without VDPBF16PS; many rows without AMX on the avx512bf16
-  // table): the fp32 loops on widened weights (the same bits as fp32 on the rounded weights):
-  // few rows widen in registers, many rows a depth block at a time (gemm.h).
+  // bf16 weight-only (tables without VDPBF16PS; many rows on the avx512bf16 table where
+  // neither AMX nor a fast VDPBF16PS serves): the fp32 loops on widened weights (the same bits as
+  // fp32 on the rounded weights): few rows widen in registers, many rows a depth block at a time
+  // (gemm.h).
   if (s.wf.type == WeightType::kBf16) {
     if (s.many_rows)
       step_panels_summed<NV, kUnits, 64, true>(s, init, epilogue);
