@@ -376,6 +376,7 @@ class Model {
     d["inline_projection"] = p.inline_projection;
     d["many_rows"] = p.many_rows;
     d["far_weights"] = p.far_weights;
+    d["widen"] = p.widen;
     d["ahead"] = p.ahead;
     py::dict ws;
     ws["gx"] = py::make_tuple(p.gx[0], p.gx[1]);
@@ -383,6 +384,7 @@ class Model {
     ws["c"] = p.c;
     ws["r"] = p.r;
     ws["seq"] = py::make_tuple(p.seq[0], p.seq[1]);
+    ws["wide"] = p.wide;
     const int LD = model_.cfg.num_layers * model_.cfg.num_directions;
     ws["total"] = p.workspace_floats(LD);
     d["workspace_floats"] = ws;

@@ -154,6 +154,7 @@ struct KernelTiles {
 #define FASTRNN_KERNEL_TABLE(ns) \
   {#ns,                          \
    ns::kAheadRows,               \
+   ns::kBf16Dot,                 \
    ns::kTiles,                   \
    ns::gemm,                     \
    ns::lstm_step,                \
@@ -182,6 +183,8 @@ struct KernelTable {
   const char* isa;
   int ahead_rows;  // rows of input projection a batch-1 step group computes ahead
                    // (StepArgs); 0: the ISA never computes it ahead
+  bool bf16_dot;   // bf16 dot products (VDPBF16PS) on rows of bf16 activations: few-row
+                   // steps always, every row where bf16_dot_rows() (kernel-select.h)
   KernelTiles tiles;
   void (*gemm)(const GemmArgs&);
   void (*lstm_step)(const StepArgs&);  // gates → c, h (or r = o ⊙ tanh(c) with projection)

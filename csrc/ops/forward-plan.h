@@ -49,6 +49,8 @@ struct ForwardPlan {
   bool inline_projection = false;  // T == 1: each step projects its own input panel by panel
   bool many_rows = false;          // B >= kManyRows: the tall row block
   bool far_weights = false;        // fp32 W_hh beyond the near cache: prefetched (StepArgs)
+  bool widen = false;              // bf16 weights widened to fp32 once per call (see
+                                   // bf16_widen in forward-plan.cc)
   std::vector<int> ahead;          // per layer: steps whose input projection a batch-1 step
                                    // computes ahead (0: none; see Forward::layer_chunk)
 
@@ -61,6 +63,7 @@ struct ForwardPlan {
   size_t c = 0;            // per layer·direction (LSTM)
   size_t r = 0;            // per layer·direction (LSTM with projection)
   size_t seq[2] = {0, 0};  // outputs of the layers below the last
+  size_t wide = 0;         // widen: the fp32 copies of every layer's matrices
 
   // Every workspace float the plan allocates (per calling thread).
   size_t workspace_floats(int layers_x_directions) const;

@@ -1,5 +1,6 @@
 #include "ops/pack.h"
 
+#include <cstring>
 #include <stdexcept>
 
 namespace fastrnn {
@@ -148,6 +149,55 @@ RnnModel model_pack(const RnnConfig& cfg, const std::vector<RawWeights>& raw) {
     m.weights.push_back(std::move(pw));
   }
   return m;
+}
+
+void packed_matrices(const RnnModel& m, int ld, PackedMatrix (&out)[kMatrices]) {
+  const RnnConfig& cfg = m.cfg;
+  const PackedWeights& w = m.weights[ld];
+  const int H = cfg.hidden_size;
+  out[kWih] = {&w.w_ih, &w.f_ih, cfg.layer_input(ld / cfg.num_directions), m.panels};
+  out[kWhh] = {&w.w_hh, &w.f_hh, cfg.classic_gru() ? H : cfg.h_out(), m.panels};
+  out[kWhr] = {m.proj_panels > 0 ? &w.w_hr : nullptr, &w.f_hr, H, m.proj_panels};
+  out[kWhn] = {m.cand_panels > 0 ? &w.w_hn : nullptr, &w.f_hn, H, m.cand_panels};
+}
+
+int64_t widened_floats(const PackedMatrix& w) {
+  if (w.buf == nullptr) return 0;
+  // The packed dwords hold Kd = ceil(K / 2) rows of every panel's columns; the copy K rows.
+  return static_cast<int64_t>(w.buf->size()) / weight_rows(WeightType::kBf16, w.K) * w.K;
+}
+
+int64_t widened_floats(const RnnModel& m) {
+  int64_t total = 0;
+  for (size_t ld = 0; ld < m.weights.size(); ++ld) {
+    PackedMatrix mats[kMatrices];
+    packed_matrices(m, static_cast<int>(ld), mats);
+    for (const PackedMatrix& w : mats)
+      if (__builtin_add_overflow(total, widened_floats(w), &total)) return -1;
+  }
+  return total;
+}
+
+void widen_bf16_panels(const PackedMatrix& w, int p0, int p1, float* out) {
+  const int K = w.K, Kd = weight_rows(WeightType::kBf16, K);
+  const size_t cols = w.buf->size() / (static_cast<size_t>(w.panels) * Kd);
+  const auto* packed = reinterpret_cast<const uint32_t*>(w.buf->data());
+  for (int p = p0; p < p1; ++p)
+    for (int kk = 0; kk < Kd; ++kk) {
+      // Dword row kk holds k = 2kk in its low half, 2kk + 1 in its high half (zero past K).
+      const uint32_t* src = packed + (static_cast<size_t>(p) * Kd + kk) * cols;
+      float* even = out + (static_cast<size_t>(p) * K + 2 * kk) * cols;
+      for (size_t j = 0; j < cols; ++j) {
+        const uint32_t bits = src[j] << 16;
+        std::memcpy(even + j, &bits, sizeof bits);
+      }
+      if (2 * kk + 1 == K) continue;
+      float* odd = even + cols;
+      for (size_t j = 0; j < cols; ++j) {
+        const uint32_t bits = src[j] & 0xFFFF0000u;
+        std::memcpy(odd + j, &bits, sizeof bits);
+      }
+    }
 }
 
 int64_t model_packed_floats(const RnnConfig& cfg) {

@@ -105,6 +105,26 @@ struct RnnModel {
   std::vector<PackedWeights> weights;  // index layer·D + direction
 };
 
+// The packed matrices of one layer·direction: W_ih, W_hh, W_hr (LSTM projection), W_hn (classic
+// GRU), each with its reduction length K and panel count; buf null where the model has none.
+struct PackedMatrix {
+  const AlignedBuffer* buf = nullptr;
+  const PackedFormat* fmt = nullptr;
+  int K = 0, panels = 0;
+};
+constexpr int kMatrices = 4;
+enum MatrixIndex : int { kWih = 0, kWhh = 1, kWhr = 2, kWhn = 3 };
+void packed_matrices(const RnnModel& m, int ld, PackedMatrix (&out)[kMatrices]);
+
+// Floats of the fp32 copy of a bf16 matrix (widen_bf16_panels), 0 for none; of every
+// matrix of the model, or -1 past int64.
+int64_t widened_floats(const PackedMatrix& w);
+int64_t widened_floats(const RnnModel& m);
+
+// Panels [p0, p1) of a packed bf16 matrix (K rows, `panels` panels) widened to fp32 panels
+// (panels, K, cols): the layout and the values an fp32 model of the rounded weights packs.
+void widen_bf16_panels(const PackedMatrix& w, int p0, int p1, float* out);
+
 // Packs all layers and directions; raw has num_layers·num_directions entries.
 RnnModel model_pack(const RnnConfig& cfg, const std::vector<RawWeights>& raw);
 

@@ -23,6 +23,7 @@ struct Workspace {
   std::vector<AlignedBuffer> r;  // LSTM projection input o ⊙ tanh(c): (B, panels·16)
   std::vector<AlignedBuffer> c;  // LSTM cell state: (B, panels·16)
   AlignedBuffer seq[2];          // outputs of the layers below the last (see Forward)
+  AlignedBuffer wide;            // plan.widen: fp32 copies of the bf16 matrices
   unsigned calls = 0;            // calls so far: alternates the panel order (sweep_)
 };
 thread_local Workspace t_workspace;
@@ -94,6 +95,23 @@ class Forward {
     }
     sweep_ = static_cast<int>(ws.calls++ & 1u);
     ws_ = &ws;
+    if (p.widen) {
+      ws.wide.resize(p.wide);
+      wide_.resize(static_cast<size_t>(LD) * kMatrices);
+      float* at = ws.wide.data();
+      for (int ld = 0; ld < LD; ++ld) {
+        PackedMatrix mats[kMatrices];
+        packed_matrices(m, ld, mats);
+        for (int i = 0; i < kMatrices; ++i) {
+          wide_[ld * kMatrices + i] = at;
+          at += widened_floats(mats[i]);
+        }
+      }
+      // Threads that split the batch read every panel: widened here, before they start.
+      if (p.batch_split)
+        for (int ld = 0; ld < LD; ++ld)
+          widen_panels(ld, 0, m.panels, 0, std::max(m.proj_panels, m.cand_panels));
+    }
   }
 
   void run(int tid, int nt, SpinBarrier& barrier) {
@@ -142,7 +160,10 @@ class Forward {
     const auto ring = [&](int l, int64_t c) {
       return ws_->seq[0].data() + (2 * l + (c & 1)) * C * a_.B * H_out_;
     };
-    for (int l = tid; l < L; l += nt) state_init(l, 0, all);
+    for (int l = tid; l < L; l += nt) {
+      widen(l, 0, all);
+      state_init(l, 0, all);
+    }
     sync();
     for (int64_t k = 0; k < chunks + L - 1; ++k) {
       for (int l = tid; l < L; l += nt) {
@@ -170,7 +191,10 @@ class Forward {
   template <class Sync>
   void run_unidirectional(const Slice& slice, Sync& sync) {
     const int L = m_.cfg.num_layers;
-    for (int l = 0; l < L; ++l) state_init(l, 0, slice);
+    for (int l = 0; l < L; ++l) {
+      widen(l, 0, slice);
+      state_init(l, 0, slice);
+    }
     sync();
     for (int64_t S0 = 0; S0 < a_.T; S0 += p_.span) {
       const int64_t S1 = std::min<int64_t>(a_.T, S0 + p_.span);
@@ -209,7 +233,10 @@ class Forward {
     const auto output_of = [&](int l) { return (L - 1 - l) % 2 == 0 ? a_.y : ws_->seq[0].data(); };
     for (int l = 0; l < L; ++l) {
       const SeqView in{l == 0 ? a_.x : output_of(l - 1), 0};
-      for (int d = 0; d < D_; ++d) state_init(l, d, slice[d]);
+      for (int d = 0; d < D_; ++d) {
+        widen(l, d, slice[d]);
+        state_init(l, d, slice[d]);
+      }
       sync();
       for (int64_t s0 = 0; s0 < a_.T; s0 += chunk_)
         layer_chunk(l, slice, in, output_of(l), 0, s0, std::min<int64_t>(a_.T, s0 + chunk_),
@@ -282,6 +309,38 @@ class Forward {
       s.q1 = s.p1;
     }
     return s;
+  }
+
+  // Matrix i (ops/pack.h MatrixIndex) of layer·direction ld as the kernels read it: the
+  // model's packed weights, or (plan.widen) their fp32 copy in the workspace.
+  struct Matrix {
+    const float* w;
+    WeightFormat wf;
+  };
+  Matrix matrix(int ld, MatrixIndex i) const {
+    if (p_.widen) return {wide_[ld * kMatrices + i], WeightFormat{}};
+    const PackedWeights& w = m_.weights[ld];
+    const AlignedBuffer* buf[kMatrices] = {&w.w_ih, &w.w_hh, &w.w_hr, &w.w_hn};
+    const PackedFormat* fmt[kMatrices] = {&w.f_ih, &w.f_hh, &w.f_hr, &w.f_hn};
+    return {buf[i]->data(), fmt[i]->of(m_.cfg.dtype, amx_, bf16_rows_)};
+  }
+
+  // Where the plan widens bf16 weights (forward-plan.cc), each thread widens the panels its
+  // slice reads (gate panels of W_ih and W_hh, second-phase panels of W_hr or W_hn) before
+  // the layer's first step, and only it reads them: no barrier. Threads that split the
+  // batch read every panel: the constructor widened them.
+  void widen(int l, int d, const Slice& s) {
+    if (p_.widen && !p_.batch_split) widen_panels(l * D_ + d, s.p0, s.p1, s.q0, s.q1);
+  }
+  void widen_panels(int ld, int p0, int p1, int q0, int q1) {
+    PackedMatrix mats[kMatrices];
+    packed_matrices(m_, ld, mats);
+    for (int i = 0; i < kMatrices; ++i) {
+      if (mats[i].buf == nullptr) continue;
+      const bool second = i == kWhr || i == kWhn;
+      widen_bf16_panels(mats[i], second ? q0 : p0, std::min(second ? q1 : p1, mats[i].panels),
+                        wide_[ld * kMatrices + i]);
+    }
   }
 
   // Units [u0, u1) of the state rows this thread writes: whole panels, clipped to n.
@@ -363,9 +422,10 @@ class Forward {
     const int I = m_.cfg.layer_input(l);  // layer 0: x rows (I); above: D·H_out
     const auto row = [&](int64_t t, int64_t b) { return in.base + ((t - in.t0) * a_.B + b) * I; };
     GemmArgs g;
+    const Matrix w_ih = matrix(l * D_ + d, kWih);
     g.lda = I;
-    g.w = w.w_ih.data();
-    g.wf = w.f_ih.of(m_.cfg.dtype, amx_, bf16_rows_);
+    g.w = w_ih.w;
+    g.wf = w_ih.wf;
     g.K = I;
     g.nv = m_.geo.vectors;
     g.p0 = s.p0;
@@ -433,8 +493,9 @@ class Forward {
     const int cur = step & 1, prev = cur ^ 1;
     const int64_t t = time_of(d, step);
     StepArgs a{};
-    a.w = w.w_hh.data();
-    a.wf = w.f_hh.of(m_.cfg.dtype, amx_, bf16_rows_);
+    const Matrix w_hh = matrix(ld, kWhh), w_ih = matrix(ld, kWih);
+    a.w = w_hh.w;
+    a.wf = w_hh.wf;
     a.K = H_out_;
     a.p0 = s.p0;
     a.p1 = s.p1;
@@ -451,16 +512,9 @@ class Forward {
     a.sweep = sweep_;
     const int I = m_.cfg.layer_input(l);
     if (in != nullptr)
-      a.in = {in->base + (t - in->t0) * a_.B * I,       I, I, w.w_ih.data(), w.bias.data(), gx,
-              w.f_ih.of(m_.cfg.dtype, amx_, bf16_rows_)};
+      a.in = {in->base + (t - in->t0) * a_.B * I, I, I, w_ih.w, w.bias.data(), gx, w_ih.wf};
     if (ahead.gx != nullptr) {
-      a.ahead = {ahead.x,
-                 I,
-                 I,
-                 w.w_ih.data(),
-                 w.bias.data(),
-                 ahead.gx,
-                 w.f_ih.of(m_.cfg.dtype, amx_, bf16_rows_)};
+      a.ahead = {ahead.x, I, I, w_ih.w, w.bias.data(), ahead.gx, w_ih.wf};
       a.ahead_part = ahead.part;
     }
     CellVariant variant;  // torch's cells read none: nothing to fill on their hot path
@@ -555,16 +609,15 @@ class Forward {
     a.many_rows = p_.many_rows;
     a.far_weights = p_.far_weights;
     a.sweep = sweep_;
+    const Matrix second = matrix(ld, classic_ ? kWhn : kWhr);
+    a.w = second.w;
+    a.wf = second.wf;
     if (!classic_) {
-      a.w = m_.weights[ld].w_hr.data();
-      a.wf = m_.weights[ld].f_hr.of(m_.cfg.dtype, amx_, bf16_rows_);
       k_.projection_step(a);
       return;
     }
     const CellVariant variant = variant_of(l, d);
     a.variant = &variant;
-    a.w = m_.weights[ld].w_hn.data();
-    a.wf = m_.weights[ld].f_hn.of(m_.cfg.dtype, amx_, bf16_rows_);
     a.c = ws_->c[ld].data();  // z
     a.ld_c = ld_c_;
     a.gx = gx;
@@ -577,6 +630,7 @@ class Forward {
   const ForwardPlan& p_;
   const KernelTable& k_;
   Workspace* ws_ = nullptr;
+  std::vector<float*> wide_;  // plan.widen: matrix i of layer·direction ld at [ld·kMatrices + i]
   int D_ = 1, H_out_ = 0, gcols_ = 0, ld_c_ = 0, ld_h_ = 0;
   int64_t chunk_ = 1;
   int sweep_ = 0;

@@ -431,8 +431,10 @@ class _RNNBase:
         cores): threads, schedule ('spans', 'layer-by-layer', 'wavefront'), how the threads
         split the work ('panels', 'batch', 'none'), the time chunk of the input projection,
         the span and the wavefront tick (steps), per layer the steps whose input projection
-        a batch-1 step computes ahead (0: none), and every workspace buffer's size in
-        floats. Results never depend on the plan; only the speed does."""
+        a batch-1 step computes ahead (0: none), whether bf16 weights are widened to fp32
+        once for the call ('widen': batched calls on CPUs without bf16 dot products), and
+        every workspace buffer's size in floats. Results never depend on the plan; only the
+        speed does."""
         name = type(self).__name__
         return self._core.plan(
             positive_int(batch, f"{name}.plan: batch"),

@@ -42,12 +42,39 @@ def test_sizes_follow_the_shape():
     assert p["many_rows"] and not p["inline_projection"]
     assert ws["c"] > 0 and ws["r"] > 0 and ws["gx"][1] == 0  # LSTM, projection, 1 direction
     LD = 3
-    assert ws["total"] == LD * (2 * ws["h"] + ws["c"] + ws["r"]) + sum(ws["gx"]) + sum(ws["seq"])
+    assert ws["total"] == (
+        LD * (2 * ws["h"] + ws["c"] + ws["r"]) + sum(ws["gx"]) + sum(ws["seq"]) + ws["wide"]
+    )
+    assert not p["widen"] and ws["wide"] == 0  # float32 weights
     step = model.plan(5, 1)
     assert step["inline_projection"] and step["chunk"] == 1
     assert not p["far_weights"]  # W_hh of 100 KiB stays in any cache
     gru = fastrnn.GRU(8, 16, seed=0).plan(2, 10)
     assert gru["workspace_floats"]["c"] == 0 and gru["workspace_floats"]["r"] == 0
+
+
+def test_bf16_widens_for_batched_calls_where_rows_are_weight_only(isa):
+    """bf16 weights on a table whose many-row kernels are weight-only: a call of several
+    steps and rows widens every matrix once (into the workspace: the float32 size of all
+    layers); a few rows, a few steps, int8, or every row on bf16 dot products: never."""
+    from fastrnn import _core
+
+    model = fastrnn.quantize(fastrnn.LSTM(40, 96, num_layers=2, proj_size=24, seed=0), "bf16")
+    # Per layer: W_ih (40 or 24 rows), W_hh (24 rows) of 6 panels of 64 columns; W_hr (96 rows) of
+    # one panel of 64.
+    fp32 = (6 * 64 * (40 + 24) + 64 * 96) + (6 * 64 * (24 + 24) + 64 * 96)
+    try:
+        for rows_on_dots in (False, True):
+            every_row_on_dots = _core.bf16_dot_rows(rows_on_dots)  # AMX stays on where present
+            weight_only = isa != "avx512bf16" or not every_row_on_dots
+            p = model.plan(8, 20, num_threads=1)
+            assert p["widen"] == weight_only
+            assert p["workspace_floats"]["wide"] == (fp32 if weight_only else 0)
+            for batch, steps in ((3, 20), (8, 3)):
+                assert not model.plan(batch, steps)["widen"]
+    finally:
+        _core.bf16_dot_rows(True)
+    assert not fastrnn.quantize(model, "int8").plan(8, 20)["widen"]
 
 
 @pytest.mark.parametrize(

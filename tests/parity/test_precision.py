@@ -270,22 +270,26 @@ def test_bf16_stream_of_a_wide_input_gives_forward_bits(batch, bf16_rows_restore
 )
 @pytest.mark.parametrize("batch", [1, 2, 5, 70])
 def test_bf16_is_float32_on_the_rounded_weights_bit_for_bit(isa, mode, kw, batch):
-    """Few rows (weights widened in registers) and many (widened depth blocks, several row
-    blocks, a sum buffer): the float32 kernels' FMAs in their order, so the same bits. On the
+    """Few rows (weights widened in registers) and many (a call's matrices widened once, or
+    per step widened depth blocks, several row blocks, a sum buffer): the float32 kernels'
+    FMAs in their order, so the same bits. On the
     VDPBF16PS table only many rows without AMX or fast VDPBF16PS rows are weight-only (the
     rest: test_bf16_dot_step_…)."""
     if isa in BF16_DOT_ISAS and batch < MANY_ROWS:
         pytest.skip("few-row bf16 steps round the activations on this table")
     model = fastrnn.quantize(_model(mode, 37, 45, seed=1, **kw), "bf16")
     rounded = fastrnn.quantize(model, "float32")
-    x = np.random.default_rng(batch).standard_normal((6, batch, 37)).astype(f32)
+    x = np.random.default_rng(batch).standard_normal((10, batch, 37)).astype(f32)
     try:
         # AMX-BF16 and fast VDPBF16PS rows round the activations: off here (and no-ops on
         # the other tables).
         _core.amx(isa not in BF16_DOT_ISAS)
         _core.bf16_dot_rows(isa not in BF16_DOT_ISAS)
-        for got, want in zip(_flat(model(x)), _flat(rounded(x))):
-            np.testing.assert_array_equal(got, want)
+        # 10 steps: batched calls widen the weights once (forward-plan.cc bf16_widen); 2 steps
+        # widen them at every step.
+        for steps in (10, 2):
+            for got, want in zip(_flat(model(x[:steps])), _flat(rounded(x[:steps]))):
+                np.testing.assert_array_equal(got, want)
         if not model.bidirectional and not model.reverse:  # streams: one step per call
             s, r = model.stream(batch=batch), rounded.stream(batch=batch)
             for t in range(3):
