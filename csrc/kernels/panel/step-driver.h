@@ -234,7 +234,8 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
 // gate's 16 columns × 6 rows per tile, depth blocks, the tile's weights in L1 while the
 // block's rows pass) into gate sums on the stack, then the epilogue runs row by row. The
 // sums take the same FMAs in the same order as in registers: the same bits.
-// bf16 panels take it on every ISA (kRows rows per block), through panel_accumulate_bf16.
+// bf16 panels take it on every ISA from kBf16SummedRows rows of a slice on (kRows rows per block),
+// through panel_accumulate_bf16.
 template <int NV, int kUnits, int kRows, bool kBf16, bool kStream = false, class Init,
           class Epilogue>
 FASTRNN_INLINE void step_panels_summed(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
@@ -360,11 +361,16 @@ FASTRNN_INLINE void step_panels(const StepArgs& s, Init&& init, Epilogue&& epilo
   }
   // bf16 weight-only (tables without VDPBF16PS; many rows on the avx512bf16 table where
   // neither AMX nor a fast VDPBF16PS serves): the fp32 loops on widened weights (the same bits as
-  // fp32 on the rounded weights): few rows widen in registers, many rows a depth block at a time
-  // (gemm.h).
+  // fp32 on the rounded weights): few rows widen in registers (kStepSplitK chains, as fp32),
+  // many rows too in blocks of kBf16StepRows (one chain, as fp32's many-row tiles), or, from
+  // kBf16SummedRows rows of a thread's slice on, a depth block at a time (gemm.h). Either gives
+  // the same bits, so the choice may follow the slice. (Batched calls of several steps run
+  // the fp32 kernels on a once-widened copy instead: ops/forward-plan.cc bf16_widen.)
   if (s.wf.type == WeightType::kBf16) {
-    if (s.many_rows)
+    if (s.many_rows && s.b1 - s.b0 >= kBf16SummedRows)
       step_panels_summed<NV, kUnits, 64, true>(s, init, epilogue);
+    else if (s.many_rows)
+      step_panels_blocked<NV, kUnits, kBf16StepRows, 1, false, true>(s, init, epilogue);
     else
       step_panels_blocked<NV, kUnits, kStepRows, kStepSplitK, false, true>(s, init, epilogue);
     return;

@@ -31,6 +31,12 @@ constexpr int step_rows_many() {
   return kGemmRows;  // 6 rows × 4 gates: each weight vector feeds 6 FMAs
 }
 constexpr int kAheadRows = 4;  // 4 rows × 4 vectors + 2 × 4 step chains + 4 weights = 28
+// Weight-only bf16 steps of 4+ rows (step-driver.h): blocks of kBf16StepRows rows widen the
+// pairs in registers (4 rows × 4 gates + 2 × 4 widened halves = 24 zmm), at every batch
+// size: over fp32's time, Zen 5, T = 4, in registers / on widened depth blocks through
+// gate sums: B = 4 1.03 / 1.34x, 8 1.02 / 1.19, 16 1.01 / 1.14, 64 1.03 / 1.07.
+constexpr int kBf16StepRows = 4;
+constexpr int kBf16SummedRows = 1 << 30;
 
 inline V vload(const float* p) { return {_mm512_loadu_ps(p)}; }
 inline void vstore(float* p, V a) { _mm512_storeu_ps(p, a.v); }

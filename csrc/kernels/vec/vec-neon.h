@@ -35,6 +35,10 @@ constexpr int step_rows_many() {
 }
 constexpr int kStepSumRows = 64;
 constexpr int kAheadRows = 0;
+// Weight-only bf16 steps of 4+ rows (step-driver.h): register blocks of kBf16StepRows rows
+// below kBf16SummedRows rows per thread, the GEMM's tiles above (AVX2's rule; not timed here).
+constexpr int kBf16StepRows = 4;
+constexpr int kBf16SummedRows = 32;
 
 inline V vload(const float* p) { return {vld1q_f32(p)}; }
 inline void vstore(float* p, V a) { vst1q_f32(p, a.v); }

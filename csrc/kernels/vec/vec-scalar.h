@@ -28,6 +28,10 @@ constexpr int step_rows_many() {
 // One row: the input projection ahead gains nothing here, but the oracle runs the same
 // bookkeeping as AVX-512's, so every machine's tests cover it.
 constexpr int kAheadRows = 1;
+// Weight-only bf16 steps of 4+ rows (step-driver.h): register blocks of kBf16StepRows rows
+// below kBf16SummedRows rows per thread, the GEMM's tiles above (both paths, same bits).
+constexpr int kBf16StepRows = 4;
+constexpr int kBf16SummedRows = 32;
 
 #define FASTRNN_LANES(expr)                     \
   V r;                                          \
