@@ -493,7 +493,7 @@ class Model {
     check_array_size(args, "c_n", {{"L·D", LD}, {"B", B}, {"H", cfg.hidden_size}});
     // The driver's workspace, from its plan: at the call's thread cap, and at 1 thread (a
     // busy pool may give the call fewer threads; fewer threads only grow the G_x chunk,
-    // whose largest size is the 1-thread plan's).
+    // whose largest size is the 1-thread plan's; a bf16 copy does not depend on them).
     const int LD32 = static_cast<int>(LD);
     size_t floats = 0;
     try {

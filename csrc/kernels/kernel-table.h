@@ -122,8 +122,8 @@ struct StepArgs {
   bool many_rows;          // the whole batch is large: use the tall row block (see
                            // step-driver.h); set from B only, never from b0..b1
   int sweep;               // added to t to choose the panel order (see step-driver.h)
-  bool far_weights;        // fp32 W_hh (this thread's share) larger than the near cache
-                           // (ops/blocking.h): many-row tiles of up to 4 rows prefetch it
+  bool far_weights;  // fp32 (or widened bf16) W_hh (this thread's share) larger than the near cache
+                     // (ops/blocking.h): many-row tiles of up to 4 rows prefetch it
   // Optional: this step's own input projection, panel by panel, right before the panel's
   // dot products (single-step calls): rows [b0, b1) of in, into in.gx (= gx). Null in.gx:
   // gx already holds it.

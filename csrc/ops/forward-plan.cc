@@ -103,37 +103,32 @@ bool layer_projects_ahead(const RnnModel& m, int layer, int64_t B, int threads,
 }
 
 // bf16 weights on a table whose many-row kernels are weight-only (no bf16 dot products for
-// every row: AVX2, AVX-512 without AVX512_BF16, Intel without AMX) widen each panel's
-// weights at every step into the L1 and through the fp32 loops: the same bits as the fp32
-// kernels on the rounded weights, for one more pass over the weights per step. A batched
-// call widens every matrix once instead, into the calling thread's workspace, and runs the
-// fp32 kernels themselves: the same bits again. It pays where the steps are bound by their
-// FMAs, not by the weights' bytes: from kWidenRows rows, or where the largest layer's fp32
-// W_ih + W_hh (a thread's share) stays in half the near cache; and over kWidenMinSteps
-// steps or more. Zen 5, AVX2, LSTM, over fp32's time, per step / once:
-//   B = 64, H = 512, T = 100, 2 layers  1.04-1.07x / 0.99-1.00x (AVX-512 without BF16: 1.06
-//                                       / 1.00; GRU 1.02-1.08 / 0.97-1.03)
-//   B = 4, H = 256, T = 4 / 8 / 16      1.15 / 1.16 / 1.14x  against  1.18 / 1.09 / 1.05x
-//   B = 4, H = 512, T = 64              1.15x / 1.04x
-//   B = 4, H = 1024, T = 16 / 64        0.92 / 1.04x  against  1.11 / 1.05x (32 MiB of fp32
-//                                       weights stream from beyond the L3; bf16 half that)
-//   B = 16, H = 1024, T = 16            1.02x / 1.06x
-//   B = 32, H = 1024, T = 32            1.04x / 1.01x;  B = 64, T = 16: 1.05x / 1.03x
-// Not for models whose fp32 copy would take more than kWidenMaxBytes per calling thread.
+// every row: AVX2, AVX-512 without AVX512_BF16, Intel without AMX) widen the pairs at every
+// step: in registers for row blocks of up to kBf16StepRows (kernels/vec/vec-*.h), or from
+// kBf16SummedRows rows of a thread's slice on (AVX2: 12) a depth block at a time into the L1
+// and through the fp32 loops; the same bits as the fp32 kernels on the rounded weights. A
+// call of kWidenRows rows and kWidenMinSteps steps or more widens every matrix once
+// instead, into the workspace of the thread that runs it, and runs the fp32 kernels
+// themselves: the same bits again, and the cost of widening is out of the steps. Zen 5,
+// over fp32's time, per step (depth blocks / in registers) against once per call:
+//   AVX2, B = 64, H = 512, T = 100, 2 layers     1.04-1.07x / -     against 0.99-1.00x
+//   (GRU 1.02-1.08x against 0.97-1.03x; AVX-512 without BF16 1.06x against 1.00x)
+//   AVX2, B = 32, H = 1024, T = 32               1.04x / -          against 1.01x
+//   AVX2, B = 4, H = 256, T = 4 / 8 / 16         1.15x / 1.00x      against 1.18 / 1.09 / 1.05x
+//   AVX2, B = 4, H = 1024, T = 16 / 64           0.92 / 1.04x (depth blocks) against 1.11 / 1.05x
+//   AVX-512, B = 64, T = 4                       1.07x / 1.03x;  B = 16: 1.14x / 1.01x
+// Below kWidenRows rows the register tiles leave nothing to win, and at a few rows the
+// half-size bf16 weights stream from beyond the caches faster than a float32 copy. Never
+// for models whose float32 copy would take more than kWidenMaxBytes.
 constexpr int64_t kWidenMinSteps = 8;
 constexpr int64_t kWidenRows = 32;
 constexpr int64_t kWidenMaxBytes = int64_t{256} << 20;
 
-bool bf16_widen(const RnnModel& m, int64_t B, int64_t T, int panel_threads, const KernelTable& k,
-                const Blocking& blocking) {
-  if (m.cfg.dtype != WeightType::kBf16 || B < kManyRows || T < kWidenMinSteps) return false;
+bool bf16_widen(const RnnModel& m, int64_t B, int64_t T, const KernelTable& k) {
+  if (m.cfg.dtype != WeightType::kBf16 || B < kWidenRows || T < kWidenMinSteps) return false;
   if (k.bf16_dot && bf16_dot_rows()) return false;  // every row takes bf16 dot products
   const int64_t floats = widened_floats(m);
-  if (floats < 0 || floats > kWidenMaxBytes / static_cast<int64_t>(sizeof(float))) return false;
-  if (B >= kWidenRows) return true;
-  size_t layer = 0;  // the largest layer's W_ih + W_hh in bf16 pairs: half their fp32 floats
-  for (const PackedWeights& w : m.weights) layer = std::max(layer, w.w_ih.size() + w.w_hh.size());
-  return 2 * sizeof(float) * blocking.share(layer, panel_threads) <= blocking.near_bytes / 2;
+  return floats >= 0 && floats <= kWidenMaxBytes / static_cast<int64_t>(sizeof(float));
 }
 
 }  // namespace
@@ -185,7 +180,7 @@ ForwardPlan forward_plan(const RnnModel& m, int64_t B, int64_t T, int threads, c
   // take the chunk's projection.
   p.inline_projection = T == 1 && !classic;
   p.many_rows = B >= kManyRows;
-  p.widen = bf16_widen(m, B, T, p.panel_threads, k, blocking);
+  p.widen = bf16_widen(m, B, T, k);
   if (p.widen) p.wide = static_cast<size_t>(widened_floats(m));
   // The largest layer's W_ih and W_hh (widened: twice the bf16 pairs' dwords).
   size_t w_ih_floats = 0, w_hh_floats = 0;

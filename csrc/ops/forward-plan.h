@@ -48,7 +48,7 @@ struct ForwardPlan {
   int64_t wave_chunk = 1;          // kWavefront: steps per tick
   bool inline_projection = false;  // T == 1: each step projects its own input panel by panel
   bool many_rows = false;          // B >= kManyRows: the tall row block
-  bool far_weights = false;        // fp32 W_hh beyond the near cache: prefetched (StepArgs)
+  bool far_weights = false;        // fp32 (or widened) W_hh beyond the near cache: prefetched
   bool widen = false;              // bf16 weights widened to fp32 once per call (see
                                    // bf16_widen in forward-plan.cc)
   std::vector<int> ahead;          // per layer: steps whose input projection a batch-1 step

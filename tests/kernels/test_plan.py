@@ -54,27 +54,29 @@ def test_sizes_follow_the_shape():
 
 
 def test_bf16_widens_for_batched_calls_where_rows_are_weight_only(isa):
-    """bf16 weights on a table whose many-row kernels are weight-only: a call of several
-    steps and rows widens every matrix once (into the workspace: the float32 size of all
-    layers); a few rows, a few steps, int8, or every row on bf16 dot products: never."""
+    """bf16 weights on a table whose many-row kernels are weight-only: a call of 32+ rows and
+    8+ steps widens every matrix once (into the workspace: the float32 size of all layers,
+    an odd input size included); fewer rows or steps, int8, or every row on bf16 dot
+    products: never."""
     from fastrnn import _core
 
-    model = fastrnn.quantize(fastrnn.LSTM(40, 96, num_layers=2, proj_size=24, seed=0), "bf16")
-    # Per layer: W_ih (40 or 24 rows), W_hh (24 rows) of 6 panels of 64 columns; W_hr (96 rows) of
+    model = fastrnn.quantize(fastrnn.LSTM(37, 96, num_layers=2, proj_size=24, seed=0), "bf16")
+    # Per layer: W_ih (37 or 24 rows), W_hh (24 rows) of 6 panels of 64 columns; W_hr (96 rows) of
     # one panel of 64.
-    fp32 = (6 * 64 * (40 + 24) + 64 * 96) + (6 * 64 * (24 + 24) + 64 * 96)
+    fp32 = (6 * 64 * (37 + 24) + 64 * 96) + (6 * 64 * (24 + 24) + 64 * 96)
     try:
         for rows_on_dots in (False, True):
             every_row_on_dots = _core.bf16_dot_rows(rows_on_dots)  # AMX stays on where present
             weight_only = isa != "avx512bf16" or not every_row_on_dots
-            p = model.plan(8, 20, num_threads=1)
-            assert p["widen"] == weight_only
-            assert p["workspace_floats"]["wide"] == (fp32 if weight_only else 0)
-            for batch, steps in ((3, 20), (8, 3)):
+            for threads in (1, 2):
+                p = model.plan(32, 20, num_threads=threads)
+                assert p["widen"] == weight_only
+                assert p["workspace_floats"]["wide"] == (fp32 if weight_only else 0)
+            for batch, steps in ((31, 20), (40, 7), (4, 100)):
                 assert not model.plan(batch, steps)["widen"]
     finally:
         _core.bf16_dot_rows(True)
-    assert not fastrnn.quantize(model, "int8").plan(8, 20)["widen"]
+    assert not fastrnn.quantize(model, "int8").plan(32, 20)["widen"]
 
 
 @pytest.mark.parametrize(

@@ -285,15 +285,40 @@ def test_bf16_is_float32_on_the_rounded_weights_bit_for_bit(isa, mode, kw, batch
         # the other tables).
         _core.amx(isa not in BF16_DOT_ISAS)
         _core.bf16_dot_rows(isa not in BF16_DOT_ISAS)
-        # 10 steps: batched calls widen the weights once (forward-plan.cc bf16_widen); 2 steps
-        # widen them at every step.
-        for steps in (10, 2):
-            for got, want in zip(_flat(model(x[:steps])), _flat(rounded(x[:steps]))):
-                np.testing.assert_array_equal(got, want)
+        # 10 steps of 70 rows: the call widens the weights once (forward-plan.cc
+        # bf16_widen); 2 steps, or 5 rows, widen them at every step. On 1 and 2 threads: each
+        # thread widens its own panels.
+        for threads in (1, 2):
+            for steps in (10, 2):
+                got = _flat(model(x[:steps], num_threads=threads))
+                for g, want in zip(got, _flat(rounded(x[:steps], num_threads=threads))):
+                    np.testing.assert_array_equal(g, want)
         if not model.bidirectional and not model.reverse:  # streams: one step per call
             s, r = model.stream(batch=batch), rounded.stream(batch=batch)
             for t in range(3):
                 np.testing.assert_array_equal(s.step(x[t]), r.step(x[t]))
+    finally:
+        _core.amx(True)
+        _core.bf16_dot_rows(True)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_bf16_widened_call_with_lengths_is_float32_bit_for_bit(isa, mode):
+    """A widened call (32+ rows, 8+ steps) over sequences of unequal lengths: its input
+    projection runs panel by panel over several row segments, as float32's does."""
+    model = fastrnn.quantize(_model(mode, 37, 45, seed=3, num_layers=2), "bf16")
+    rounded = fastrnn.quantize(model, "float32")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((12, 40, 37)).astype(f32)
+    lengths = rng.integers(1, 13, size=40)
+    try:
+        _core.amx(isa not in BF16_DOT_ISAS)
+        _core.bf16_dot_rows(isa not in BF16_DOT_ISAS)
+        assert model.plan(40, 12)["widen"]
+        for threads in (1, 2):
+            got = _flat(model(x, lengths=lengths, num_threads=threads))
+            for g, want in zip(got, _flat(rounded(x, lengths=lengths, num_threads=threads))):
+                np.testing.assert_array_equal(g, want)
     finally:
         _core.amx(True)
         _core.bf16_dot_rows(True)

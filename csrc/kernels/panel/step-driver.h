@@ -351,7 +351,8 @@ FASTRNN_INLINE void step_panels_many(const StepArgs& s, Init& init, Epilogue& ep
 // latency that way (kStepSplitK). Many rows: the ISA's tallest step tile
 // (step_rows_many), which reads each weight vector once per block of rows.
 // The choice depends on the whole batch (s.many_rows), never on the thread's slice, so the
-// result of a row is the same for any thread count.
+// result of a row is the same for any thread count (weight-only bf16 picks its many-row
+// kernel by the slice: both give the same bits).
 template <int NV, int kUnits, class Init, class Epilogue>
 FASTRNN_INLINE void step_panels(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
   if (s.wf.type == WeightType::kInt8 || bf16_all_rows(s.wf) ||

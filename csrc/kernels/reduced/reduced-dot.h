@@ -1,9 +1,11 @@
 // Dot products with reduced-precision weights.
 // Math:     bf16 (weight-only): the weights rounded to bf16 (nearest even), widened to fp32
 //           in registers; activations, accumulation and everything else fp32. The sums run
-//           in the fp32 kernels' order (panel_dot_bf16 here for few-row steps; a widened depth
-//           block through panel_accumulate for the GEMM and many-row steps, gemm.h), so a
-//           bf16 model gives the bits of the fp32 kernels on its rounded weights.
+//           in the fp32 kernels' order (panel_dot_bf16 here for steps of row blocks up to
+//           kBf16StepRows; a widened depth block through panel_accumulate for the GEMM and
+//           larger slices, gemm.h; a batched call's once-widened copy through the fp32
+//           kernels themselves, ops/forward-plan.cc bf16_widen), so a bf16 model gives the
+//           bits of the fp32 kernels on its rounded weights.
 //           int8: weights q_w = round(w / s_w), s_w ≈ max|row| / 127 (python/fastrnn/
 //           _quantize.py); each activation row (a step's h row, a time step's x row) is
 //           quantised when it is read: s_a = max|a| / 127, q_a = round(a · (127 / max|a|))

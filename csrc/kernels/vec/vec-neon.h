@@ -36,7 +36,8 @@ constexpr int step_rows_many() {
 constexpr int kStepSumRows = 64;
 constexpr int kAheadRows = 0;
 // Weight-only bf16 steps of 4+ rows (step-driver.h): register blocks of kBf16StepRows rows
-// below kBf16SummedRows rows per thread, the GEMM's tiles above (AVX2's rule; not timed here).
+// below kBf16SummedRows rows per thread, the GEMM's tiles above (32 registers hold the
+// 4-row tile with room; the split is not timed on NEON hardware).
 constexpr int kBf16StepRows = 4;
 constexpr int kBf16SummedRows = 32;
 

@@ -49,7 +49,9 @@ def plan_lines(model, batch: int, steps: int, threads) -> list[str]:
         + ("; each step projects its own input" if p["inline_projection"] else ""),
         f"               workspace {bytes_text(4 * ws['total'])} per calling thread "
         f"(G_x {ws['gx'][0] + ws['gx'][1]}, state rows {ws['h']}, sequence "
-        f"{ws['seq'][0] + ws['seq'][1]} floats)",
+        f"{ws['seq'][0] + ws['seq'][1]} floats"
+        + (f", bf16 weights widened once to {ws['wide']} floats" if p["widen"] else "")
+        + ")",
     ]
 
 
