@@ -319,10 +319,9 @@ class Forward {
   };
   Matrix matrix(int ld, MatrixIndex i) const {
     if (p_.widen) return {wide_[ld * kMatrices + i], WeightFormat{}};
-    const PackedWeights& w = m_.weights[ld];
-    const AlignedBuffer* buf[kMatrices] = {&w.w_ih, &w.w_hh, &w.w_hr, &w.w_hn};
-    const PackedFormat* fmt[kMatrices] = {&w.f_ih, &w.f_hh, &w.f_hr, &w.f_hn};
-    return {buf[i]->data(), fmt[i]->of(m_.cfg.dtype, amx_, bf16_rows_)};
+    PackedMatrix mats[kMatrices];
+    packed_matrices(m_, ld, mats);
+    return {mats[i].buf->data(), mats[i].fmt->of(m_.cfg.dtype, amx_, bf16_rows_)};
   }
 
   // Where the plan widens bf16 weights (forward-plan.cc), each thread widens the panels its
