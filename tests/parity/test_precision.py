@@ -325,6 +325,35 @@ def test_bf16_widened_call_with_lengths_is_float32_bit_for_bit(isa, mode):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_batch1_gru_with_an_odd_panel_count_and_a_length(isa, dtype):
+    """A batch-1 GRU step runs its panels' epilogues in pairs on AVX-512 (kRedEpilogueGroup):
+    5 panels (H = 80) leave one alone, on 1 thread and on 2 (2 + 3 panels). The call with a
+    length gives the shorter call's bits, zero rows after it and its final state; threads and
+    streams give the same bits; and the second step agrees with the rounded reference."""
+    q = fastrnn.quantize(_model("GRU", 33, 80, seed=12), dtype)
+    x = np.random.default_rng(13).standard_normal((9, 1, 33)).astype(f32)
+    y, hn = q(x, num_threads=1)
+    for threads in (1, 2):
+        np.testing.assert_array_equal(q(x, num_threads=threads)[0], y)
+        y5, h5 = q(x, lengths=[5], num_threads=threads)
+        short = q(x[:5], num_threads=threads)
+        np.testing.assert_array_equal(y5[:5], short[0])
+        assert not y5[5:].any()
+        np.testing.assert_array_equal(h5, short[1])
+    s = q.stream(batch=1)
+    for t in range(9):
+        np.testing.assert_array_equal(s.step(x[t]), y[t])
+    sd = q.state_dict()
+    if dtype == "int8":
+        want, _ = quantised_step("GRU", sd, x[1], y[0], None, _int8_dot, _int8_dot)
+    else:
+        dot = bf16_dot if isa in BF16_DOT_ISAS else bf16_weight_only
+        dot_x = bf16_dot if isa in BF16_DOT_ISAS and _core.bf16_dot_rows() else bf16_weight_only
+        want, _ = quantised_step("GRU", sd, x[1], y[0], None, dot, dot_x)
+    np.testing.assert_allclose(y[1], want, rtol=2e-6, atol=2e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_sums_are_exact_at_the_extremes(isa, dtype):
     """Weights and activations at ±127 (int8) or ±1 (bf16) over K = 1024: every ISA's sums
     (VNNI's shifted u8 · s8 with its correction, AVX2's 16-bit pairs, NEON's widening,

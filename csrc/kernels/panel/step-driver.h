@@ -265,8 +265,9 @@ FASTRNN_INLINE void step_panels_summed(const StepArgs& s, Init&& init, Epilogue&
 // every call, int8 on AMX-INT8 from kAmxMinRowsInt8 rows; else up to kRedRows): a
 // step's own input projection (the values the GEMM would give: gemm_packed, or for bf16
 // in few-row mode the widened weights on x itself), gate sums started by init, plus the reduced
-// sums, then the epilogue (or the carry). Each row's sums depend on its own values only,
-// never on the blocking or the thread split.
+// sums, then the epilogue (or the carry; a batch-1 GRU step on ISAs with kRedEpilogueGroup > 1
+// runs the epilogues of that many panels together, after their dot products). Each row's
+// sums depend on its own values only, never on the blocking or the thread split.
 template <int NV, int kUnits, class Init, class Epilogue>
 FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
   const WeightType type = s.wf.type;
@@ -307,6 +308,27 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
         });
       }
     };
+    if (kRedEpilogueGroup > 1 && NV == 3 && r1 - r0 == 1 && !amx) {
+      // A batch-1 GRU step: the epilogues kRedEpilogueGroup panels at a time (rvec-*.h).
+      alignas(64) float sums[kRedEpilogueGroup][1][NV * 16];
+      int pending[kRedEpilogueGroup], n = 0;
+      const auto finish = [&] {
+        for (int j = 0; j < n; ++j)
+          sums_finish<NV, kUnits>(s, pending[j], r0, 1, &sums[j][0][0], epilogue);
+        n = 0;
+      };
+      for_step_panels<NV, false>(s, [&](int, int p, const float*) {
+        if (s.in.gx != nullptr) project(p, r0, 1);
+        if (carry_if_inactive<kUnits>(s, p, r0, 1)) return;
+        sums_start<NV>(p, r0, 1, &sums[n][0][0], init);
+        red_panel<NV, 1>(s.wf, red_panel_at(s.w, type, s.K, NV, p), Kd, buf, Kd, sa, p,
+                         s.many_rows || s.b1 - s.b0 > 1, sums[n]);
+        pending[n++] = p;
+        if (n == kRedEpilogueGroup) finish();
+      });
+      finish();
+      continue;
+    }
     for_step_panels<NV, false>(s, [&](int, int p, const float*) {
       const uint32_t* w = red_panel_at(s.w, type, s.K, NV, p);
       int b = r0;

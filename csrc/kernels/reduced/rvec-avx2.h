@@ -48,3 +48,6 @@ constexpr int kRedAccumulators = 12;
 // Independent int8 sum chains of a one-row tile (its dot instruction's latency over throughput).
 constexpr int kRedChains = 2;
 constexpr int kRedRows = 3;
+// GRU epilogues of a batch-1 step one panel at a time: in pairs, int8 lat_gru_256 was 1.03x
+// the time (Zen 5, FASTRNN_ISA=avx2; see kRedEpilogueGroup in rvec-avx512.h).
+constexpr int kRedEpilogueGroup = 1;

@@ -41,3 +41,5 @@ constexpr int kRedAccumulators = 24;
 // Independent int8 sum chains of a one-row tile (its dot instruction's latency over throughput).
 constexpr int kRedChains = 2;
 constexpr int kRedRows = 6;
+// GRU epilogues of a batch-1 step one panel at a time (pairs unmeasured on ARM64).
+constexpr int kRedEpilogueGroup = 1;

@@ -67,3 +67,5 @@ constexpr int kRedAccumulators = 16;
 // Independent int8 sum chains of a one-row tile (its dot instruction's latency over throughput).
 constexpr int kRedChains = 1;
 constexpr int kRedRows = 4;
+// GRU epilogues of a batch-1 step one panel at a time (the oracle keeps the plain order).
+constexpr int kRedEpilogueGroup = 1;
