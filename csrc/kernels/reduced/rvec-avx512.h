@@ -97,6 +97,7 @@ constexpr int kRedRows = 6;
 // share it. Zen 5, lat_gru_256 against one at a time, alternating processes (median / 10th
 // percentile of the calls): bf16 0.92 / 0.97x at 1 thread, 0.98x at 2; int8 0.99x, 0.98-0.99x;
 // 128 units 0.89-0.90x (both, 1 and 2 threads); 512 units 0.99-1.01x; 1024 units bf16 0.97x,
-// 0.93-0.98x. LSTM (4 gates of dot products per panel) gained nothing: 1.02x at 1 thread,
+// 0.93-0.98x; int8 on the avx512 table (no VNNI) 0.92x, 128 units 0.88x; on the avx512vnni
+// table 1.00x, 0.94x. LSTM (4 gates of dot products per panel) gained nothing: 1.02x at 1 thread,
 // 1.06x at 2; nor did float32's GRU steps in pairs (0.98-1.03x at 128-256 units, 1.04x at 512).
 constexpr int kRedEpilogueGroup = 2;
