@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstdint>
 #include <initializer_list>
@@ -51,8 +52,19 @@ std::string shape_str(const std::vector<int64_t>& v) {
   return s.str();
 }
 
-// Requires a C-contiguous float32 array of exactly this shape; returns its data.
-const float* checked(const py::handle& obj, const char* name, const std::vector<int64_t>& shape) {
+// Whether a (an array) has exactly this shape.
+bool has_shape(const py::array& a, std::initializer_list<int64_t> shape) {
+  if (a.ndim() != static_cast<py::ssize_t>(shape.size())) return false;
+  py::ssize_t i = 0;
+  for (const int64_t n : shape)
+    if (a.shape(i++) != n) return false;
+  return true;
+}
+
+// Requires a C-contiguous float32 array of exactly this shape; returns its data. (No heap
+// allocation unless it throws: a stream's step checks three arrays.)
+const float* checked(const py::handle& obj, const char* name,
+                     std::initializer_list<int64_t> shape) {
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(std::string(name) + " must be a numpy array");
   py::array a = py::reinterpret_borrow<py::array>(obj);
@@ -61,9 +73,7 @@ const float* checked(const py::handle& obj, const char* name, const std::vector<
                          std::string(py::str(a.dtype())));
   if (!(a.flags() & py::array::c_style))
     throw py::value_error(std::string(name) + " must be C-contiguous");
-  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
-  for (size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
-  if (!ok)
+  if (!has_shape(a, shape))
     throw py::value_error(std::string(name) + " must have shape " + shape_str(shape) + ", got " +
                           shape_str(a));
   return static_cast<const float*>(a.data());
@@ -311,23 +321,35 @@ class Model {
     return py::make_tuple(y, h_n, c_n);
   }
 
-  // One step for a stream: x (B, I); h (L·D, B, H_out) and c (L·D, B, H) are the stream's
-  // own state arrays, read and overwritten in place (the driver reads each layer's initial
-  // state before it writes that layer's final state, unit by unit, on the same thread).
-  // Returns the step's output (B, H_out). Unidirectional models only.
-  FloatArray step(const py::object& x_obj, const py::object& h_obj, const py::object& c_obj) {
+  // One step of a stream (python/fastrnn/_stream.py): x is (batch, I), or (I,) for an
+  // unbatched stream (batch 0: one row, and the output is (H_out,)); h (L, B, H_out) and
+  // c (L, B, H) are the stream's own state arrays, read and overwritten in place (the driver
+  // reads h from a copy; see rnn_forward). Returns the step's output (B, H_out), or None when
+  // x is not a C-contiguous float32 array of that shape: the stream then converts it, or says
+  // what is wrong, and calls again. Unidirectional models only.
+  py::object step(const py::handle& x_obj, const py::handle& h_obj, const py::handle& c_obj,
+                  int64_t batch) {
     const fastrnn::RnnConfig& cfg = model_.cfg;
     if (cfg.num_directions != 1) throw py::value_error("a bidirectional model cannot stream");
-    if (!py::isinstance<py::array>(x_obj)) throw py::type_error("x must be a numpy array");
-    py::array x_arr = py::reinterpret_borrow<py::array>(x_obj);
-    if (x_arr.ndim() != 2)
-      throw py::value_error("x must have shape (B, " + std::to_string(cfg.input_size) + "), got " +
-                            shape_str(x_arr));
-    const int64_t B = x_arr.shape(0);
+    if (batch < 0 || batch > kMaxBatch)
+      throw py::value_error("batch must be in [0, " + std::to_string(kMaxBatch) + "], got " +
+                            std::to_string(batch));
+    const int64_t B = batch > 0 ? batch : 1;
+    if (!FloatArray::check_(x_obj)) return py::none();
+    const py::array x_arr = py::reinterpret_borrow<py::array>(x_obj);
+    const bool shape_ok = batch > 0 ? has_shape(x_arr, {B, cfg.input_size})
+                                    : has_shape(x_arr, {int64_t{cfg.input_size}});
+    if (!shape_ok) return py::none();
     const int L = cfg.num_layers, H_out = cfg.h_out();
     fastrnn::ForwardArgs a;
-    a.x = checked(x_obj, "x", {B, cfg.input_size});
-    check_call_sizes(1, B, 0);
+    a.x = static_cast<const float*>(x_arr.data());
+    // The sizes of a step of B rows, checked once for each B and thread budget in a row.
+    const int threads = fastrnn::threads_get();
+    const int64_t key = B * (int64_t{1} << 20) + threads;
+    if (step_checked_.load(std::memory_order_relaxed) != key) {
+      check_call_sizes(1, B, 0);
+      step_checked_.store(key, std::memory_order_relaxed);
+    }
     a.T = 1;
     a.B = B;
     py::array h_arr = py::reinterpret_borrow<py::array>(h_obj);
@@ -340,14 +362,15 @@ class Model {
       if (!c_arr.writeable()) throw py::value_error("c must be writeable");
       a.c_n = static_cast<float*>(c_arr.mutable_data());
     }
-    FloatArray y({B, static_cast<int64_t>(H_out)});
+    FloatArray y = batch > 0 ? FloatArray({B, static_cast<int64_t>(H_out)})
+                             : FloatArray({static_cast<int64_t>(H_out)});
     a.y = y.mutable_data();
-    a.num_threads = fastrnn::threads_get();
+    a.num_threads = threads;
     {
       py::gil_scoped_release release;
       fastrnn::rnn_forward(model_, a);
     }
-    return y;
+    return std::move(y);
   }
 
   // The plan of a call of T steps and `batch` rows with at most `threads` threads (0: the
@@ -507,6 +530,8 @@ class Model {
   }
 
   fastrnn::RnnModel model_;
+  // The (rows, thread budget) whose step sizes check_call_sizes passed last (see step).
+  mutable std::atomic<int64_t> step_checked_{-1};
 };
 
 // A cache size override from Python (bytes), or the detected size for None.
@@ -564,7 +589,7 @@ PYBIND11_MODULE(_core, m) {
           py::arg("variant") = py::none(), py::arg("dtype") = "float32")
       .def("forward", &Model::forward, py::arg("x"), py::arg("h0"), py::arg("c0"),
            py::arg("lengths"), py::arg("num_threads") = 0, py::arg("host_openmp") = false)
-      .def("step", &Model::step, py::arg("x"), py::arg("h"), py::arg("c"))
+      .def("step", &Model::step, py::arg("x"), py::arg("h"), py::arg("c"), py::arg("batch"))
       .def("plan", &Model::plan, py::arg("batch"), py::arg("T"), py::arg("threads") = 0);
 
   m.def("set_num_threads", [](const py::int_& n) {
@@ -609,6 +634,7 @@ PYBIND11_MODULE(_core, m) {
     d["queued_calls"] = s.queued_calls;
     d["sleeps"] = s.sleeps;
     d["host_teams"] = s.host_teams;
+    d["retracted"] = s.retracted;
     return d;
   });
   m.def("threads_guard", [] {

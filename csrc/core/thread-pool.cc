@@ -88,12 +88,14 @@ static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t) &&
 
 namespace pool_detail {
 
-// One pool thread. Giving it work: write job and tid, then bump seq (see give).
+// One pool thread. Giving it work: write tid and job, then bump seq (see give). The thread
+// takes the job by exchanging it for null; the giver may take it back the same way while the
+// thread has not (ThreadTeam::run with retractable), and the thread then finds null.
 struct alignas(64) Worker {
   std::atomic<uint32_t> seq{0};       // bumped once per job
   std::atomic<bool> claimed{false};   // its next job is coming: spin whatever the tokens say
   std::atomic<bool> sleeping{false};  // about to wait, or waiting, on seq (word_wait)
-  Job* job = nullptr;
+  std::atomic<Job*> job{nullptr};
   int tid = 0;
   Worker* next = nullptr;  // the next in the idle stack or in a team (Pool::mu_ guards it)
   Job runner;              // the job that makes this thread a runner (Pool::run_queue)
@@ -164,6 +166,7 @@ struct Pool {
 
   std::atomic<int64_t> sleeps_{0};      // pool threads that went to sleep, since the start
   std::atomic<int64_t> host_teams_{0};  // calls whose team was the host's OpenMP threads
+  std::atomic<int64_t> retracted_{0};   // helpers' jobs their callers took back (ThreadTeam)
 
   std::mutex mu_;  // guards everything below; pthread_atfork holds it across fork()
 
@@ -406,7 +409,8 @@ ThreadPoolState Pool::state() {
           workers_.load(),
           queued_calls_,
           sleeps_.load(),
-          host_teams_.load()};
+          host_teams_.load(),
+          retracted_.load()};
 }
 
 Worker* Pool::start_worker() {
@@ -457,8 +461,11 @@ void worker_main(Pool* pool, Worker* w) {
       idle_pause(t0, spins);
     }
     seen = w->seq.load(std::memory_order_acquire);
-    Job* job = w->job;
-    const int tid = w->tid;
+    // Null: the caller took its job back before this thread came (it was late; claimed was
+    // cleared when the caller's team broke up, and may be set again by a new claim).
+    Job* job = w->job.exchange(nullptr, std::memory_order_acq_rel);
+    if (job == nullptr) continue;
+    const int tid = w->tid;  // written before job (give): the exchange's acquire sees it
     w->claimed.store(false, std::memory_order_relaxed);
     if (job == &w->runner) {
       pool->run_queue();
@@ -478,8 +485,8 @@ void worker_main(Pool* pool, Worker* w) {
 
 // Returns whether w was asleep.
 bool give(Worker* w, Job* job, int tid) {
-  w->job = job;
   w->tid = tid;
+  w->job.store(job, std::memory_order_release);
   w->seq.fetch_add(1, std::memory_order_seq_cst);
   if (!w->sleeping.load(std::memory_order_seq_cst)) return false;
   word_wake(w->seq);
@@ -578,9 +585,32 @@ void ThreadTeam::run_on_pool(void (*fn)(void*, int), void* ctx) {
   } catch (...) {
     error = std::current_exception();
   }
-  // The helpers finish with this thread (the call's last barrier), unless descheduled; job
-  // lives on this stack, so wait for them even when this thread's part threw.
+  // A helper that has not taken its job by now is late (asleep and waking, or without a
+  // core: in a VM a vCPU idle for a while ran each of a stream's next steps ~0.5 ms late):
+  // take the job back and run its tid here, instead of waiting for it.
+  if (retractable_) {
+    int tid = 1;
+    for (Worker* w = first_; w != nullptr; w = w->next, ++tid) {
+      Job* given = &job;
+      if (!w->job.compare_exchange_strong(given, nullptr, std::memory_order_acq_rel)) continue;
+      ++retracted_;
+      pool().retracted_.fetch_add(1, std::memory_order_relaxed);
+      if (!error) {
+        try {
+          fn(ctx, tid);
+        } catch (...) {
+          error = std::current_exception();
+        }
+      }
+      job.pending.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
+  // The helpers finish about with this thread, unless descheduled; job lives on this stack,
+  // so wait for them even when this thread's part threw. A wait past kJoinSpinsBeforeTiming
+  // spins is timed (long_join_ns).
+  int64_t t0 = 0;
   for (int spins = 0; job.pending.load(std::memory_order_acquire) > 0;) {
+    if (spins == kJoinSpinsBeforeTiming) t0 = threads_now_ns();
     if (spins < (1 << 14)) {
       ++spins;
       cpu_relax();
@@ -588,6 +618,7 @@ void ThreadTeam::run_on_pool(void (*fn)(void*, int), void* ctx) {
       std::this_thread::yield();
     }
   }
+  if (t0 != 0) long_join_ns_ = threads_now_ns() - t0;
   if (error) std::rethrow_exception(error);
   if (job.failed.load()) std::rethrow_exception(job.error);
 }

@@ -27,6 +27,13 @@
 // Results do not depend on the team size or on the thread a call runs on, so only the speed
 // changes.
 //
+// A call whose threads never wait for each other (a stream's step of one layer: no barrier,
+// only the join) takes back the share of a helper that has not started it by the time the
+// caller's own share is done, and runs it itself (ThreadTeam::run, retractable): in a 2-vCPU
+// VM a helper idle for a while came ~0.5 ms late to each of the next dozen steps (LSTM
+// I = H = 256, 2 threads, one 100-step burst every 25 ms: 530 us per step, 30 us with the
+// shares taken back; one thread alone 28 us).
+//
 // Why not OpenMP (it launched one team per call until 2026-12): libgomp keeps a team per
 // calling thread, so N Python threads made N teams that spun against each other (2 callers ×
 // 2 threads on 2 cores: 2,640 steps/s against 13,300 for one caller); its count ignores any
@@ -73,16 +80,24 @@ class ThreadTeam {
   // Whether run() had to wake a sleeping helper (valid in body, from tid 0 on). A team on
   // the host's OpenMP threads says true: whether they were awake is not known.
   bool woke_sleeping() const { return woke_sleeping_; }
+  // After run(): nanoseconds this thread waited for its helpers to return, when that took
+  // longer than a peer finishing its share (a helper without a core, or still waking); else 0.
+  int64_t long_join_ns() const { return long_join_ns_; }
   // The pool threads it ran on (linked through Worker::next), for the pool to take back.
   pool_detail::Worker* pool_helpers() const { return first_; }
 
   // Runs body(tid) for tid in [0, size()): this thread runs tid 0, each helper one more, and
   // returns once all have returned (rethrowing an exception from any). body must not throw
   // past a barrier its team mates wait at.
+  // retractable: the tids never wait for each other (no barrier), so after tid 0 this thread
+  // runs itself the tid of each helper that has not started yet (see retracted()).
   template <class F>
-  void run(F& body) {
+  void run(F& body, bool retractable = false) {
+    retractable_ = retractable && !host_;
     run_erased([](void* ctx, int tid) { (*static_cast<F*>(ctx))(tid); }, &body);
   }
+  // After a retractable run(): how many helpers' tids this thread ran itself.
+  int retracted() const { return retracted_; }
 
  private:
   void run_erased(void (*fn)(void*, int), void* ctx);
@@ -91,6 +106,11 @@ class ThreadTeam {
   int helpers_;
   bool host_;  // helpers_ threads of the host's OpenMP team instead (first_ stays null)
   bool woke_sleeping_ = false;
+  bool retractable_ = false;
+  int retracted_ = 0;
+  int64_t long_join_ns_ = 0;
+  // As SpinBarrier's kSpinsBeforeTiming (core/threads.h).
+  static constexpr int kJoinSpinsBeforeTiming = 1 << 10;
 };
 
 // Runs call(team) once, with team.size() in [1, max(1, want)]: on the calling thread with a
@@ -119,6 +139,7 @@ struct ThreadPoolState {
   int64_t queued_calls;  // calls that were queued, since the start (or the fork)
   int64_t sleeps;        // times a pool thread went to sleep, since the start (or the fork)
   int64_t host_teams;    // multi-thread calls run on the host's OpenMP threads, since the start
+  int64_t retracted;  // helpers' shares their callers ran instead (late helpers), since the start
 };
 ThreadPoolState thread_pool_state();
 

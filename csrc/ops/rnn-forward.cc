@@ -78,6 +78,10 @@ class Forward {
     ld_c_ = p.ld_c;
     ld_h_ = p.ld_h;
     chunk_ = p.chunk;
+    // The first step reads h0 where it lies when its rows have the workspace's layout: then
+    // no thread waits for the others' share of the initial state (a stream's step of one
+    // layer on 2 threads meets at no barrier at all; see run_unidirectional).
+    direct_h0_ = a.h0 != nullptr && ld_h_ == H_out_;
     Workspace& ws = t_workspace;
     const int LD = m.cfg.num_layers * D_;
     if (ws.h.size() < static_cast<size_t>(2 * LD)) ws.h.resize(2 * LD);
@@ -112,6 +116,14 @@ class Forward {
         for (int ld = 0; ld < LD; ++ld)
           widen_panels(ld, 0, m.panels, 0, std::max(m.proj_panels, m.cand_panels));
     }
+  }
+
+  // Whether the threads never meet at a barrier in this call: a single step of one layer whose
+  // first step reads h0 where it lies (direct_h0_), without a second phase (projection,
+  // classic GRU candidate). Then a tid may run after another on the same thread.
+  bool barrier_free() const {
+    return p_.schedule == Schedule::kSpans && a_.T == 1 && m_.cfg.num_layers == 1 &&
+           q_panels_ == 0 && direct_h0_;
   }
 
   void run(int tid, int nt, SpinBarrier& barrier) {
@@ -195,15 +207,21 @@ class Forward {
       widen(l, 0, slice);
       state_init(l, 0, slice);
     }
-    sync();
+    // Each thread's initial state (and widened panels) is its own slice's, read by itself
+    // only: the threads need to meet here only when the first step reads h from there.
+    if (!direct_h0_) sync();
     for (int64_t S0 = 0; S0 < a_.T; S0 += p_.span) {
       const int64_t S1 = std::min<int64_t>(a_.T, S0 + p_.span);
       for (int l = 0; l < L; ++l) {
         const SeqView in = l == 0 ? SeqView{a_.x, 0} : SeqView{ws_->seq[(l - 1) % 2].data(), S0};
         float* out = l == L - 1 ? a_.y : ws_->seq[l % 2].data();
         const int64_t out_t0 = l == L - 1 ? 0 : S0;
-        for (int64_t s0 = S0; s0 < S1; s0 += chunk_)
-          layer_chunk(l, &slice, in, out, out_t0, s0, std::min<int64_t>(S1, s0 + chunk_), sync);
+        for (int64_t s0 = S0; s0 < S1; s0 += chunk_) {
+          const int64_t s1 = std::min<int64_t>(S1, s0 + chunk_);
+          // After the call's last step each thread writes only its own slice's final state,
+          // and the join follows: no barrier.
+          layer_chunk(l, &slice, in, out, out_t0, s0, s1, sync, l == L - 1 && s1 == a_.T);
+        }
       }
     }
     for (int l = 0; l < L; ++l) state_final(l, 0, slice);
@@ -247,9 +265,10 @@ class Forward {
 
   // Steps [s0, s1) of layer l, all directions: input projection, then the recurrence with
   // one barrier per step (two with a projection).
+  // last: the call's last steps (run_unidirectional), whose last barrier the join replaces.
   template <class Sync>
   void layer_chunk(int l, const Slice* slice, SeqView in, float* out, int64_t out_t0, int64_t s0,
-                   int64_t s1, Sync& sync) {
+                   int64_t s1, Sync& sync, bool last = false) {
     // Batch 1, one direction: only the first group of steps' input projection comes first;
     // each group's steps compute the next group's, between their own dot products (see
     // StepArgs::ahead). A last group shorter than kernels().ahead_rows is projected
@@ -288,7 +307,7 @@ class Forward {
         sync();
         for (int d = 0; d < D_; ++d) step_second(l, d, slice[d], out, out_t0, s, gx_of(d));
       }
-      sync();
+      if (!last || s + 1 < s1) sync();
     }
   }
 
@@ -502,6 +521,7 @@ class Forward {
     a.b1 = s.b1;
     a.h_prev = ws_->h[2 * ld + prev].data();
     a.ld_h_prev = ld_h_;
+    if (step == 0 && direct_h0_) a.h_prev = a_.h0 + static_cast<int64_t>(ld) * a_.B * H_out_;
     a.gx = gx;
     a.ld_gx = gcols_;
     a.lengths = a_.lengths;
@@ -638,13 +658,29 @@ class Forward {
   const bool amx_ = amx_enabled(m_.cfg.dtype);
   const bool bf16_rows_ = bf16_dot_rows();
   bool proj_ = false, classic_ = false;
+  bool direct_h0_ = false;  // step 0 reads a_.h0 (see the constructor)
   int q_panels_ = 0;
 };
 
 }  // namespace
 
-void rnn_forward(const RnnModel& model, const ForwardArgs& args) {
-  if (args.T <= 0 || args.B <= 0) return;
+void rnn_forward(const RnnModel& model, const ForwardArgs& in_args) {
+  if (in_args.T <= 0 || in_args.B <= 0) return;
+  ForwardArgs args = in_args;
+  // A stream's step reads its state and writes it back in place (h0 = h_n). The first step
+  // reads h0 where it lies, all of it on every thread, and the threads write their final
+  // state without meeting after the last step: read from a copy, which no thread writes.
+  if (args.h0 != nullptr && args.h_n != nullptr) {
+    const size_t n = static_cast<size_t>(model.cfg.num_layers) * model.cfg.num_directions *
+                     static_cast<size_t>(args.B) * model.cfg.h_out();
+    const auto h0 = reinterpret_cast<uintptr_t>(args.h0);
+    const auto hn = reinterpret_cast<uintptr_t>(args.h_n);
+    if (h0 < hn + n * sizeof(float) && hn < h0 + n * sizeof(float)) {
+      thread_local std::vector<float> h0_copy;
+      h0_copy.assign(args.h0, args.h0 + n);
+      args.h0 = h0_copy.data();
+    }
+  }
   const KernelTable& k = kernels();
   const Blocking blocking = blocking_get();  // read once per call: every thread decides alike
   ForwardPlan plan = forward_plan(model, args.B, args.T, args.num_threads, k, blocking);
@@ -671,12 +707,20 @@ void rnn_forward(const RnnModel& model, const ForwardArgs& args) {
       if (tid == 0) barrier.count_every_wait(!team.woke_sleeping());
       if (tid < nt) f.run(tid, nt, barrier);
     };
-    team.run(body);
+    // A call without barriers lets this thread run a late helper's share itself (a
+    // stream's step: see ThreadTeam::run).
+    team.run(body, f.barrier_free());
     // Contended: the waiting threads spent on average more than half the call waiting out
     // descheduled peers. (Uneven slices alone stay below that: a waiter waits at most as
     // long as it worked; averaged over the nt − 1 threads that can wait at each barrier.)
+    // The join counts as the last barrier (a call's last step has none; a call without
+    // barriers has only the join), and a helper whose share this thread ran as one that
+    // never came, unless a helper was waking up when the call began.
     const int64_t end_ns = threads_now_ns();
-    threads_report(barrier.long_wait_ns() / (nt - 1) > (end_ns - start_ns) / 2, start_ns, end_ns);
+    const bool late = !team.woke_sleeping() && team.retracted() > 0;
+    const int64_t join_ns = team.woke_sleeping() ? 0 : team.long_join_ns();
+    threads_report(late || (barrier.long_wait_ns() + join_ns) / (nt - 1) > (end_ns - start_ns) / 2,
+                   start_ns, end_ns);
   };
   thread_pool_call(plan.threads, call, args.host_openmp);
 }

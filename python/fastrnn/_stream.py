@@ -10,8 +10,6 @@ import numpy as np
 
 from ._checks import MAX_SIZE, check_shape, float_array, positive_int, shape_text, to_float32
 
-_F32 = np.dtype(np.float32)
-
 
 class Stream:
     """A stateful stream over a unidirectional LSTM, GRU or RNN; make one with
@@ -107,19 +105,17 @@ class Stream:
     def step(self, x_t):
         """One step: x_t (N, I), or (I,) for an unbatched stream; returns (N, H_out) or (H_out,).
 
-        float32 C-contiguous arrays go straight to the core; anything else is converted once.
+        float32 C-contiguous arrays of that shape go straight to the core (which checks them
+        and returns None for anything else); anything else is checked and converted here.
         """
-        x = x_t
-        if type(x) is not np.ndarray or x.dtype is not _F32 or not x.flags.c_contiguous:
-            x = float_array(x, "Stream.step: x_t")
+        batch = self._batch if self._batched else 0
+        y = self._model._core.step(x_t, self._h, self._c, batch)
+        if y is None:
+            x = float_array(x_t, "Stream.step: x_t")
             if x.shape != self._step_shape:
                 self._raise_step_shape(x)
-            x = to_float32(x)
-        elif x.shape != self._step_shape:
-            self._raise_step_shape(x)
-        if self._batched:
-            return self._model._core.step(x, self._h, self._c)
-        return self._model._core.step(x.reshape(1, -1), self._h, self._c)[0]
+            y = self._model._core.step(to_float32(x), self._h, self._c, batch)
+        return y
 
     def _raise_step_shape(self, x) -> None:
         I = self._model.input_size

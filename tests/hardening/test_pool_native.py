@@ -2,7 +2,9 @@
 -fsanitize=thread from the pool's own sources (csrc/core/thread-pool.cc, threads.cc,
 host-openmp.cc) and run as a program, since a TSan-instrumented extension cannot be loaded
 into this interpreter. 1, 2 and 8 caller threads make calls whose teams sum arrays between
-barriers while the budget flips; any data race, a wrong sum or a token not returned fails.
+barriers while the budget flips, and every other call's team sums without barriers, its
+caller taking back the shares of helpers not started yet; any data race, a wrong sum, a share
+run twice or never, or a token not returned fails.
 Skipped without g++ or its TSan runtime."""
 
 from __future__ import annotations

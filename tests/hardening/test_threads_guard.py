@@ -28,6 +28,8 @@ model = fastrnn.LSTM(256, 256, seed=0)
 assert model.plan(1, 10**4, num_threads=2)["threads"] == 2
 x = np.random.default_rng(0).standard_normal((100, 1, 256), dtype=np.float32)
 fastrnn.set_num_threads(2)
+def call():
+    model(x)
 def spin(stop):
     while not stop.is_set():
         pass
@@ -43,7 +45,7 @@ for _ in range(20):
 
 BUSY_CORES = """
 if __name__ == "__main__":
-    model(x)
+    call()
     stop = mp.Event()
     hogs = [mp.Process(target=spin, args=(stop,)) for _ in range(_core.hardware_threads())]
     for h in hogs:
@@ -52,7 +54,7 @@ if __name__ == "__main__":
         engaged = False
         deadline = time.monotonic() + 20
         while not engaged and time.monotonic() < deadline:
-            model(x)
+            call()
             engaged = _core.threads_guard()["backoff_len"] > 0
     finally:
         stop.set()
@@ -61,12 +63,43 @@ if __name__ == "__main__":
     assert engaged, "two busy processes per core never made the guard back off"
     # Quiet again: the back-off runs out, then a clean multi-thread call resets it.
     for _ in range(5000):
-        model(x)
+        call()
         if _core.threads_guard()["backoff_len"] == 0:
             break
     assert _core.threads_guard()["backoff_len"] == 0, _core.threads_guard()
 """
 
+# A stream's step of this layer runs on 2 threads without a barrier: its threads meet only
+# at the call's join, which must count as one (ops/rnn-forward.cc).
+STREAM = """
+assert model.plan(1, 1, num_threads=2)["threads"] == 2
+stream = model.stream()
+x_t = x[0, 0]
+def call():  # 100 steps
+    for _ in range(100):
+        stream.step(x_t)
+"""
+
+# After each idle gap the helper sleeps, and in a VM its vCPU comes back late for several
+# steps (measured, 2-vCPU KVM Zen 4: ~0.5 ms for each of the next 12 steps). The caller
+# then runs the helper's share itself (ThreadTeam::run, retractable): the outputs are one
+# thread's, bit for bit.
+STREAM_IDLE_GAPS = (
+    STREAM
+    + """
+fastrnn.set_num_threads(1)
+one = model.stream()
+want = [one.step(x[t, 0]) for t in range(100)]
+fastrnn.set_num_threads(2)
+before = _core.thread_pool()["retracted"]
+for gap in range(20):
+    time.sleep(0.025)
+    stream.reset()
+    for t in range(100):
+        assert np.array_equal(stream.step(x[t, 0]), want[t]), (gap, t)
+assert _core.thread_pool()["retracted"] > before, _core.thread_pool()
+"""
+)
 
 BACKOFF_OFF = """
 if __name__ == "__main__":
@@ -113,3 +146,14 @@ def test_backoff_switch_turns_the_guard_off():
     """FASTRNN_BACKOFF=0 (for benchmarks that time a thread count): contended calls never
     make the next ones run on one thread."""
     run(BACKOFF_OFF, FASTRNN_BACKOFF="0")
+
+
+def test_stream_steps_run_late_helpers_shares():
+    """A stream's step has no barrier, so a helper that has not started when the caller
+    is done with its own share is not waited for: the caller runs that share too."""
+    run(STREAM_IDLE_GAPS)
+
+
+def test_stream_steps_on_busy_cores_engage_the_guard():
+    """...but a helper that was awake when the call began and came late lacked a core."""
+    run(STREAM + BUSY_CORES)

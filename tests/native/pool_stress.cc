@@ -11,6 +11,10 @@
 // given it, fails the check. Meanwhile another
 // thread flips the budget between 1, 2 and 3. Afterwards every token must be back.
 //
+// Every other call's team runs without barriers and retractable (ThreadTeam::run): each tid
+// adds its share once, whichever thread runs it, so a share taken back by the caller and run
+// by its helper as well, or by neither, fails the check; and TSan sees the hand-back.
+//
 // Exit code 0 and "ok" on success; a message and exit code 1 otherwise.
 
 #include <atomic>
@@ -32,6 +36,38 @@ struct Call {
 };
 
 std::atomic<int64_t> g_calls{0}, g_team_calls{0};  // all calls; those with a team of 2+
+
+// A barrier-free call: each tid sums its share once; the caller may run late helpers' shares.
+bool run_retractable(const Call& call, int want) {
+  bool ok = true;
+  auto body = [&](fastrnn::ThreadTeam& team) {
+    const int nt = team.size();
+    g_calls.fetch_add(1);
+    if (nt > 1) g_team_calls.fetch_add(1);
+    std::vector<int64_t> partial(nt * 16, 0);
+    std::vector<int> runs(nt * 16, 0);
+    // tid 0 has no share (with helpers): the caller is done at once, so it often takes a
+    // share back from a helper not started yet, and a helper sometimes starts first.
+    const int parts = nt > 1 ? nt - 1 : 1, first = nt > 1 ? 1 : 0;
+    auto work = [&](int tid) {
+      int64_t s = 0;
+      const int part = tid - first;
+      if (part >= 0)
+        for (int i = kSize * part / parts; i < kSize * (part + 1) / parts; ++i) s += call.data[i];
+      partial[tid * 16] += s;
+      ++runs[tid * 16];
+    };
+    team.run(work, true);
+    int64_t total = 0;
+    for (int t = 0; t < nt; ++t) {
+      total += partial[t * 16];
+      if (runs[t * 16] != 1) ok = false;
+    }
+    if (total != call.expected) ok = false;
+  };
+  fastrnn::thread_pool_call(want, body);
+  return ok;
+}
 
 bool run_call(const Call& call, int want) {
   bool ok = true;
@@ -91,8 +127,11 @@ int main() {
     std::vector<std::thread> callers;
     for (int c = 0; c < n; ++c) {
       callers.emplace_back([&, c] {
-        for (int k = 0; k < kCallsPerCaller; ++k)
-          if (!run_call(calls[c], 1 + (c + k) % 3)) failures.fetch_add(1);
+        for (int k = 0; k < kCallsPerCaller; ++k) {
+          const int want = 1 + (c + k) % 3;
+          if (!(k % 2 ? run_retractable(calls[c], want) : run_call(calls[c], want)))
+            failures.fetch_add(1);
+        }
       });
     }
     for (auto& t : callers) t.join();
@@ -113,14 +152,15 @@ int main() {
                 s.free, s.cores, s.team_free, s.budget, s.callers, s.queued, s.runners);
     return 1;
   }
-  if (g_team_calls.load() == 0 || s.queued_calls == 0) {
-    std::printf("not exercised: %lld calls with a team, %lld queued\n",
-                static_cast<long long>(g_team_calls.load()),
-                static_cast<long long>(s.queued_calls));
+  if (g_team_calls.load() == 0 || s.queued_calls == 0 || s.retracted == 0) {
+    std::printf("not exercised: %lld calls with a team, %lld queued, %lld shares taken back\n",
+                static_cast<long long>(g_team_calls.load()), static_cast<long long>(s.queued_calls),
+                static_cast<long long>(s.retracted));
     return 1;
   }
-  std::printf("ok: %lld calls, %lld with a team, %lld queued, %d workers\n",
+  std::printf("ok: %lld calls, %lld with a team, %lld queued, %lld shares taken back, %d workers\n",
               static_cast<long long>(g_calls.load()), static_cast<long long>(g_team_calls.load()),
-              static_cast<long long>(s.queued_calls), s.workers);
+              static_cast<long long>(s.queued_calls), static_cast<long long>(s.retracted),
+              s.workers);
   return 0;
 }
