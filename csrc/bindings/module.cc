@@ -635,6 +635,7 @@ PYBIND11_MODULE(_core, m) {
     d["sleeps"] = s.sleeps;
     d["host_teams"] = s.host_teams;
     d["retracted"] = s.retracted;
+    d["moved"] = s.moved;
     return d;
   });
   m.def("threads_guard", [] {

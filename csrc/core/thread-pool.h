@@ -32,7 +32,9 @@
 // caller's own share is done, and runs it itself (ThreadTeam::run, retractable): in a 2-vCPU
 // VM a helper idle for a while came ~0.5 ms late to each of the next dozen steps (LSTM
 // I = H = 256, 2 threads, one 100-step burst every 25 ms: 530 us per step, 30 us with the
-// shares taken back; one thread alone 28 us).
+// shares taken back; one thread alone 28 us). A helper woken from its sleep that the
+// scheduler put on its caller's CPU moves to another of its CPUs (thread-pool.cc
+// move_off_cpu): sharing one CPU, the two took turns at each barrier for ~10 ms.
 //
 // Why not OpenMP (it launched one team per call until 2026-12): libgomp keeps a team per
 // calling thread, so N Python threads made N teams that spun against each other (2 callers ×
@@ -140,6 +142,7 @@ struct ThreadPoolState {
   int64_t sleeps;        // times a pool thread went to sleep, since the start (or the fork)
   int64_t host_teams;    // multi-thread calls run on the host's OpenMP threads, since the start
   int64_t retracted;  // helpers' shares their callers ran instead (late helpers), since the start
+  int64_t moved;      // woken helpers that moved off their caller's CPU, since the start
 };
 ThreadPoolState thread_pool_state();
 

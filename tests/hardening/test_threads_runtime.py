@@ -184,6 +184,44 @@ def test_fork_after_a_call_computes_in_the_child(isa, threads_restored):
     assert np.array_equal(m(x)[0], ref)  # and the parent's pool still works
 
 
+AFFINITY = r"""
+import json, os, sys, time
+import numpy as np, fastrnn
+from fastrnn import _core
+mask = set(json.loads(sys.argv[1]))
+os.sched_setaffinity(0, mask)  # before the pool's threads exist: they start with it
+model = fastrnn.LSTM(256, 256, seed=0)
+x = np.random.default_rng(0).standard_normal((20, 1, 256), dtype=np.float32)
+fastrnn.set_num_threads(2)
+want = model(x)[0]
+for _ in range(10):
+    time.sleep(0.01)  # past the helper's idle spin: it sleeps, and the next call wakes it
+    assert np.array_equal(model(x)[0], want)
+assert _core.thread_pool()["sleeps"] >= 5, _core.thread_pool()
+for tid in os.listdir(f"/proc/{os.getpid()}/task"):
+    got = os.sched_getaffinity(int(tid))
+    assert got == mask, (tid, got, mask)
+"""
+
+
+@needs_2_cpus
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="Linux affinity calls")
+def test_woken_helpers_keep_their_cpu_set():
+    """A helper woken on its caller's CPU moves off it by narrowing its CPU set for a moment
+    (csrc/core/thread-pool.cc move_off_cpu): every thread ends with the set it started with,
+    the process's own or one a user gave it."""
+    cpus = sorted(os.sched_getaffinity(0))
+    for mask in {tuple(cpus), tuple(cpus[:2])}:
+        proc = subprocess.run(
+            [sys.executable, "-c", AFFINITY, json.dumps(list(mask))],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 TORCH_TOGETHER = r"""
 import json, statistics, sys, threading, time
 import numpy as np, torch, fastrnn
