@@ -51,7 +51,9 @@ double cgroup_cpu_quota(const std::string& proc_self);
 // runnable threads than cores and one of a call's threads is descheduled, the others wait
 // out its time slice on every step (measured: 2-thread LSTM I=H=256, T=100 went from
 // 0.8 ms to 39 ms median with 4 busy processes on 2 cores). A call that spent most of its
-// time in such waits (its first barrier, where a worker may be waking up, aside) reports it;
+// time in such waits (its first barrier, where a worker may be waking up, aside; the join
+// counts as a barrier) reports it, and so does a call whose caller ran a late helper's share
+// itself (a call without barriers: core/thread-pool.h);
 // after two such calls in a row the next calls run on one thread, for a number of calls
 // that doubles while the contention lasts (16 .. 4096) and resets once a multi-thread call
 // runs clean. Results do not depend on the thread count, so only the speed changes.
