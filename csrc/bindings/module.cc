@@ -52,8 +52,9 @@ std::string shape_str(const std::vector<int64_t>& v) {
   return s.str();
 }
 
-// Whether a (an array) has exactly this shape.
-bool has_shape(const py::array& a, std::initializer_list<int64_t> shape) {
+// Whether a (an array) has exactly this shape (a list of sizes: an initializer_list, a vector).
+template <class Shape>
+bool has_shape(const py::array& a, const Shape& shape) {
   if (a.ndim() != static_cast<py::ssize_t>(shape.size())) return false;
   py::ssize_t i = 0;
   for (const int64_t n : shape)
@@ -89,9 +90,7 @@ const T* checked_as(const py::handle& obj, const std::string& name, const char* 
     throw py::type_error(name + " must be " + type_name + ", got " +
                          std::string(py::str(a.dtype())));
   if (!(a.flags() & py::array::c_style)) throw py::value_error(name + " must be C-contiguous");
-  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
-  for (size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
-  if (!ok)
+  if (!has_shape(a, shape))
     throw py::value_error(name + " must have shape " + shape_str(shape) + ", got " + shape_str(a));
   return static_cast<const T*>(a.data());
 }
@@ -337,8 +336,9 @@ class Model {
     const int64_t B = batch > 0 ? batch : 1;
     if (!FloatArray::check_(x_obj)) return py::none();
     const py::array x_arr = py::reinterpret_borrow<py::array>(x_obj);
-    const bool shape_ok = batch > 0 ? has_shape(x_arr, {B, cfg.input_size})
-                                    : has_shape(x_arr, {int64_t{cfg.input_size}});
+    const int64_t I = cfg.input_size;
+    const bool shape_ok = batch > 0 ? has_shape(x_arr, std::initializer_list<int64_t>{B, I})
+                                    : has_shape(x_arr, std::initializer_list<int64_t>{I});
     if (!shape_ok) return py::none();
     const int L = cfg.num_layers, H_out = cfg.h_out();
     fastrnn::ForwardArgs a;

@@ -39,6 +39,7 @@ class Stream:
         self._batched = batch is not None
         # At most 2^24 sequences (as any size): a state for more is refused, not allocated.
         self._batch = positive_int(batch, "Stream: batch", maximum=MAX_SIZE) if self._batched else 1
+        self._core_batch = self._batch if self._batched else 0  # the core's step: 0 unbatched
         L, B = model.num_layers, self._batch
         self._h = np.zeros((L, B, model._h_out), np.float32)
         self._c = np.zeros((L, B, model.hidden_size), np.float32) if model.mode == "LSTM" else None
@@ -108,13 +109,12 @@ class Stream:
         float32 C-contiguous arrays of that shape go straight to the core (which checks them
         and returns None for anything else); anything else is checked and converted here.
         """
-        batch = self._batch if self._batched else 0
-        y = self._model._core.step(x_t, self._h, self._c, batch)
+        y = self._model._core.step(x_t, self._h, self._c, self._core_batch)
         if y is None:
             x = float_array(x_t, "Stream.step: x_t")
             if x.shape != self._step_shape:
                 self._raise_step_shape(x)
-            y = self._model._core.step(to_float32(x), self._h, self._c, batch)
+            y = self._model._core.step(to_float32(x), self._h, self._c, self._core_batch)
         return y
 
     def _raise_step_shape(self, x) -> None:
