@@ -63,9 +63,11 @@ FASTRNN_INLINE void prefetch_share(const NextTile& next, int r0, int R, int rows
 // stored +0 without a pass that reads every line of sums in first (from memory, where sums
 // is a G_x chunk larger than the L2: a GEMM of 512 rows, K = 256, lost 10% to it);
 // bias (NV·16 floats, or null): added to each sum after its last k. kStream: tiles of up to
-// 4 rows prefetch their weights (panel-dot.h); kNextTile: row blocks prefetch the next
-// tile (off for panels already in the L1). K ≥ 1, as every layer's input and hidden
-// sizes are (the bindings check): with K = 0, from_zero would leave the sums unwritten.
+// 4 rows prefetch their weights (panel-dot.h; where a tile holds a part of each panel
+// row, the first vectors' tiles the whole rows: kStreamWholeRows); kNextTile: row blocks
+// prefetch the next tile (off for panels already in the L1). K ≥ 1, as every layer's input
+// and hidden sizes are (the bindings check): with K = 0, from_zero would leave the sums
+// unwritten.
 template <int NV, bool kStream = false, bool kNextTile = kGemmPrefetch>
 FASTRNN_INLINE void panel_accumulate(const float* panel, int K, const float* a, ptrdiff_t lda,
                                      int rows, float* sums, ptrdiff_t ld_sums,
@@ -91,7 +93,8 @@ FASTRNN_INLINE void panel_accumulate(const float* panel, int K, const float* a, 
             acc[r][c] = from_zero && k0 == 0
                             ? vzero()
                             : vload(sums + (r0 + r) * ld_sums + g0 * 16 + c * kVecLanes);
-        panel_dot<kRow, C, R, 1, kStream && R <= 4>(w, kc, a + r0 * lda + k0, lda, acc);
+        panel_dot<kRow, C, R, 1, kStream && R <= 4>(w, kc, a + r0 * lda + k0, lda, acc,
+                                                    kStreamWholeRows && g0 == 0);
         if (bias != nullptr && k0 + kc == K)
           for (int r = 0; r < R; ++r)
             for (int c = 0; c < C; ++c)

@@ -64,10 +64,11 @@ FASTRNN_INLINE void stream_ahead(const float* w, int k) {
 
 // The tile's dot products over the whole panel depth K, k ascending (KS = 2: even and odd
 // k in two chains, added at the end). kStream (one chain): each loop trip first
-// prefetches into the L2 the tile's weights kStreamAheadK k rows further on.
+// prefetches into the L2 the tile's weights kStreamAheadK k rows further on (whole_rows:
+// the whole panel rows, for the tiles of the other vectors that follow; w at a row's start).
 template <int kRow, int C, int R, int KS, bool kStream = false>
-FASTRNN_INLINE void panel_dot(const float* w, int K, const float* a, ptrdiff_t lda,
-                              V (&acc)[R][C]) {
+FASTRNN_INLINE void panel_dot(const float* w, int K, const float* a, ptrdiff_t lda, V (&acc)[R][C],
+                              bool whole_rows = false) {
   static_assert(!kStream || KS == 1, "the prefetching tiles run one chain");
   int k = 0;
   if constexpr (KS == 2) {
@@ -88,7 +89,12 @@ FASTRNN_INLINE void panel_dot(const float* w, int K, const float* a, ptrdiff_t l
   } else {
     // kDotUnroll k per loop iteration (the ISA's choice; the same FMAs in the same order).
     for (; k + kDotUnroll <= K; k += kDotUnroll) {
-      if constexpr (kStream) stream_ahead<kRow, C, kDotUnroll>(w, k);
+      if constexpr (kStream) {
+        if (whole_rows)
+          stream_ahead<kRow, kRow / kVecLanes, kDotUnroll>(w, k);
+        else
+          stream_ahead<kRow, C, kDotUnroll>(w, k);
+      }
 #pragma GCC unroll 8
       for (int u = 0; u < kDotUnroll; ++u) panel_dot_k<kRow, C, R>(w, a, lda, k + u, acc);
     }
