@@ -63,9 +63,12 @@ FASTRNN_INLINE void prefetch_share(const NextTile& next, int r0, int R, int rows
 // stored +0 without a pass that reads every line of sums in first (from memory, where sums
 // is a G_x chunk larger than the L2: a GEMM of 512 rows, K = 256, lost 10% to it);
 // bias (NV·16 floats, or null): added to each sum after its last k. kStream: tiles of up to
-// 4 rows prefetch their weights (panel-dot.h; where a tile holds a part of each panel
-// row, the first vectors' tiles the whole rows: kStreamWholeRows); kNextTile: row blocks
-// prefetch the next tile (off for panels already in the L1). K ≥ 1, as every layer's input
+// 4 rows prefetch their weights kStreamAheadK k rows ahead (panel-dot.h); or, where the ISA
+// says so (kStreamNextBlock: tiles that hold a part of each panel row), the first row block
+// of each of a depth block's NV / kG tiles prefetches its share of the next depth block (the
+// next panel's first after the last), one share per tile: the memory stream runs through
+// all of the block's tiles, not only the first; kNextTile: row blocks prefetch the next
+// tile (off for panels already in the L1). K ≥ 1, as every layer's input
 // and hidden sizes are (the bindings check): with K = 0, from_zero would leave the sums
 // unwritten.
 template <int NV, bool kStream = false, bool kNextTile = kGemmPrefetch>
@@ -84,6 +87,10 @@ FASTRNN_INLINE void panel_accumulate(const float* panel, int K, const float* a, 
     for (int g0 = 0; g0 < NV; g0 += kG) {
       const float* w = panel + static_cast<ptrdiff_t>(k0) * kRow + g0 * 16;
       const NextTile next = prefetch ? next_tile<NV, kG>(panel, K, k0, kc, g0) : NextTile{};
+      // This tile's share of the next depth block (kStreamNextBlock): its kc · kG lines.
+      const uintptr_t block_share =
+          reinterpret_cast<uintptr_t>(panel) +
+          sizeof(float) * (static_cast<size_t>(k0 + kc) * kRow + static_cast<size_t>(g0) * kc * 16);
       for_row_blocks<kGemmRows>(0, rows, [&](auto block, int r0) {
         constexpr int R = decltype(block)::value;
         if constexpr (kNextTile) prefetch_share<kRow, kG>(next, r0, R, rows);
@@ -93,8 +100,8 @@ FASTRNN_INLINE void panel_accumulate(const float* panel, int K, const float* a, 
             acc[r][c] = from_zero && k0 == 0
                             ? vzero()
                             : vload(sums + (r0 + r) * ld_sums + g0 * 16 + c * kVecLanes);
-        panel_dot<kRow, C, R, 1, kStream && R <= 4>(w, kc, a + r0 * lda + k0, lda, acc,
-                                                    kStreamWholeRows && g0 == 0);
+        panel_dot<kRow, C, R, 1, kStream && (kStreamNextBlock || R <= 4)>(
+            w, kc, a + r0 * lda + k0, lda, acc, kStreamNextBlock && r0 == 0 ? block_share : 0);
         if (bias != nullptr && k0 + kc == K)
           for (int r = 0; r < R; ++r)
             for (int c = 0; c < C; ++c)

@@ -62,13 +62,30 @@ FASTRNN_INLINE void stream_ahead(const float* w, int k) {
                          2);
 }
 
+// Prefetches into the L2 a tile's share of the weights that come after its own (see
+// panel_accumulate): for each of the n k rows from k on, the C vectors' bytes at
+// share + k · C · kVecLanes · 4. Past the weights' end those addresses point nowhere
+// (integers: a prefetch never faults).
+template <int C, int n>
+FASTRNN_INLINE void stream_share(uintptr_t share, int k) {
+  constexpr uintptr_t kBytes = C * kVecLanes * sizeof(float);
+#pragma GCC unroll 4
+  for (int u = 0; u < n; ++u)
+#pragma GCC unroll 16
+    for (uintptr_t line = 0; line < kBytes; line += 64)
+      __builtin_prefetch(
+          reinterpret_cast<const void*>(share + static_cast<uintptr_t>(k + u) * kBytes + line), 0,
+          2);
+}
+
 // The tile's dot products over the whole panel depth K, k ascending (KS = 2: even and odd
 // k in two chains, added at the end). kStream (one chain): each loop trip first
-// prefetches into the L2 the tile's weights kStreamAheadK k rows further on (whole_rows:
-// the whole panel rows, for the tiles of the other vectors that follow; w at a row's start).
+// prefetches into the L2 the tile's share of what follows it (share: see stream_share),
+// or, without a share, the tile's own weights kStreamAheadK k rows further on (on ISAs
+// whose streaming tiles take shares, kStreamNextBlock, nothing).
 template <int kRow, int C, int R, int KS, bool kStream = false>
 FASTRNN_INLINE void panel_dot(const float* w, int K, const float* a, ptrdiff_t lda, V (&acc)[R][C],
-                              bool whole_rows = false) {
+                              uintptr_t share = 0) {
   static_assert(!kStream || KS == 1, "the prefetching tiles run one chain");
   int k = 0;
   if constexpr (KS == 2) {
@@ -90,9 +107,9 @@ FASTRNN_INLINE void panel_dot(const float* w, int K, const float* a, ptrdiff_t l
     // kDotUnroll k per loop iteration (the ISA's choice; the same FMAs in the same order).
     for (; k + kDotUnroll <= K; k += kDotUnroll) {
       if constexpr (kStream) {
-        if (whole_rows)
-          stream_ahead<kRow, kRow / kVecLanes, kDotUnroll>(w, k);
-        else
+        if (share != 0)
+          stream_share<C, kDotUnroll>(share, k);
+        else if constexpr (!kStreamNextBlock)
           stream_ahead<kRow, C, kDotUnroll>(w, k);
       }
 #pragma GCC unroll 8

@@ -49,13 +49,15 @@ constexpr int step_rows_many() {
 // bilstm_text -5%, deepbench_lstm -5%, tput_lstm_512 -0.5%, tput_gru_512 +3%.
 constexpr int kStepSumRows = 64;
 // Many-row steps on weights from beyond the near cache (deepbench_lstm: B = 4, 37 MiB of
-// W_hh) take the GEMM's tiles, a quarter of each 256-byte panel row (one line of four): the
-// first quarter's tiles prefetch the whole rows ahead (panel-dot.h), so the weights come
-// from memory in order, not as four strided passes; the other quarters' tiles keep their
-// own prefetches. AMD Zen 4, deepbench_lstm under FASTRNN_ISA=avx2, alternating processes
-// (median of 5): 1 thread 0.78x the time (p10 0.81x), 2 threads 0.81x (0.82x); with the
-// other quarters' prefetches dropped 0.83x and 1.02x.
-constexpr bool kStreamWholeRows = true;
+// W_hh) take the GEMM's tiles, a quarter of each 256-byte panel row (one line of four), over
+// depth blocks of kGemmDepth k: each of a block's four tiles prefetches a quarter of the next
+// block, whole rows in order (gemm.h), so the weights come from memory while all four
+// tiles run, not only while the first does. AMD Zen 4, deepbench_lstm under
+// FASTRNN_ISA=avx2, alternating processes (median of 5), against the first quarter's tiles
+// prefetching the whole rows 32 k ahead and the others their own lines (which had been
+// 0.78x / 0.81x the time of own lines only): 1 thread 0.91x the time (p10 0.88x), 2
+// threads 0.88x (0.87x); with the own lines kept as well 0.89x and 0.90x.
+constexpr bool kStreamNextBlock = true;
 // No input projection ahead at batch 1: the step's 8 chains and a projection tile of even
 // one row (8 more) leave no register for the weights.
 constexpr int kAheadRows = 0;

@@ -26,9 +26,9 @@ constexpr int kStepAccumulators = 24;
 constexpr int kStepRows = 3;  // 3 rows × 4 gates × 2 chains = 24 accumulators
 constexpr int kStepSplitK = 2;
 constexpr int kStepSumRows = 0;  // many-row steps keep a whole panel's gates in registers
-// Many-row tiles that stream far weights hold whole panel rows: no whole-row prefetch
-// (vec-avx2.h).
-constexpr bool kStreamWholeRows = false;
+// Many-row tiles that stream far weights hold whole panel rows: each prefetches its own
+// (no shares of the next depth block, vec-avx2.h).
+constexpr bool kStreamNextBlock = false;
 template <int NV>
 constexpr int step_rows_many() {
   return kGemmRows;  // 6 rows × 4 gates: each weight vector feeds 6 FMAs

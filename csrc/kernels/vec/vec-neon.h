@@ -35,8 +35,9 @@ constexpr int step_rows_many() {
 }
 constexpr int kStepSumRows = 64;
 // Many-row tiles that stream far weights (the GEMM's: part of a panel row, as on AVX2):
-// the whole-row prefetch of vec-avx2.h is not measured on an Arm core, so not taken.
-constexpr bool kStreamWholeRows = false;
+// the shares of the next depth block of vec-avx2.h are not measured on an Arm core, so not
+// taken (each tile of up to 4 rows prefetches its own weights).
+constexpr bool kStreamNextBlock = false;
 constexpr int kAheadRows = 0;
 // Weight-only bf16 steps of 4+ rows (step-driver.h): register blocks of kBf16StepRows rows
 // below kBf16SummedRows rows per thread, the GEMM's tiles above (32 registers hold the

@@ -21,9 +21,9 @@ constexpr int kStepAccumulators = 16;  // whole panels: 4 rows × 4 gates
 constexpr int kStepRows = 1;
 constexpr int kStepSplitK = 1;
 constexpr int kStepSumRows = 0;  // many-row steps keep a whole panel's gates in registers
-// Many-row tiles that stream far weights hold whole panel rows: no whole-row prefetch
-// (vec-avx2.h).
-constexpr bool kStreamWholeRows = false;
+// Many-row tiles that stream far weights hold whole panel rows: each prefetches its own
+// (no shares of the next depth block, vec-avx2.h).
+constexpr bool kStreamNextBlock = false;
 template <int NV>
 constexpr int step_rows_many() {
   return kGemmRows;
