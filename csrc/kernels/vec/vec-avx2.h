@@ -55,8 +55,9 @@ constexpr int kStepSumRows = 64;
 // tiles run, not only while the first does. AMD Zen 4, deepbench_lstm under
 // FASTRNN_ISA=avx2, alternating processes (median of 5), against the first quarter's tiles
 // prefetching the whole rows 32 k ahead and the others their own lines (which had been
-// 0.78x / 0.81x the time of own lines only): 1 thread 0.91x the time (p10 0.88x), 2
-// threads 0.88x (0.87x); with the own lines kept as well 0.89x and 0.90x.
+// 0.78x / 0.81x the time of own lines only): 1 thread 0.85x the time (p10 0.87x), 2
+// threads 0.84x (0.83x). Keeping the own lines as well gained nothing (one build, A/B:
+// 0.89x / 0.90x, against 0.91x / 0.88x without them).
 constexpr bool kStreamNextBlock = true;
 // No input projection ahead at batch 1: the step's 8 chains and a projection tile of even
 // one row (8 more) leave no register for the weights.
