@@ -32,6 +32,12 @@ struct Blocking {
   size_t share(size_t weights, int threads) const {
     return near_is_private && threads > 1 ? weights / static_cast<size_t>(threads) : weights;
   }
+  bool operator==(const Blocking& o) const {
+    return gx_chunk_floats == o.gx_chunk_floats && span_floats == o.span_floats &&
+           near_is_private == o.near_is_private && near_bytes == o.near_bytes &&
+           large_w_ih_floats == o.large_w_ih_floats &&
+           ahead_max_weight_bytes == o.ahead_max_weight_bytes;
+  }
 };
 
 // The rules (see blocking.cc for each one and why). On the Zen 4 they were tuned on (L2

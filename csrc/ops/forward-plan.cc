@@ -248,6 +248,34 @@ ForwardPlan forward_plan(const RnnModel& m, int64_t B, int64_t T, int threads, c
   return p;
 }
 
+const ForwardPlan& forward_plan_step(const RnnModel& m, int64_t B, int threads,
+                                     const KernelTable& k, const Blocking& blocking) {
+  // What forward_plan reads besides its arguments: the CPUs this process may use
+  // (threads_choose) and the ahead override. (bf16_dot_rows only from kWidenMinSteps steps.)
+  struct Key {
+    uint64_t model = 0;
+    int64_t B = 0;
+    int threads = 0, cpus = 0, ahead = 0;
+    const KernelTable* k = nullptr;
+    Blocking blocking;
+    bool operator==(const Key& o) const {
+      return model == o.model && B == o.B && threads == o.threads && cpus == o.cpus &&
+             ahead == o.ahead && k == o.k && blocking == o.blocking;
+    }
+  };
+  thread_local Key key;
+  thread_local ForwardPlan plan;
+  const Key now{
+      m.id, B,       threads, threads_hardware(), g_ahead_override.load(std::memory_order_relaxed),
+      &k,   blocking};
+  if (!(now == key)) {
+    key = Key{};  // a throwing forward_plan leaves no key behind
+    plan = forward_plan(m, B, 1, threads, k, blocking);
+    key = now;
+  }
+  return plan;
+}
+
 void forward_plan_ahead_override(int mode) {
   g_ahead_override.store(mode, std::memory_order_relaxed);
 }

@@ -1,5 +1,6 @@
 #include "ops/pack.h"
 
+#include <atomic>
 #include <cstring>
 #include <stdexcept>
 
@@ -98,6 +99,8 @@ RnnModel model_pack(const RnnConfig& cfg, const std::vector<RawWeights>& raw) {
   if (raw.size() != static_cast<size_t>(L * D))
     throw std::invalid_argument("model_pack: expected one weight set per layer and direction");
   RnnModel m;
+  static std::atomic<uint64_t> next_id{1};
+  m.id = next_id.fetch_add(1, std::memory_order_relaxed);
   m.cfg = cfg;
   m.geo = panel_geometry(cfg.cell);
   m.panels = div_up(H, m.geo.units);

@@ -103,6 +103,7 @@ struct RnnModel {
   int proj_panels = 0;                 // ceil(P / 64), 0 without projection
   int cand_panels = 0;                 // classic GRU: ceil(H / 64) panels of W_hn
   std::vector<PackedWeights> weights;  // index layer·D + direction
+  uint64_t id = 0;  // unique to each model_pack result (the per-thread step plan's key)
 };
 
 // The packed matrices of one layer·direction: W_ih, W_hh, W_hr (LSTM projection), W_hn (classic

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -683,17 +684,26 @@ void rnn_forward(const RnnModel& model, const ForwardArgs& in_args) {
   }
   const KernelTable& k = kernels();
   const Blocking blocking = blocking_get();  // read once per call: every thread decides alike
-  ForwardPlan plan = forward_plan(model, args.B, args.T, args.num_threads, k, blocking);
-  if (plan.threads > 1 && threads_backing_off())
-    plan = forward_plan(model, args.B, args.T, 1, k, blocking);
+  // A stream's step (T = 1) takes its plan from the thread's last one of the same sizes.
+  ForwardPlan planned;
+  const ForwardPlan* plan = &planned;
+  if (args.T == 1)
+    plan = &forward_plan_step(model, args.B, args.num_threads, k, blocking);
+  else
+    planned = forward_plan(model, args.B, args.T, args.num_threads, k, blocking);
+  if (plan->threads > 1 && threads_backing_off()) {
+    planned = forward_plan(model, args.B, args.T, 1, k, blocking);
+    plan = &planned;
+  }
   // The threads come from the process-wide pool: fewer than planned when other calls hold
   // cores, and a call that finds every core busy runs later on a pool thread (see
   // core/thread-pool.h). Then plan again for what there is (a stack that ran as a wavefront
   // at 2 threads runs layer by layer at 1).
   auto call = [&](ThreadTeam& team) {
-    const ForwardPlan p = team.size() < plan.threads
-                              ? forward_plan(model, args.B, args.T, team.size(), k, blocking)
-                              : plan;
+    std::optional<ForwardPlan> fewer;
+    if (team.size() < plan->threads)
+      fewer.emplace(forward_plan(model, args.B, args.T, team.size(), k, blocking));
+    const ForwardPlan& p = fewer ? *fewer : *plan;
     const int nt = p.threads;
     Forward f(model, args, p, k);
     if (nt == 1) {
@@ -722,7 +732,7 @@ void rnn_forward(const RnnModel& model, const ForwardArgs& in_args) {
     threads_report(late || (barrier.long_wait_ns() + join_ns) / (nt - 1) > (end_ns - start_ns) / 2,
                    start_ns, end_ns);
   };
-  thread_pool_call(plan.threads, call, args.host_openmp);
+  thread_pool_call(plan->threads, call, args.host_openmp);
 }
 
 }  // namespace fastrnn

@@ -156,7 +156,65 @@ def test_step_converts_other_dtypes_and_strides():
     ya = a.step(np.ascontiguousarray(x32))
     yb = b.step(x32)
     yc = c.step(x32.astype(np.float64))
-    assert np.array_equal(ya, yb) and np.array_equal(ya, yc)
+    d = model.stream(batch=3)
+    yd = d.step(np.ascontiguousarray(x32).astype(">f4"))  # float32 in the other byte order
+    assert np.array_equal(ya, yb) and np.array_equal(ya, yc) and np.array_equal(ya, yd)
+    assert ya.dtype == np.float32 and ya.flags.c_contiguous and ya.flags.writeable
+
+
+def test_interleaved_streams_of_other_sizes_and_budgets(threads_restored):
+    # A thread keeps its last single-step plan: steps of other models, batches and thread
+    # budgets in between must each get their own plan (a stale one would size the workspace
+    # or split the panels wrongly).
+    rng = np.random.default_rng(7)
+    models = [
+        fastrnn.LSTM(16, 64, seed=0),
+        fastrnn.GRU(8, 160, seed=1),
+        fastrnn.quantize(fastrnn.LSTM(16, 64, seed=0), "int8"),
+    ]
+    cases = [(m, batch) for m in models for batch in (None, 3)]
+    xs = [
+        rng.standard_normal((6, 1 if b is None else b, m.input_size)).astype(np.float32)
+        for m, b in cases
+    ]
+    streams = [m.stream(batch=b) for m, b in cases]
+    outs = [[] for _ in cases]
+    for t in range(6):
+        fastrnn.set_num_threads(1 + t % 2)
+        for i, ((_, b), s) in enumerate(zip(cases, streams)):
+            outs[i].append(s.step(xs[i][t, 0] if b is None else xs[i][t]))
+    fastrnn.set_num_threads(2)
+    for i, (m, b) in enumerate(cases):
+        y, _ = m(xs[i])
+        got = np.stack(outs[i])
+        assert np.array_equal(got, y[:, 0] if b is None else y), (type(m).__name__, b)
+
+
+def test_core_step_checks_the_state_arrays():
+    # The core's last line of defence: the stream's own arrays are always right, but a call
+    # with others must be refused with the reason, never read or written.
+    model = fastrnn.LSTM(3, 4, num_layers=2, seed=0)
+    core, x = model._core, np.zeros(3, np.float32)
+    h, c = np.zeros((2, 1, 4), np.float32), np.zeros((2, 1, 4), np.float32)
+    assert core.step(x, h, c, 0).shape == (4,)
+    h1, c1 = h.copy(), c.copy()
+    assert core.step(np.zeros(3, ">f4"), h, c, 0) is None  # the stream converts and calls again
+    assert core.step(np.zeros(4, np.float32), h, c, 0) is None
+    with pytest.raises(TypeError, match="h must be float32, got float64"):
+        core.step(x, h.astype(np.float64), c, 0)
+    with pytest.raises(ValueError, match=r"h must have shape \(2, 1, 4\), got \(1, 1, 4\)"):
+        core.step(x, h[:1], c, 0)
+    with pytest.raises(ValueError, match="c must be C-contiguous"):
+        core.step(x, h, np.zeros((2, 1, 8), np.float32)[:, :, ::2], 0)
+    with pytest.raises(TypeError, match="c must be float32, got >f4"):
+        core.step(x, h, c.astype(">f4"), 0)
+    with pytest.raises(TypeError, match="h must be a numpy array"):
+        core.step(x, [0.0], c, 0)
+    frozen = h.copy()
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="h must be writeable"):
+        core.step(x, frozen, c, 0)
+    assert np.array_equal(h, h1) and np.array_equal(c, c1)  # nothing ran
 
 
 def test_many_streams_share_one_model():
