@@ -367,11 +367,14 @@ class Model {
   }
 
   // One step of a stream (python/fastrnn/_stream.py): x is (batch, I), or (I,) for an
-  // unbatched stream (batch 0: one row, and the output is (H_out,)); h (L, B, H_out) and
-  // c (L, B, H) are the stream's own state arrays, read and overwritten in place (the driver
-  // reads h from a copy; see rnn_forward). Returns the step's output (B, H_out), or None when
-  // x is not a C-contiguous float32 array of that shape: the stream then converts it, or says
-  // what is wrong, and calls again. Unidirectional models only.
+  // unbatched stream (batch 0: one row, and the output is (H_out,)); h is the stream's list
+  // [h, spare] of two (L, B, H_out) arrays: the step reads h and writes the new state into
+  // spare, then swaps the two in the list (every thread reads all of h while the others
+  // write their units of the new state: with one array, the call read a copy of it, which
+  // cost a 2-thread 256-unit int8 step 4%); c (L, B, H) is read and overwritten in place
+  // (each thread reads and writes its own units). Returns the step's output (B, H_out), or
+  // None when x is not a C-contiguous float32 array of that shape: the stream then converts
+  // it, or says what is wrong, and calls again. Unidirectional models only.
   py::object step(const py::handle& x_obj, const py::handle& h_obj, const py::handle& c_obj,
                   int64_t batch) {
     const fastrnn::RnnConfig& cfg = model_.cfg;
@@ -396,8 +399,14 @@ class Model {
     }
     a.T = 1;
     a.B = B;
-    a.h_n = checked_state(h_obj, "h", {L, B, H_out});
-    a.h0 = a.h_n;
+    if (!PyList_CheckExact(h_obj.ptr()) || PyList_GET_SIZE(h_obj.ptr()) != 2)
+      throw py::type_error("h must be a list [h, spare] of two state arrays");
+    // Held while the GIL is released: the list's items may change meanwhile, not the arrays.
+    const auto h_in = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(h_obj.ptr(), 0));
+    const auto h_out = py::reinterpret_borrow<py::object>(PyList_GET_ITEM(h_obj.ptr(), 1));
+    if (h_in.is(h_out)) throw py::value_error("h and its spare must be two arrays");
+    a.h0 = checked_state(h_in, "h", {L, B, H_out});
+    a.h_n = checked_state(h_out, "h's spare", {L, B, H_out});
     if (cfg.cell == CellKind::kLstm) {
       a.c_n = checked_state(c_obj, "c", {L, B, cfg.hidden_size});
       a.c0 = a.c_n;
@@ -408,6 +417,14 @@ class Model {
     {
       py::gil_scoped_release release;
       fastrnn::rnn_forward(model_, a);
+    }
+    // The spare holds the new state: the two change places in the list (which keeps its
+    // reference to each), unless another thread changed the list meanwhile.
+    PyObject* list = h_obj.ptr();
+    if (PyList_GET_SIZE(list) == 2 && PyList_GET_ITEM(list, 0) == h_in.ptr() &&
+        PyList_GET_ITEM(list, 1) == h_out.ptr()) {
+      PyList_SET_ITEM(list, 0, h_out.ptr());
+      PyList_SET_ITEM(list, 1, h_in.ptr());
     }
     return std::move(y);
   }

@@ -41,7 +41,9 @@ class Stream:
         self._batch = positive_int(batch, "Stream: batch", maximum=MAX_SIZE) if self._batched else 1
         self._core_batch = self._batch if self._batched else 0  # the core's step: 0 unbatched
         L, B = model.num_layers, self._batch
-        self._h = np.zeros((L, B, model._h_out), np.float32)
+        # h and a spare of its shape: a step reads h and writes the new state into the spare,
+        # and the core then swaps the two in this list (see the core's step).
+        self._hh = [np.zeros((L, B, model._h_out), np.float32) for _ in range(2)]
         self._c = np.zeros((L, B, model.hidden_size), np.float32) if model.mode == "LSTM" else None
         I = model.input_size
         self._step_shape = (B, I) if self._batched else (I,)
@@ -67,7 +69,7 @@ class Stream:
     @property
     def state(self):
         """A copy of the current state: h, or (h, c) for LSTM, in torch's layout."""
-        h = self._h.copy() if self._batched else self._h[:, 0].copy()
+        h = self._hh[0].copy() if self._batched else self._hh[0][:, 0].copy()
         if self._c is None:
             return h
         return h, (self._c.copy() if self._batched else self._c[:, 0].copy())
@@ -75,7 +77,7 @@ class Stream:
     def reset(self, state=None) -> None:
         """Sets the state to zeros, or to `state` (h, or (h, c) for LSTM, torch's layout)."""
         if state is None:
-            self._h.fill(0.0)
+            self._hh[0].fill(0.0)
             if self._c is not None:
                 self._c.fill(0.0)
             return
@@ -84,9 +86,9 @@ class Stream:
         if m.mode == "LSTM":
             if not isinstance(state, (tuple, list)) or len(state) != 2:
                 raise TypeError(f"Stream: state must be a tuple (h, c), got {type(state).__name__}")
-            pairs = (("h", state[0], self._h), ("c", state[1], self._c))
+            pairs = (("h", state[0], self._hh[0]), ("c", state[1], self._c))
         else:
-            pairs = (("h", state, self._h),)
+            pairs = (("h", state, self._hh[0]),)
         arrays = []
         for key, value, target in pairs:
             a = float_array(value, f"Stream: state {key}")
@@ -109,12 +111,12 @@ class Stream:
         float32 C-contiguous arrays of that shape go straight to the core (which checks them
         and returns None for anything else); anything else is checked and converted here.
         """
-        y = self._model._core.step(x_t, self._h, self._c, self._core_batch)
+        y = self._model._core.step(x_t, self._hh, self._c, self._core_batch)
         if y is None:
             x = float_array(x_t, "Stream.step: x_t")
             if x.shape != self._step_shape:
                 self._raise_step_shape(x)
-            y = self._model._core.step(to_float32(x), self._h, self._c, self._core_batch)
+            y = self._model._core.step(to_float32(x), self._hh, self._c, self._core_batch)
         return y
 
     def _raise_step_shape(self, x) -> None:
@@ -152,7 +154,7 @@ class Stream:
         state = self.state
         y, new_state = m.forward(x, state)
         h, c = new_state if self._c is not None else (new_state, None)
-        self._h[...] = h.reshape(self._h.shape)
+        self._hh[0][...] = h.reshape(self._hh[0].shape)
         if c is not None:
             self._c[...] = c.reshape(self._c.shape)
         return y

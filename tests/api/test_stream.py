@@ -195,26 +195,36 @@ def test_core_step_checks_the_state_arrays():
     # with others must be refused with the reason, never read or written.
     model = fastrnn.LSTM(3, 4, num_layers=2, seed=0)
     core, x = model._core, np.zeros(3, np.float32)
-    h, c = np.zeros((2, 1, 4), np.float32), np.zeros((2, 1, 4), np.float32)
-    assert core.step(x, h, c, 0).shape == (4,)
-    h1, c1 = h.copy(), c.copy()
-    assert core.step(np.zeros(3, ">f4"), h, c, 0) is None  # the stream converts and calls again
-    assert core.step(np.zeros(4, np.float32), h, c, 0) is None
+    h, spare, c = (np.zeros((2, 1, 4), np.float32) for _ in range(3))
+    hh = [h, spare]
+    assert core.step(x, hh, c, 0).shape == (4,)
+    assert hh[0] is spare and hh[1] is h and spare.any()  # the new state, in the spare
+    h1, c1 = spare.copy(), c.copy()
+    hh = [spare, h]
+    assert core.step(np.zeros(3, ">f4"), hh, c, 0) is None  # the stream converts, calls again
+    assert core.step(np.zeros(4, np.float32), hh, c, 0) is None
+    with pytest.raises(TypeError, match=r"h must be a list \[h, spare\] of two state arrays"):
+        core.step(x, spare, c, 0)
+    with pytest.raises(TypeError, match=r"h must be a list \[h, spare\]"):
+        core.step(x, [spare], c, 0)
+    with pytest.raises(ValueError, match="h and its spare must be two arrays"):
+        core.step(x, [spare, spare], c, 0)
     with pytest.raises(TypeError, match="h must be float32, got float64"):
-        core.step(x, h.astype(np.float64), c, 0)
-    with pytest.raises(ValueError, match=r"h must have shape \(2, 1, 4\), got \(1, 1, 4\)"):
-        core.step(x, h[:1], c, 0)
+        core.step(x, [spare.astype(np.float64), h], c, 0)
+    with pytest.raises(ValueError, match=r"h's spare must have shape \(2, 1, 4\), got \(1, 1, 4\)"):
+        core.step(x, [spare, h[:1]], c, 0)
     with pytest.raises(ValueError, match="c must be C-contiguous"):
-        core.step(x, h, np.zeros((2, 1, 8), np.float32)[:, :, ::2], 0)
+        core.step(x, hh, np.zeros((2, 1, 8), np.float32)[:, :, ::2], 0)
     with pytest.raises(TypeError, match="c must be float32, got >f4"):
-        core.step(x, h, c.astype(">f4"), 0)
+        core.step(x, hh, c.astype(">f4"), 0)
     with pytest.raises(TypeError, match="h must be a numpy array"):
-        core.step(x, [0.0], c, 0)
+        core.step(x, [[0.0], h], c, 0)
     frozen = h.copy()
     frozen.flags.writeable = False
-    with pytest.raises(ValueError, match="h must be writeable"):
-        core.step(x, frozen, c, 0)
-    assert np.array_equal(h, h1) and np.array_equal(c, c1)  # nothing ran
+    with pytest.raises(ValueError, match="h's spare must be writeable"):
+        core.step(x, [spare, frozen], c, 0)
+    assert hh[0] is spare and hh[1] is h  # nothing ran: no swap, the state as it was
+    assert np.array_equal(spare, h1) and np.array_equal(c, c1)
 
 
 def test_many_streams_share_one_model():
