@@ -74,9 +74,6 @@ struct ForwardPlan {
 ForwardPlan forward_plan(const RnnModel& model, int64_t B, int64_t T, int threads,
                          const KernelTable& kernels, const Blocking& blocking);
 
-// Whether the kernels' batch-1 ahead projection may be taken at all on this CPU: -1 the
-// CPU's own answer, 0 never, 1 wherever the rules allow (tests use it to run the AVX-512
-// ahead kernels on any AVX-512 machine).
 // forward_plan of a single-step call (a stream's step, T = 1), kept per thread: a stream
 // steps with the same sizes every time, and planning took ~0.15 us of a 5 us step (LSTM
 // I = H = 256, int8, 2 threads, Zen 4). Keyed on all that forward_plan reads; the plan
@@ -84,6 +81,9 @@ ForwardPlan forward_plan(const RnnModel& model, int64_t B, int64_t T, int thread
 const ForwardPlan& forward_plan_step(const RnnModel& model, int64_t B, int threads,
                                      const KernelTable& kernels, const Blocking& blocking);
 
+// Whether the kernels' batch-1 ahead projection may be taken at all on this CPU: -1 the
+// CPU's own answer, 0 never, 1 wherever the rules allow (tests use it to run the AVX-512
+// ahead kernels on any AVX-512 machine).
 void forward_plan_ahead_override(int mode);
 
 }  // namespace fastrnn

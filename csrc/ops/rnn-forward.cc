@@ -668,9 +668,10 @@ class Forward {
 void rnn_forward(const RnnModel& model, const ForwardArgs& in_args) {
   if (in_args.T <= 0 || in_args.B <= 0) return;
   ForwardArgs args = in_args;
-  // A stream's step reads its state and writes it back in place (h0 = h_n). The first step
-  // reads h0 where it lies, all of it on every thread, and the threads write their final
-  // state without meeting after the last step: read from a copy, which no thread writes.
+  // A call whose h0 and h_n overlap (a stream's step passes two arrays, see the bindings'
+  // step): the first step reads h0 where it lies, all of it on every thread, and the threads
+  // write their final state without meeting after the last step: read from a copy, which no
+  // thread writes.
   if (args.h0 != nullptr && args.h_n != nullptr) {
     const size_t n = static_cast<size_t>(model.cfg.num_layers) * model.cfg.num_directions *
                      static_cast<size_t>(args.B) * model.cfg.h_out();
