@@ -24,6 +24,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/kernel-table.h"
@@ -38,6 +39,7 @@ namespace {
 #include "kernels/vec/vec-avx2.h"
 #include "kernels/reduced/rvec-avx2.h"
 #endif
+#include "kernels/vec/vec-pair.h"
 #include "kernels/activations/activations.h"
 #include "kernels/panel/panel-dot.h"
 #include "kernels/reduced/reduced-dot.h"

@@ -6,6 +6,16 @@
 #include <cstddef>
 #include <cstdint>
 
+// Inlining in the kernel bodies (kernels-*.cc include them after this header).
+#define FASTRNN_INLINE inline __attribute__((always_inline))
+// The same for a lambda (after its parameters), and for the activations (activations.h):
+// on a VPair a step epilogue and its sigmoid / tanh are large enough that GCC would call
+// them out of line, passing the vectors through memory.
+#define FASTRNN_INLINE_LAMBDA __attribute__((always_inline))
+// For the reduced-precision paths: their stack buffers (up to 192 KiB) stay out of the frame
+// of every fp32 step kernel that dispatches to them.
+#define FASTRNN_NOINLINE __attribute__((noinline))
+
 namespace fastrnn {
 
 // How a packed matrix holds its weights (kernels/reduced/reduced.h): fp32 panels, or the

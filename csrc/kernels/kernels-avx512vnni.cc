@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "kernels/kernel-table.h"
 
@@ -20,6 +21,7 @@ namespace {
 #include "kernels/vec/vec-avx512.h"
 #include "kernels/reduced/rvec-avx512.h"
 #include "kernels/reduced/amx.h"
+#include "kernels/vec/vec-pair.h"
 #include "kernels/activations/activations.h"
 #include "kernels/panel/panel-dot.h"
 #include "kernels/reduced/reduced-dot.h"

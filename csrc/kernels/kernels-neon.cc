@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "kernels/kernel-table.h"
 
@@ -18,6 +19,7 @@ namespace {
 // clang-format off
 #include "kernels/vec/vec-neon.h"
 #include "kernels/reduced/rvec-neon.h"
+#include "kernels/vec/vec-pair.h"
 #include "kernels/activations/activations.h"
 #include "kernels/panel/panel-dot.h"
 #include "kernels/reduced/reduced-dot.h"

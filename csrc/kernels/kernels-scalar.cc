@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "kernels/kernel-table.h"
 
@@ -16,6 +17,7 @@ namespace {
 // clang-format off
 #include "kernels/vec/vec-scalar.h"
 #include "kernels/reduced/rvec-scalar.h"
+#include "kernels/vec/vec-pair.h"
 #include "kernels/activations/activations.h"
 #include "kernels/panel/panel-dot.h"
 #include "kernels/reduced/reduced-dot.h"

@@ -1,4 +1,5 @@
-// Vectorised exp, sigmoid and tanh on the vector V of the including ISA (kVecLanes lanes).
+// Vectorised exp, sigmoid and tanh on the vector V of the including ISA (kVecLanes lanes),
+// or on a VPair of two (vec-pair.h): each function is a template on the vector type W.
 // Math:     exp by range reduction x = n·ln2 + r, |r| ≤ ln2/2, and a degree-7 Taylor
 //           polynomial (truncation 5e-9 relative); sigmoid(x) = 1 / (1 + exp(-x));
 //           tanh(x) = x + x³·P(x²) on |x| < 0.9, else sign(x)·(1 − 2/(1 + exp(2|x|))).
@@ -13,21 +14,22 @@
 // p · 2^n for integral n in [-150, 129], rounded once: 2^n as two normal factors, so that
 // p · 2^n1 is exact and only the second product rounds (subnormal results and the overflow
 // to inf exact). AVX-512 has it in one instruction (vec-avx512.h), with the same bits.
-inline V vldexp(V p, V n) {
-  const V n1 = vhalf_floor(n);
+template <class W>
+FASTRNN_INLINE W vldexp(W p, W n) {
+  const W n1 = vhalf_floor(n);
   return vmul(vmul(p, vexp2i(n1)), vexp2i(vsub(n, n1)));
 }
 #endif
 
 // e^r · 2^n = e^x: n = round(x·log2 e), r = x − n·ln2 (|r| ≤ ln2/2), e^r by a degree-7
 // Taylor polynomial (truncation 5e-9 relative). Returns e^r and sets n; x within [-104, 89].
-inline V vexp_reduced(V x, V& n) {
+template <class W>
+FASTRNN_INLINE W vexp_reduced(W x, W& n) {
   n = vround(vmul(x, vset1(1.44269504088896341f)));
   // ln 2 split in a high part exact in float (n·hi is exact for |n| < 2^9) and a low part.
-  V r = vfma(n, vset1(-0.693145751953125f), x);
+  W r = vfma(n, vset1(-0.693145751953125f), x);
   r = vfma(n, vset1(-1.42860682030941723212e-6f), r);
-  V p = vset1(1.0f / 5040.0f);
-  p = vfma(p, r, vset1(1.0f / 720.0f));
+  W p = vfma(vset1(1.0f / 5040.0f), r, vset1(1.0f / 720.0f));
   p = vfma(p, r, vset1(1.0f / 120.0f));
   p = vfma(p, r, vset1(1.0f / 24.0f));
   p = vfma(p, r, vset1(1.0f / 6.0f));
@@ -37,19 +39,21 @@ inline V vexp_reduced(V x, V& n) {
 }
 
 // exp(x): 0 for x ≤ -104 (below the smallest subnormal), +inf for x ≥ 88.73, NaN → NaN.
-inline V vexp(V x) {
+template <class W>
+FASTRNN_INLINE W vexp(W x) {
   // Clamp keeps n within [-150, 129]; NaN survives as the 2nd operand.
-  V n;
-  const V p = vexp_reduced(vmin(vset1(89.0f), vmax(vset1(-104.0f), x)), n);
+  W n;
+  const W p = vexp_reduced(vmin(vset1(89.0f), vmax(vset1(-104.0f), x)), n);
   return vldexp(p, n);
 }
 
 // exp(x) for x in [0, 20] (or NaN): no clamp, and 2^n (n ≤ 29) one exact factor. The same
 // bits as vexp there, for fewer operations (tanh's large branch; AVX2's general ldexp alone
 // takes 6).
-inline V vexp_0_20(V x) {
-  V n;
-  const V p = vexp_reduced(x, n);
+template <class W>
+FASTRNN_INLINE W vexp_0_20(W x) {
+  W n;
+  const W p = vexp_reduced(x, n);
 #ifdef FASTRNN_VEC_HAS_LDEXP
   return vldexp(p, n);
 #else
@@ -57,12 +61,14 @@ inline V vexp_0_20(V x) {
 #endif
 }
 
-inline V vsigmoid(V x) {
+template <class W>
+FASTRNN_INLINE W vsigmoid(W x) {
   const V one = vset1(1.0f);
   return vdiv(one, vadd(one, vexp(vsub(vzero(), x))));
 }
 
-inline V vtanh(V x) {
+template <class W>
+FASTRNN_INLINE W vtanh(W x) {
   // |x| < 0.9: tanh(x) = x + x·s·P(s), s = x², P of degree 6 (tools/fit_tanh.py, relative
   // fit error 1.2e-9): the correction is at most 21% of x, so its rounding adds little to
   // the final add's half ulp. |x| ≥ 0.9: tanh(|x|) = 1 − 2/(1 + exp(2|x|)), where
@@ -72,19 +78,18 @@ inline V vtanh(V x) {
   // rational P(x²)/Q(x²) of 15 operations, whose error, injected at every step, made a
   // trained tanh RNN's error against float64 3.5x torch's; ~30 operations now).
   const V one = vset1(1.0f);
-  const V a = vabs(x);
-  const V s = vmul(x, x);
-  V p = vset1(-0.00045252463158222656f);
-  p = vfma(p, s, vset1(0.0025742782721670594f));
+  const W a = vabs(x);
+  const W s = vmul(x, x);
+  W p = vfma(vset1(-0.00045252463158222656f), s, vset1(0.0025742782721670594f));
   p = vfma(p, s, vset1(-0.008255118994912094f));
   p = vfma(p, s, vset1(0.021658294304597384f));
   p = vfma(p, s, vset1(-0.05392780654504496f));
   p = vfma(p, s, vset1(0.13332958287053287f));
   p = vfma(p, s, vset1(-0.33333321339168337f));
-  const V small = vfma(vmul(x, s), p, x);
+  const W small = vfma(vmul(x, s), p, x);
   // |x| ≥ 10 gives 1 either way (1 − 4e-9 rounds to 1); the clamp keeps NaN (2nd operand).
-  const V a10 = vmin(vset1(10.0f), a);
-  const V big = vsub(one, vdiv(vset1(2.0f), vadd(one, vexp_0_20(vadd(a10, a10)))));
+  const W a10 = vmin(vset1(10.0f), a);
+  const W big = vsub(one, vdiv(vset1(2.0f), vadd(one, vexp_0_20(vadd(a10, a10)))));
   return vcopysign(vselect(vlt(a, vset1(0.9f)), small, big), x);
 }
 

@@ -12,18 +12,20 @@
 void lstm_step(const StepArgs& s) {
   step_panels<4, 16>(
       s, [&](int p, int b, int sub, V(&acc)[4]) { init_zero<4>(p, b, sub, acc); },
-      [&](int p, int b, int sub, V(&acc)[4]) {
+      // W: V, or a VPair of two (step-driver.h, pair_second).
+      [&](int p, int b, int sub, auto(&acc)[4]) FASTRNN_INLINE_LAMBDA {
+        using W = std::remove_reference_t<decltype(acc[0])>;
         add_gx<4>(s, p, b, sub, acc);
-        const V i = vsigmoid(acc[0]);
-        const V f = vsigmoid(acc[1]);
-        const V g = vtanh(acc[2]);
-        const V o = vsigmoid(acc[3]);
+        const W i = vsigmoid(acc[0]);
+        const W f = vsigmoid(acc[1]);
+        const W g = vtanh(acc[2]);
+        const W o = vsigmoid(acc[3]);
         const int u = unit_of<16>(p, 0, sub);
         float* c = s.c + b * s.ld_c + u;
-        const V c_new = vfma(f, vload(c), vmul(i, g));
-        vstore(c, c_new);
-        const V h = vmul(o, vtanh(c_new));
-        vstore(s.h + b * s.ld_h + u, h);
+        const W c_new = vfma(f, vload_units<W>(c, s.ld_c), vmul(i, g));
+        vstore_units(c, s.ld_c, c_new);
+        const W h = vmul(o, vtanh(c_new));
+        vstore_units(s.h + b * s.ld_h + u, s.ld_h, h);
         store_output(s, b, u, h);
       });
 }

@@ -10,11 +10,6 @@
 // Accuracy: plain fp32 FMA accumulation, as a BLAS dot product.
 // Included inside an ISA's anonymous namespace after its vec-*.h (no includes here).
 
-#define FASTRNN_INLINE inline __attribute__((always_inline))
-// For the reduced-precision paths: their stack buffers (up to 192 KiB) stay out of the frame
-// of every fp32 step kernel that dispatches to them.
-#define FASTRNN_NOINLINE __attribute__((noinline))
-
 // A packed vector of 16 floats (ops/pack.h) is kSub V's of the including ISA: 1 with
 // 16-lane vectors, 2 halves with AVX2's 8 lanes.
 constexpr int kSub = 16 / kVecLanes;
