@@ -23,29 +23,22 @@ FASTRNN_INLINE void store_output(const StepArgs& s, int b, int unit0, V val) {
     vstore_n(y, val, n);
 }
 
-// Epilogues that take a VPair (generic lambdas: lstm-step.h, gru-step.h) get two V's of
-// gate sums per call, two independent chains for the activations (vec-pair.h): V numbers
-// sub and sub + 1 of row b where a packed vector holds several V's (kSub > 1), else row b's
-// and row b + 1's. In an array of rows ld floats apart, the second half is pair_second(ld)
-// floats after the first; vload_units / vstore_units read and write a V or a VPair there.
-constexpr ptrdiff_t pair_second(ptrdiff_t ld) { return kSub > 1 ? kVecLanes : ld; }
+// Epilogues that take a VPair (generic lambdas: lstm-step.h, gru-step.h) get V numbers sub
+// and sub + 1 of row b per call, two independent chains for the activations (vec-pair.h;
+// sums_finish, where a packed vector holds several V's). vload_units / vstore_units read
+// and write a V, or a VPair of two consecutive V's.
 template <class W>
-FASTRNN_INLINE W vload_units(const float* p, ptrdiff_t ld) {
+FASTRNN_INLINE W vload_units(const float* p) {
   if constexpr (std::is_same_v<W, VPair>)
-    return vload_pair(p, pair_second(ld));
+    return vload_pair(p);
   else
     return vload(p);
 }
-FASTRNN_INLINE void vstore_units(float* p, ptrdiff_t, V x) { vstore(p, x); }
-FASTRNN_INLINE void vstore_units(float* p, ptrdiff_t ld, VPair x) {
-  vstore_pair(p, pair_second(ld), x);
-}
+FASTRNN_INLINE void vstore_units(float* p, V x) { vstore(p, x); }
+FASTRNN_INLINE void vstore_units(float* p, VPair x) { vstore_pair(p, x); }
 FASTRNN_INLINE void store_output(const StepArgs& s, int b, int unit0, VPair val) {
   store_output(s, b, unit0, val.a);
-  if (kSub > 1)
-    store_output(s, b, unit0 + kVecLanes, val.b);
-  else
-    store_output(s, b + 1, unit0, val.b);
+  store_output(s, b, unit0 + kVecLanes, val.b);
 }
 
 // The first unit of V number `sub` of packed vector v in panel p, for panels of kUnits
@@ -177,11 +170,11 @@ FASTRNN_INLINE void sums_finish(const StepArgs& s, int p, int b0, int rows, cons
   for (int r = 0; r < rows; ++r) {
     if constexpr (kSub > 1 && std::is_invocable_v<Epilogue&, int, int, int, VPair(&)[NV]>) {
       if (row_active(s, b0 + r)) {
-        // Two V's of the row per call (see pair_second).
+        // Two V's of the row per call (see vload_units).
         for (int j = 0; j < kSub; j += 2) {
           VPair row[NV];
           for (int v = 0; v < NV; ++v)
-            row[v] = vload_pair(sums + r * NV * 16 + 16 * v + j * kVecLanes, kVecLanes);
+            row[v] = vload_pair(sums + r * NV * 16 + 16 * v + j * kVecLanes);
           epilogue(p, b0 + r, j, row);
         }
         continue;
@@ -466,9 +459,9 @@ FASTRNN_INLINE void init_zero(int, int, int, V (&acc)[NV]) {
 }
 
 // acc[v] += G_x row b, V number `sub` of each of panel p's NV packed vectors (a VPair: and
-// its second half's, see pair_second).
+// number sub + 1).
 template <int NV, class W>
 FASTRNN_INLINE void add_gx(const StepArgs& s, int p, int b, int sub, W (&acc)[NV]) {
   const float* gx = s.gx + b * s.ld_gx + p * NV * 16 + sub * kVecLanes;
-  for (int v = 0; v < NV; ++v) acc[v] = vadd(acc[v], vload_units<W>(gx + 16 * v, s.ld_gx));
+  for (int v = 0; v < NV; ++v) acc[v] = vadd(acc[v], vload_units<W>(gx + 16 * v));
 }

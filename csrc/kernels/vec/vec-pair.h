@@ -55,11 +55,9 @@ FASTRNN_INLINE VPair vexp2i(VPair n) { return {vexp2i(n.a), vexp2i(n.b)}; }
 FASTRNN_INLINE VPair vhalf_floor(VPair n) { return {vhalf_floor(n.a), vhalf_floor(n.b)}; }
 #endif
 
-// The halves at p and p + second (floats).
-FASTRNN_INLINE VPair vload_pair(const float* p, ptrdiff_t second) {
-  return {vload(p), vload(p + second)};
-}
-FASTRNN_INLINE void vstore_pair(float* p, ptrdiff_t second, VPair x) {
+// Two consecutive V's: p[0, kVecLanes) and p[kVecLanes, 2 kVecLanes).
+FASTRNN_INLINE VPair vload_pair(const float* p) { return {vload(p), vload(p + kVecLanes)}; }
+FASTRNN_INLINE void vstore_pair(float* p, VPair x) {
   vstore(p, x.a);
-  vstore(p + second, x.b);
+  vstore(p + kVecLanes, x.b);
 }
