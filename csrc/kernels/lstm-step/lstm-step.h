@@ -12,7 +12,8 @@
 void lstm_step(const StepArgs& s) {
   step_panels<4, 16>(
       s, [&](int p, int b, int sub, V(&acc)[4]) { init_zero<4>(p, b, sub, acc); },
-      // W: V, or a VPair of two consecutive V's (step-driver.h, vload_units).
+      // W: V, a VPair (two consecutive V's of row b) or a VRowPair (V number sub of rows b
+      // and b + 1): step-driver.h, vload_units.
       [&](int p, int b, int sub, auto(&acc)[4]) FASTRNN_INLINE_LAMBDA {
         using W = std::remove_reference_t<decltype(acc[0])>;
         add_gx<4>(s, p, b, sub, acc);
@@ -22,10 +23,10 @@ void lstm_step(const StepArgs& s) {
         const W o = vsigmoid(acc[3]);
         const int u = unit_of<16>(p, 0, sub);
         float* c = s.c + b * s.ld_c + u;
-        const W c_new = vfma(f, vload_units<W>(c), vmul(i, g));
-        vstore_units(c, c_new);
+        const W c_new = vfma(f, vload_units<W>(c, s.ld_c), vmul(i, g));
+        vstore_units(c, s.ld_c, c_new);
         const W h = vmul(o, vtanh(c_new));
-        vstore_units(s.h + b * s.ld_h + u, h);
+        vstore_units(s.h + b * s.ld_h + u, s.ld_h, h);
         store_output(s, b, u, h);
       });
 }

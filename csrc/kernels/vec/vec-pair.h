@@ -10,22 +10,41 @@
 // bench/anatomy.cc, B = 32, H = 256, 85 -> 89 GFLOP/s; B = 64, H = 512, 90 -> 96. In the
 // library, alternating processes, paired medians of the time: LSTM B = 32, I = H = 256,
 // T = 64 0.967x; tput_gru_512 0.971x; bilstm_text 0.989x (not profiled further; a
-// bidirectional layer's two W_hh, 2 MiB, do not stay in the 1 MiB L2 between steps). AVX-512 level
-// (bilstm_text 0.994x, lat_lstm_256 0.987x): its steps still take one V per call. Included inside
-// an ISA's anonymous namespace after its vec-*.h (no includes here).
+// bidirectional layer's two W_hh, 2 MiB, do not stay in the 1 MiB L2 between steps). Where one V
+// holds a packed vector's 16 units (AVX-512, scalar), the pair is the same V of two rows
+// (VRowPair, step-driver.h row_pair_epilogue): Sapphire Rapids-class Xeon, AVX-512, 1 thread,
+// alternating processes, paired medians of the time: tput_lstm_512 0.967x, bilstm_text 0.98x,
+// tput_gru_512 0.99x. Included inside an ISA's anonymous namespace after its vec-*.h (no
+// includes here).
 
-struct VPair {
+// kRows false (VPair): V numbers sub and sub + 1 of one row (a row's consecutive units);
+// true (VRowPair): V number sub of two consecutive rows (AVX-512's many-row steps, where one
+// V holds a packed vector's 16 units). Distinct types, so an epilogue's loads and stores
+// know which addresses the halves come from (step-driver.h vload_units).
+template <bool kRows>
+struct VPairOf {
   V a, b;
 };
+using VPair = VPairOf<false>;
+using VRowPair = VPairOf<true>;
 struct VPairMask {
   VMask a, b;
 };
 
 // Elementwise op on (VPair, VPair), (V, VPair) and (VPair, V).
-#define FASTRNN_PAIR_BINARY(op)                                                      \
-  FASTRNN_INLINE VPair op(VPair x, VPair y) { return {op(x.a, y.a), op(x.b, y.b)}; } \
-  FASTRNN_INLINE VPair op(V x, VPair y) { return {op(x, y.a), op(x, y.b)}; }         \
-  FASTRNN_INLINE VPair op(VPair x, V y) { return {op(x.a, y), op(x.b, y)}; }
+#define FASTRNN_PAIR_BINARY(op)                              \
+  template <bool R>                                          \
+  FASTRNN_INLINE VPairOf<R> op(VPairOf<R> x, VPairOf<R> y) { \
+    return {op(x.a, y.a), op(x.b, y.b)};                     \
+  }                                                          \
+  template <bool R>                                          \
+  FASTRNN_INLINE VPairOf<R> op(V x, VPairOf<R> y) {          \
+    return {op(x, y.a), op(x, y.b)};                         \
+  }                                                          \
+  template <bool R>                                          \
+  FASTRNN_INLINE VPairOf<R> op(VPairOf<R> x, V y) {          \
+    return {op(x.a, y), op(x.b, y)};                         \
+  }
 FASTRNN_PAIR_BINARY(vadd)
 FASTRNN_PAIR_BINARY(vsub)
 FASTRNN_PAIR_BINARY(vmul)
@@ -33,27 +52,48 @@ FASTRNN_PAIR_BINARY(vdiv)
 FASTRNN_PAIR_BINARY(vmin)
 FASTRNN_PAIR_BINARY(vmax)
 FASTRNN_PAIR_BINARY(vcopysign)
-#undef FASTRNN_PAIR_BINARY
 
 // a*b + c, with any of the three a V constant (the forms the activations use).
-FASTRNN_INLINE VPair vfma(VPair a, VPair b, VPair c) {
+template <bool R>
+FASTRNN_INLINE VPairOf<R> vfma(VPairOf<R> a, VPairOf<R> b, VPairOf<R> c) {
   return {vfma(a.a, b.a, c.a), vfma(a.b, b.b, c.b)};
 }
-FASTRNN_INLINE VPair vfma(VPair a, VPair b, V c) { return {vfma(a.a, b.a, c), vfma(a.b, b.b, c)}; }
-FASTRNN_INLINE VPair vfma(VPair a, V b, VPair c) { return {vfma(a.a, b, c.a), vfma(a.b, b, c.b)}; }
-FASTRNN_INLINE VPair vfma(V a, VPair b, V c) { return {vfma(a, b.a, c), vfma(a, b.b, c)}; }
-FASTRNN_INLINE VPairMask vlt(VPair x, V y) { return {vlt(x.a, y), vlt(x.b, y)}; }
-FASTRNN_INLINE VPair vselect(VPairMask m, VPair t, VPair f) {
+template <bool R>
+FASTRNN_INLINE VPairOf<R> vfma(VPairOf<R> a, VPairOf<R> b, V c) {
+  return {vfma(a.a, b.a, c), vfma(a.b, b.b, c)};
+}
+template <bool R>
+FASTRNN_INLINE VPairOf<R> vfma(VPairOf<R> a, V b, VPairOf<R> c) {
+  return {vfma(a.a, b, c.a), vfma(a.b, b, c.b)};
+}
+template <bool R>
+FASTRNN_INLINE VPairOf<R> vfma(V a, VPairOf<R> b, V c) {
+  return {vfma(a, b.a, c), vfma(a, b.b, c)};
+}
+template <bool R>
+FASTRNN_INLINE VPairMask vlt(VPairOf<R> x, V y) {
+  return {vlt(x.a, y), vlt(x.b, y)};
+}
+template <bool R>
+FASTRNN_INLINE VPairOf<R> vselect(VPairMask m, VPairOf<R> t, VPairOf<R> f) {
   return {vselect(m.a, t.a, f.a), vselect(m.b, t.b, f.b)};
 }
-FASTRNN_INLINE VPair vabs(VPair x) { return {vabs(x.a), vabs(x.b)}; }
-FASTRNN_INLINE VPair vround(VPair x) { return {vround(x.a), vround(x.b)}; }
+// Elementwise op on one VPair or VRowPair.
+#define FASTRNN_PAIR_UNARY(op)                 \
+  template <bool R>                            \
+  FASTRNN_INLINE VPairOf<R> op(VPairOf<R> x) { \
+    return {op(x.a), op(x.b)};                 \
+  }
+FASTRNN_PAIR_UNARY(vabs)
+FASTRNN_PAIR_UNARY(vround)
 #ifdef FASTRNN_VEC_HAS_LDEXP
-FASTRNN_INLINE VPair vldexp(VPair p, VPair n) { return {vldexp(p.a, n.a), vldexp(p.b, n.b)}; }
+FASTRNN_PAIR_BINARY(vldexp)
 #else
-FASTRNN_INLINE VPair vexp2i(VPair n) { return {vexp2i(n.a), vexp2i(n.b)}; }
-FASTRNN_INLINE VPair vhalf_floor(VPair n) { return {vhalf_floor(n.a), vhalf_floor(n.b)}; }
+FASTRNN_PAIR_UNARY(vexp2i)
+FASTRNN_PAIR_UNARY(vhalf_floor)
 #endif
+#undef FASTRNN_PAIR_UNARY
+#undef FASTRNN_PAIR_BINARY
 
 // Two consecutive V's: p[0, kVecLanes) and p[kVecLanes, 2 kVecLanes).
 FASTRNN_INLINE VPair vload_pair(const float* p) { return {vload(p), vload(p + kVecLanes)}; }
