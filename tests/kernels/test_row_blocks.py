@@ -5,7 +5,7 @@ csrc/kernels/panel/step-driver.h). A row's arithmetic never depends on its block
 batch 4 on (where steps use the tall blocks) each row's result is the same bits whatever
 the batch size: every tail shape is checked against the rows of one large batch, on every
 ISA, for every cell, with lengths (inactive rows inside a block), and with input and hidden
-sizes beyond one depth block. Where one vector holds 16 units (AVX-512, scalar), LSTM and GRU
+sizes beyond one depth block. On AVX-512 (one vector holds 16 units; kRowPairEpilogue), LSTM and GRU
 epilogues take two active rows of a block at once (a VRowPair, csrc/kernels/vec/vec-pair.h):
 a row pairs with its neighbour in one batch size and runs alone in another (an odd block, an
 inactive neighbour), so these tests hold the pair to the same bits as a row alone."""

@@ -164,7 +164,8 @@ FASTRNN_INLINE bool carry_if_inactive(const StepArgs& s, int p, int b0, int rows
   return true;
 }
 
-// Where one V holds a packed vector (kSub = 1) and the epilogue takes a VRowPair: rows b
+// Where one V holds a packed vector (kSub = 1), the ISA asks for it (kRowPairEpilogue) and
+// the epilogue takes a VRowPair: rows b
 // and b + 1 (has_next: b + 1 is in the block) through one call, when both are active;
 // gate(i, v) gives V number v of row b + i's gate sums. Two rows' activation chains then
 // run op by op (AVX-512, Sapphire Rapids-class Xeon, LSTM step in bench/anatomy.cc, B = 8,
@@ -172,12 +173,16 @@ FASTRNN_INLINE bool carry_if_inactive(const StepArgs& s, int p, int b0, int rows
 template <int NV, class Epilogue, class Gate>
 FASTRNN_INLINE bool row_pair_epilogue(const StepArgs& s, int p, int b, bool has_next,
                                       Epilogue& epilogue, Gate&& gate) {
-  if constexpr (kSub == 1 && std::is_invocable_v<Epilogue&, int, int, int, VRowPair(&)[NV]>) {
-    if (has_next && row_active(s, b) && row_active(s, b + 1)) {
-      VRowPair two[NV];
-      for (int v = 0; v < NV; ++v) two[v] = {gate(0, v), gate(1, v)};
-      epilogue(p, b, 0, two);
-      return true;
+  // Nested, so that ISAs without row pairs never instantiate an epilogue on VRowPair (not
+  // even to ask whether it takes one).
+  if constexpr (kRowPairEpilogue && kSub == 1) {
+    if constexpr (std::is_invocable_v<Epilogue&, int, int, int, VRowPair(&)[NV]>) {
+      if (has_next && row_active(s, b) && row_active(s, b + 1)) {
+        VRowPair two[NV];
+        for (int v = 0; v < NV; ++v) two[v] = {gate(0, v), gate(1, v)};
+        epilogue(p, b, 0, two);
+        return true;
+      }
     }
   }
   return false;

@@ -59,6 +59,7 @@ constexpr int kStepSumRows = 64;
 // threads 0.84x (0.83x). Keeping the own lines as well gained nothing (one build, A/B:
 // 0.89x / 0.90x, against 0.91x / 0.88x without them).
 constexpr bool kStreamNextBlock = true;
+constexpr bool kRowPairEpilogue = false;  // two V's of a row make the pair (VPair)
 // No input projection ahead at batch 1: the step's 8 chains and a projection tile of even
 // one row (8 more) leave no register for the weights.
 constexpr int kAheadRows = 0;

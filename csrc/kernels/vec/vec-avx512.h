@@ -26,6 +26,9 @@ constexpr int kStepAccumulators = 24;
 constexpr int kStepRows = 3;  // 3 rows × 4 gates × 2 chains = 24 accumulators
 constexpr int kStepSplitK = 2;
 constexpr int kStepSumRows = 0;  // many-row steps keep a whole panel's gates in registers
+// Many-row LSTM and GRU epilogues take two active rows at once (a VRowPair, step-driver.h
+// row_pair_epilogue): two chains of activations op by op.
+constexpr bool kRowPairEpilogue = true;
 // Many-row tiles that stream far weights hold whole panel rows: each prefetches its own
 // (no shares of the next depth block, vec-avx2.h).
 constexpr bool kStreamNextBlock = false;

@@ -38,6 +38,7 @@ constexpr int kStepSumRows = 64;
 // the shares of the next depth block of vec-avx2.h are not measured on an Arm core, so not
 // taken (each tile of up to 4 rows prefetches its own weights).
 constexpr bool kStreamNextBlock = false;
+constexpr bool kRowPairEpilogue = false;  // two V's of a row make the pair (VPair)
 constexpr int kAheadRows = 0;
 // Weight-only bf16 steps of 4+ rows (step-driver.h): register blocks of kBf16StepRows rows
 // below kBf16SummedRows rows per thread, the GEMM's tiles above (32 registers hold the

@@ -11,11 +11,11 @@
 // library, alternating processes, paired medians of the time: LSTM B = 32, I = H = 256,
 // T = 64 0.967x; tput_gru_512 0.971x; bilstm_text 0.989x (not profiled further; a
 // bidirectional layer's two W_hh, 2 MiB, do not stay in the 1 MiB L2 between steps). Where one V
-// holds a packed vector's 16 units (AVX-512, scalar), the pair is the same V of two rows
-// (VRowPair, step-driver.h row_pair_epilogue): Sapphire Rapids-class Xeon, AVX-512, 1 thread,
-// alternating processes, paired medians of the time: tput_lstm_512 0.967x, bilstm_text 0.98x,
-// tput_gru_512 0.99x. Included inside an ISA's anonymous namespace after its vec-*.h (no
-// includes here).
+// holds a packed vector's 16 units (AVX-512; not the scalar oracle: kRowPairEpilogue), the pair is
+// the same V of two rows (VRowPair, step-driver.h row_pair_epilogue): Sapphire Rapids-class Xeon,
+// AVX-512, 1 thread, alternating processes, paired medians of the time: tput_lstm_512 0.967x,
+// bilstm_text 0.98x, tput_gru_512 0.99x. Included inside an ISA's anonymous namespace after its
+// vec-*.h (no includes here).
 
 // kRows false (VPair): V numbers sub and sub + 1 of one row (a row's consecutive units);
 // true (VRowPair): V number sub of two consecutive rows (AVX-512's many-row steps, where one
