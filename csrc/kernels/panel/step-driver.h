@@ -165,11 +165,10 @@ FASTRNN_INLINE bool carry_if_inactive(const StepArgs& s, int p, int b0, int rows
 }
 
 // Where one V holds a packed vector (kSub = 1), the ISA asks for it (kRowPairEpilogue) and
-// the epilogue takes a VRowPair: rows b
-// and b + 1 (has_next: b + 1 is in the block) through one call, when both are active;
-// gate(i, v) gives V number v of row b + i's gate sums. Two rows' activation chains then
-// run op by op (AVX-512, Sapphire Rapids-class Xeon, LSTM step in bench/anatomy.cc, B = 8,
-// H = 256: 146 -> 155 GFLOP/s). True when it ran them.
+// the epilogue takes a VRowPair: rows b and b + 1 (has_next: b + 1 is in the block) through
+// one call, when both are active; gate(i, v) gives V number v of row b + i's gate sums. Two rows'
+// activation chains then run op by op (AVX-512, Sapphire Rapids-class Xeon, LSTM step in
+// bench/anatomy.cc, B = 8, H = 256: 146 -> 155 GFLOP/s). True when it ran them.
 template <int NV, class Epilogue, class Gate>
 FASTRNN_INLINE bool row_pair_epilogue(const StepArgs& s, int p, int b, bool has_next,
                                       Epilogue& epilogue, Gate&& gate) {
