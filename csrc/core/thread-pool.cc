@@ -472,10 +472,6 @@ void worker_main(Pool* pool, Worker* w) {
     // threads ran 2.6x slower).
     const uint64_t releases0 = pool->releases();
     for (unsigned spins = 1; w->seq.load(std::memory_order_acquire) == seen; ++spins) {
-      // Read in this order: releases, free_hint, claimed. A caller publishes free_hint
-      // before bumping releases, so a free_hint read after a release is no older than it; and
-      // it claims this worker before it publishes, so a 0 that comes from the caller about to
-      // give this worker a job is seen with claimed set.
       // Only every 64th spin: the pool's counters and this worker's claimed flag are written
       // by the callers at every call, and a helper reading them at each spin pulled their
       // lines back to its core between those writes (a stream's step at 2 threads: each call
@@ -486,6 +482,10 @@ void worker_main(Pool* pool, Worker* w) {
         idle_pause(t0, spins);
         continue;
       }
+      // Read in this order: releases, free_hint, claimed. A caller publishes free_hint
+      // before bumping releases, so a free_hint read after a release is no older than it; and
+      // it claims this worker before it publishes, so a 0 that comes from the caller about to
+      // give this worker a job is seen with claimed set.
       const bool released = pool->releases() != releases0;
       const bool cores_busy = released && pool->free_hint() <= 0;
       const bool claimed = w->claimed.load(std::memory_order_seq_cst);

@@ -22,8 +22,7 @@ constexpr int kStepRows = 1;
 constexpr int kStepSplitK = 1;
 constexpr int kStepSumRows = 0;  // many-row steps keep a whole panel's gates in registers
 // No VRowPair epilogues (vec-avx512.h): the oracle gains nothing from them, and each one is
-// another instantiation of the epilogue on 16-float arrays (the sanitizer build of this table
-// took over 15 minutes with them).
+// another instantiation of the epilogue on 16-float arrays to compile.
 constexpr bool kRowPairEpilogue = false;
 // Many-row tiles that stream far weights hold whole panel rows: each prefetches its own
 // (no shares of the next depth block, vec-avx2.h).
