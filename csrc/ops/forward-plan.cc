@@ -189,10 +189,19 @@ ForwardPlan forward_plan(const RnnModel& m, int64_t B, int64_t T, int threads, c
     w_hh_floats = std::max(w_hh_floats, w.w_hh.size() * (p.widen ? 2 : 1));
   }
   // fp32 W_hh (a thread's share) larger than the near cache streams from beyond it at every
-  // step: many-row tiles of up to 4 rows then prefetch it.
-  p.far_weights =
-      (cfg.dtype == WeightType::kF32 || p.widen) &&
-      sizeof(float) * blocking.share(w_hh_floats, p.panel_threads) > blocking.near_bytes;
+  // step, and the many-row steps prefetch it (step-driver.h). Where the near cache is a
+  // core's L2 and the ISA's many-row tiles hold whole panels (each row block prefetching
+  // its share of the next panel), from half the L2 on: the chunk's G_x takes the other half
+  // (ops/blocking.cc), so a larger W_hh does not stay either. Sapphire Rapids-class Xeon (L2
+  // 2 MiB), B = 64, T = 100, I = H, 2 layers, AVX-512, alternating processes, medians of 4:
+  // LSTM H = 512 at 2 threads (2 MiB per thread) 0.97x the time, GRU H = 384 at 1 thread
+  // (1.7 MiB) 0.96x, GRU H = 512 at 2 threads (1.5 MiB) level. AVX2's GEMM tiles took 1.03x
+  // on that GRU (5 and 7 rounds), so they keep the whole L2.
+  const bool whole_panel_tiles = k.tiles.step_cols == 4 * 16;
+  const size_t far_from =
+      whole_panel_tiles && blocking.near_is_private ? blocking.near_bytes / 2 : blocking.near_bytes;
+  p.far_weights = (cfg.dtype == WeightType::kF32 || p.widen) &&
+                  sizeof(float) * blocking.share(w_hh_floats, p.panel_threads) > far_from;
   const size_t rows = static_cast<size_t>(B);
 
   // Every chunk reads all of W_ih again. From the near cache that costs little, but a

@@ -126,8 +126,23 @@ def test_far_weights_follow_the_near_cache():
         assert not fastrnn.quantize(model, "int8").plan(8, 10, num_threads=1)["far_weights"]
 
 
+def test_far_weights_from_half_the_l2_for_whole_panel_tiles(isa):
+    """Where the near cache is the L2, W_hh is far from half of it on when the ISA's many-row
+    tiles hold whole panels (the chunk's G_x takes the other half), from all of it on
+    otherwise (AVX2's GEMM tiles); an L3 near cache keeps the whole bound."""
+    from support.common import caches_pinned
+
+    model = fastrnn.GRU(64, 512, seed=0)  # W_hh: 3 MiB
+    whole_panel = fastrnn._core.kernel_tiles()["step"].endswith("x64")
+    with caches_pinned(l1d=32 << 10, l2=4 << 20, l3=32 << 20, l3_near=False):
+        assert model.plan(8, 10, num_threads=1)["far_weights"] == whole_panel
+        assert not model.plan(8, 10, num_threads=2)["far_weights"]  # 1.5 MiB per thread
+    with caches_pinned(l1d=32 << 10, l2=1 << 20, l3=4 << 20, l3_near=True):
+        assert not model.plan(8, 10, num_threads=1)["far_weights"]
+
+
 @pytest.mark.parametrize("cls", [fastrnn.LSTM, fastrnn.GRU])
-@pytest.mark.parametrize("batch", [4, 10])
+@pytest.mark.parametrize("batch", [4, 10, 13])
 def test_far_weights_give_the_same_bits(isa, cls, batch):
     """The prefetching steps (W_hh beyond the near cache) run the same FMAs in the same order."""
     from support.common import caches_pinned, flatten

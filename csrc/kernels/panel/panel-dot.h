@@ -114,6 +114,37 @@ FASTRNN_INLINE void panel_dot(const float* w, int K, const float* a, ptrdiff_t l
   }
 }
 
+// A row block's share of the panel a many-row step visits next (step-driver.h): `lines`
+// contiguous cache lines from `at` (an integer: a prefetch never faults).
+struct NextPanelShare {
+  uintptr_t at = 0;
+  int lines = 0;
+};
+
+// panel_dot<kRow, C, R, 1> on weights from beyond the near cache: each loop trip first
+// prefetches into the L2 a few lines of the block's share of the next panel, spread so that
+// the whole share is asked for within the k loop; without a share (the last panel, or one
+// block per panel) a block of up to 4 rows prefetches its own weights ahead (stream_ahead)
+// as panel_dot<…, kStream> does. The same FMAs in the same order as panel_dot.
+template <int kRow, int C, int R>
+FASTRNN_INLINE void panel_dot_next(const float* w, int K, const float* a, ptrdiff_t lda,
+                                   V (&acc)[R][C], NextPanelShare next) {
+  if (next.lines == 0) {
+    panel_dot<kRow, C, R, 1, R <= 4>(w, K, a, lda, acc);
+    return;
+  }
+  const int per_trip = (next.lines * kDotUnroll + K - 1) / K;
+  int k = 0, line = 0;
+  for (; k + kDotUnroll <= K; k += kDotUnroll) {
+    for (const int end = line + per_trip < next.lines ? line + per_trip : next.lines; line < end;
+         ++line)
+      __builtin_prefetch(reinterpret_cast<const void*>(next.at + 64 * uintptr_t(line)), 0, 2);
+#pragma GCC unroll 8
+    for (int u = 0; u < kDotUnroll; ++u) panel_dot_k<kRow, C, R>(w, a, lda, k + u, acc);
+  }
+  for (; k < K; ++k) panel_dot_k<kRow, C, R>(w, a, lda, k, acc);
+}
+
 // panel_dot of one row over a whole panel (C = kRow / kVecLanes), with k iterations
 // [k0, k1) of panel_dot<…, RA, 1> of RA other rows and another panel (the input projection
 // of later steps) spread evenly between its iterations. A batch-1 step streams its weights

@@ -243,14 +243,36 @@ FASTRNN_INLINE void step_dot(const float* w, int K, const float* a, ptrdiff_t ld
     panel_dot<kRow, C, R, KS, kStream>(w, K, a, lda, acc);
 }
 
-// kStream: W_hh comes from beyond the near cache (StepArgs::far_weights); row blocks of up
-// to 4 rows, too short to hide that stream, prefetch it. The same FMAs in the same order.
+// kStream: W_hh comes from beyond the near cache (StepArgs::far_weights). With several row
+// blocks per panel, each block prefetches into the L2 its share of the next panel's
+// weights, spread over its k loop, so that the far stream runs through the whole panel's
+// time and not only its first block's (the first block read its panel at the far cache's
+// speed, the others from the L2); a single block of up to 4 rows prefetches its own
+// weights ahead instead. The same FMAs in the same order.
 template <int NV, int kUnits, int kMaxR, int KS, bool kAhead, bool kBf16 = false,
           bool kStream = false, class Init, class Epilogue>
 FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
   for_step_panels<NV>(s, [&](int i, int p, const float* w) {
+    // The next panel's lines (fp32: K rows of NV · 64 bytes), or none.
+    [[maybe_unused]] uintptr_t next_at = 0;
+    [[maybe_unused]] int next_lines = 0;
+    if constexpr (kStream) {
+      if (i + 1 < s.p1 - s.p0 && s.b1 - s.b0 > kMaxR) {
+        const bool backwards = ((s.t + s.sweep) & 1) != 0;  // as for_step_panels walks
+        next_at = reinterpret_cast<uintptr_t>(w + (backwards ? -1 : 1) * s.K * NV * 16);
+        next_lines = s.K * NV;
+      }
+    }
     for_row_blocks<kMaxR>(s.b0, s.b1, [&](auto rows, int b0) {
       constexpr int R = decltype(rows)::value;
+      // This block's share of the next panel: lines [l0, l1), by its rows.
+      [[maybe_unused]] NextPanelShare next;
+      if constexpr (kStream) {
+        const int n = s.b1 - s.b0;
+        const int l0 = static_cast<int>(static_cast<int64_t>(b0 - s.b0) * next_lines / n);
+        const int l1 = static_cast<int>(static_cast<int64_t>(b0 + R - s.b0) * next_lines / n);
+        next = {next_at + 64 * static_cast<uintptr_t>(l0), l1 - l0};
+      }
       if (carry_if_inactive<kUnits>(s, p, b0, R)) return;
       // init and epilogue see copies: if the accumulators' address escaped into a lambda
       // that is not inlined, GCC would keep them on the stack inside the k loop (measured:
@@ -267,6 +289,9 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
           }
         if constexpr (kAhead && R == 1)
           step_dot_ahead<NV, KS, kAheadRows>(s, w, b0, i, acc);
+        else if constexpr (kStream && !kBf16 && KS == 1)
+          panel_dot_next<NV * 16, NV * kSub, R>(w, s.K, s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev,
+                                                acc, next);
         else
           step_dot<NV * 16, NV * kSub, R, KS, kBf16, kStream && R <= 4>(
               w, s.K, s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev, acc);
