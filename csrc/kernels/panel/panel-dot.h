@@ -125,7 +125,9 @@ struct NextPanelShare {
 // prefetches into the L2 a few lines of the block's share of the next panel, spread so that
 // the whole share is asked for within the k loop; without a share (the last panel, or one
 // block per panel) a block of up to 4 rows prefetches its own weights ahead (stream_ahead)
-// as panel_dot<…, kStream> does. The same FMAs in the same order as panel_dot.
+// as panel_dot<…, kStream> does. The same FMAs in the same order as panel_dot. A function
+// of its own, not one more argument of panel_dot: that argument, unused, made the non-far
+// GRU step (B = 64, H = 512, 2 threads) 1.19x slower on the Sapphire Rapids-class Xeon.
 template <int kRow, int C, int R>
 FASTRNN_INLINE void panel_dot_next(const float* w, int K, const float* a, ptrdiff_t lda,
                                    V (&acc)[R][C], NextPanelShare next) {

@@ -134,6 +134,9 @@ constexpr int step_gates() {
   return 1;
 }
 
+// Whether this step walks its panels backwards (for_step_panels).
+FASTRNN_INLINE bool step_walks_backwards(const StepArgs& s) { return ((s.t + s.sweep) & 1) != 0; }
+
 // Calls body(i, p, w) for the panels a step visits, the i-th visit on panel p with packed
 // weights w, after the panel's own input projection where the step computes it.
 // Odd steps walk the panels backwards: W_hh is read cyclically, and a cyclic sweep over a
@@ -145,7 +148,7 @@ constexpr int step_gates() {
 // kProject = false: the body computes the projection itself (int8: x quantised once a call).
 template <int NV, bool kProject = true, class Body>
 FASTRNN_INLINE void for_step_panels(const StepArgs& s, Body&& body) {
-  const bool backwards = ((s.t + s.sweep) & 1) != 0;
+  const bool backwards = step_walks_backwards(s);
   for (int i = 0; i < s.p1 - s.p0; ++i) {
     const int p = backwards ? s.p1 - 1 - i : s.p0 + i;
     if (kProject && s.in.gx != nullptr) project_panel<NV>(s, p);
@@ -258,8 +261,8 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
     [[maybe_unused]] int next_lines = 0;
     if constexpr (kStream) {
       if (i + 1 < s.p1 - s.p0 && s.b1 - s.b0 > kMaxR) {
-        const bool backwards = ((s.t + s.sweep) & 1) != 0;  // as for_step_panels walks
-        next_at = reinterpret_cast<uintptr_t>(w + (backwards ? -1 : 1) * s.K * NV * 16);
+        const ptrdiff_t panel = static_cast<ptrdiff_t>(s.K) * NV * 16;
+        next_at = reinterpret_cast<uintptr_t>(w + (step_walks_backwards(s) ? -panel : panel));
         next_lines = s.K * NV;
       }
     }
