@@ -315,10 +315,14 @@ struct AmxTiles {
 // sums (M ≤ kAmxRows rows of one panel's NV·16 columns, stride NV·16) += the int8 sums, by AMX
 // tiles over the first Kd − Kd % 16 quads and the ISA's dot for the rest, then red_tile's
 // finish: the same integer sums, the same float operations, the same bits. a: the rows'
-// packed quads (q + 128, as TDPBUSD and VPDPBUSD read them; stride Kd dwords).
+// packed quads (q + 128, as TDPBUSD and VPDPBUSD read them; stride Kd dwords). accumulate
+// false: sums is only written, each sum +0 + the panel's (the bits of adding to zeroed sums,
+// without the pass that zeroes them: a GEMM's block of 32 rows spent a third of its time
+// outside the tiles zeroing its 6 KiB of sums, see gemm_packed).
 template <int NV>
 FASTRNN_INLINE void amx_panel(AmxTiles& tiles, const WeightFormat& wf, const uint32_t* w, int Kd,
-                              const uint32_t* a, const float* sa, int p, int M, float* sums) {
+                              const uint32_t* a, const float* sa, int p, int M, float* sums,
+                              bool accumulate) {
   constexpr int kRow = NV * 16;
   alignas(64) int32_t c[kAmxRows * kRow];
   const int kq = Kd - Kd % 16;
@@ -332,16 +336,18 @@ FASTRNN_INLINE void amx_panel(AmxTiles& tiles, const WeightFormat& wf, const uin
       const int col = p * kRow + j;
       const V f = vi_to_v(vi_finish(acc, wf.sum + col));
       float* out = sums + r * kRow + j;
-      vstore(out, vadd(vload(out), vmul(f, vmul(vset1(sa[r]), vload(wf.scale + col)))));
+      const V start = accumulate ? vload(out) : vzero();
+      vstore(out, vadd(start, vmul(f, vmul(vset1(sa[r]), vload(wf.scale + col)))));
     }
 }
 
 // sums (M ≤ kAmxRows rows of one panel's NV·16 columns, stride NV·16) += the bf16 sums of the
 // packed bf16 rows a (stride Kd dwords): AMX tiles over the first Kd − Kd % 16 pairs, then
 // VDPBF16PS for the rest, row by row: a row's sums never depend on the other rows.
+// accumulate: as amx_panel's.
 template <int NV>
 FASTRNN_INLINE void amx_bf16_panel(AmxTiles& tiles, const uint32_t* w, int Kd, const uint32_t* a,
-                                   int M, float* sums) {
+                                   int M, float* sums, bool accumulate) {
   constexpr int kRow = NV * 16;
   alignas(64) float c[kAmxRows * kRow];
   const int kq = Kd - Kd % 16;
@@ -356,7 +362,7 @@ FASTRNN_INLINE void amx_bf16_panel(AmxTiles& tiles, const uint32_t* w, int Kd, c
       V acc = vload(c + r * kRow + j);
       for (int k = kq; k < Kd; ++k) acc = vdot_bf16(acc, vload_w(w + k * kRow + j), a[r * Kd + k]);
       float* out = sums + r * kRow + j;
-      vstore(out, vadd(vload(out), acc));
+      vstore(out, vadd(accumulate ? vload(out) : vzero(), acc));
     }
 }
 
@@ -379,15 +385,16 @@ FASTRNN_INLINE bool amx_int8(const WeightFormat& wf, int Kd, int rows) {
 }
 
 // sums (M rows from row b of a call's packed rows buf / sa, stride Kd) += their reduced sums
-// with panel p (w) on AMX tiles: amx_panel (int8) or amx_bf16_panel.
+// with panel p (w) on AMX tiles: amx_panel (int8) or amx_bf16_panel. accumulate false: sums
+// is only written, as if it held zeros (amx_panel).
 template <int NV>
 FASTRNN_INLINE void amx_block(AmxTiles& tiles, const WeightFormat& wf, const uint32_t* w, int Kd,
                               const uint32_t* buf, const float* sa, int b, int p, int M,
-                              float* sums) {
+                              float* sums, bool accumulate) {
   if (wf.type == WeightType::kBf16)
-    amx_bf16_panel<NV>(tiles, w, Kd, buf + b * Kd, M, sums);
+    amx_bf16_panel<NV>(tiles, w, Kd, buf + b * Kd, M, sums, accumulate);
   else
-    amx_panel<NV>(tiles, wf, w, Kd, buf + b * Kd, sa + b, p, M, sums);
+    amx_panel<NV>(tiles, wf, w, Kd, buf + b * Kd, sa + b, p, M, sums, accumulate);
 }
 
 // Rows of one panel's sums (stride kCols) plus the panel's bias (or none) into c (stride ldc):
@@ -430,8 +437,8 @@ FASTRNN_NOINLINE void gemm_packed(const GemmArgs& g) {
       int b = r0;
       for (; (amx || bf16_amx(g.wf)) && b < r1; b += kAmxRows) {
         const int M = r1 - b < kAmxRows ? r1 - b : kAmxRows;
-        alignas(64) float sums[kAmxRows][kCols] = {};
-        amx_block<NV>(tiles, g.wf, w, Kd, buf, sa, b - r0, p, M, &sums[0][0]);
+        alignas(64) float sums[kAmxRows][kCols];
+        amx_block<NV>(tiles, g.wf, w, Kd, buf, sa, b - r0, p, M, &sums[0][0], false);
         rows_store<kCols>(&sums[0][0], M, bias, g.c + b * g.ldc + p * kCols, g.ldc);
       }
       for_row_blocks<kRedRows>(b, r1, [&](auto block, int b0) {
