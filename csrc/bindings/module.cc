@@ -713,6 +713,9 @@ PYBIND11_MODULE(_core, m) {
                fastrnn::amx_enabled(fastrnn::WeightType::kBf16);
       },
       py::arg("on") = py::none());
+  // For tests: the row count of the AMX tile configuration the calling thread holds loaded
+  // (0: none; every call releases it at its end, KernelTable::end_call).
+  m.def("amx_tile_rows", [] { return fastrnn::amx_tile_rows(); });
   // Whether bf16 weights take bf16 dot products for every row on the avx512bf16 table (AMX
   // tiles, or VDPBF16PS where it outruns the FMAs). None: just ask; False / True: switch the
   // VDPBF16PS rows off / on where the CPU's are fast (AMX follows amx()).

@@ -56,6 +56,11 @@ const KernelTable& kernels() {
   return *t;
 }
 
+int& amx_tile_rows() {
+  thread_local int rows = 0;
+  return rows;
+}
+
 bool amx_enabled(WeightType type) {
   const CpuFeatures& f = cpu_features();
   const bool has = type == WeightType::kInt8 ? f.amx_int8 : type == WeightType::kBf16 && f.amx_bf16;

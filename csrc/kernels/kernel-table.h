@@ -34,6 +34,12 @@ struct WeightFormat {
   bool bf16_rows = false;
 };
 
+// The row count of the AMX tile configuration this thread has loaded, 0 while it holds none
+// (cpu/kernel-select.cc): one per thread for every table, so a configuration one table left
+// is never taken for another's. The kernels keep it loaded across a call's steps
+// (kernels/reduced/reduced-dot.h AmxTiles); KernelTable::end_call releases it.
+int& amx_tile_rows();
+
 // k per dword of a packed reduced panel row: 2 (bf16) or 4 (int8); 1 for fp32.
 constexpr int weight_group(WeightType t) {
   return t == WeightType::kBf16 ? 2 : t == WeightType::kInt8 ? 4 : 1;
@@ -178,7 +184,8 @@ struct KernelTiles {
    ns::gru_candidate_step,       \
    ns::rnn_step_variant,         \
    ns::map_sigmoid,              \
-   ns::map_tanh}
+   ns::map_tanh,                 \
+   ns::end_call}
 
 // The tiles of the including ISA, from its vec-*.h constants (after the kernel headers).
 #define FASTRNN_KERNEL_TILES                                                                 \
@@ -210,6 +217,19 @@ struct KernelTable {
   void (*rnn_step_variant)(const StepArgs&);
   void (*sigmoid)(const float* x, float* y, size_t n);
   void (*tanh)(const float* x, float* y, size_t n);
+  // After a thread's last kernel of a call: gives back what the kernels held across its steps
+  // (the AMX tile state); nothing on tables without AMX.
+  void (*end_call)();
+};
+
+// Calls the table's end_call when a thread's part of a call ends, thrown out of or not (a
+// tile configuration left loaded would be taken as the thread's next call's).
+struct KernelCallEnd {
+  explicit KernelCallEnd(const KernelTable& table) : k(table) {}
+  const KernelTable& k;
+  KernelCallEnd(const KernelCallEnd&) = delete;
+  KernelCallEnd& operator=(const KernelCallEnd&) = delete;
+  ~KernelCallEnd() { k.end_call(); }
 };
 
 extern const KernelTable kKernelsScalar;

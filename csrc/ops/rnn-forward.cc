@@ -709,12 +709,14 @@ void rnn_forward(const RnnModel& model, const ForwardArgs& in_args) {
     Forward f(model, args, p, k);
     if (nt == 1) {
       SpinBarrier none(1);
+      const KernelCallEnd end{k};
       f.run(0, 1, none);
       return;
     }
     SpinBarrier barrier(nt);
     const int64_t start_ns = threads_now_ns();
     auto body = [&](int tid) {
+      const KernelCallEnd end{k};
       if (tid == 0) barrier.count_every_wait(!team.woke_sleeping());
       if (tid < nt) f.run(tid, nt, barrier);
     };

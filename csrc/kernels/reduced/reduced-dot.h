@@ -296,21 +296,24 @@ constexpr int kAmxRows = 32;
 // one-row tiles measured 0.9-1.25x the VNNI time, 4 rows 0.65-0.8x, 8+ rows 0.5-0.7x).
 constexpr int kAmxMinRowsInt8 = 4;
 
-// A caller's AMX tile configuration: loaded when its blocks' row count changes (once per call
-// for a batch, twice with a last short block), released when the caller is done.
+// The AMX tile configuration of the thread's blocks: loaded when their row count changes and
+// kept across a call's steps and GEMMs (the thread's amx_tile_rows, kernel-table.h), then
+// released once by the call's end_call. (Loaded and released at every step instead, a
+// batch-1 bf16 GRU call, H = 256, T = 100, took 1.06x the time at 2 threads, SPR-class Xeon.)
 struct AmxTiles {
-  int rows = 0;
   void use(int M) {
+    int& rows = amx_tile_rows();
     if (M != rows) amx_config(M);
     rows = M;
   }
-  AmxTiles() = default;
-  AmxTiles(const AmxTiles&) = delete;
-  AmxTiles& operator=(const AmxTiles&) = delete;
-  ~AmxTiles() {
-    if (rows > 0) amx_release();
-  }
 };
+
+// KernelTable::end_call: gives the tile state back, if this thread holds it.
+inline void end_call() {
+  int& rows = amx_tile_rows();
+  if (rows > 0) amx_release();
+  rows = 0;
+}
 
 // sums (M ≤ kAmxRows rows of one panel's NV·16 columns, stride NV·16) += the int8 sums, by AMX
 // tiles over the first Kd − Kd % 16 quads and the ISA's dot for the rest, then red_tile's
