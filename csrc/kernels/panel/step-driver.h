@@ -402,9 +402,7 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
       const float* bias = s.in.bias != nullptr ? s.in.bias + p * NV * 16 : nullptr;
       float* out = s.in.gx + b * s.ld_gx + p * NV * 16;
       if (xamx) {
-        alignas(64) float gx[kAmxRows][NV * 16];
-        amx_block<NV>(tiles, s.in.wf, wx, Kx, xbuf, sx, b - r0, p, M, &gx[0][0], false);
-        rows_store<NV * 16>(&gx[0][0], M, bias, out, s.ld_gx);
+        amx_block<NV>(tiles, s.in.wf, wx, Kx, xbuf, sx, b - r0, p, M, {out, s.ld_gx, bias, false});
       } else if (!packed_x) {  // bf16, weight-only on x
         gemm_bf16_few_rows<NV>(wx, s.in.K, s.in.x + b * s.in.ldx, s.in.ldx, M, out, s.ld_gx, bias);
       } else {
@@ -446,7 +444,8 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
         if (carry_if_inactive<kUnits>(s, p, b, M)) continue;
         alignas(64) float sums[kAmxRows][NV * 16];
         sums_start<NV>(p, b, M, &sums[0][0], init);
-        amx_block<NV>(tiles, s.wf, w, Kd, buf, sa, b - r0, p, M, &sums[0][0], true);
+        amx_block<NV>(tiles, s.wf, w, Kd, buf, sa, b - r0, p, M,
+                      {&sums[0][0], NV * 16, nullptr, true});
         sums_finish<NV, kUnits>(s, p, b, M, &sums[0][0], epilogue);
       }
       for_row_blocks<kRedRows>(b, r1, [&](auto rows, int b0) {
