@@ -160,13 +160,11 @@ void batched(int B, int K) {
         lstm_step(s);
         continue;
       }
-      step_panels<4, 16>(
-          s, [&](int p, int b, int sub, V(&acc)[4]) { init_zero<4>(p, b, sub, acc); },
-          [&](int p, int b, int sub, V(&acc)[4]) {
-            add_gx<4>(s, p, b, sub, acc);
-            vstore(s.h + b * s.ld_h + unit_of<16>(p, 0, sub),
-                   vadd(vadd(acc[0], acc[1]), vadd(acc[2], acc[3])));
-          });
+      step_panels<4, 16>(s, ZeroSums{}, [&](int p, int b, int sub, V(&acc)[4]) {
+        add_gx<4>(s, p, b, sub, acc);
+        vstore(s.h + b * s.ld_h + unit_of<16>(p, 0, sub),
+               vadd(vadd(acc[0], acc[1]), vadd(acc[2], acc[3])));
+      });
     }
   };
   const double full = best_seconds([&] { steps(true, false); }, 40);

@@ -10,21 +10,20 @@
 // Included inside an ISA's anonymous namespace (no includes here).
 
 void gru_step(const StepArgs& s) {
-  step_panels<3, 16>(
-      s, [&](int p, int b, int sub, V(&acc)[3]) { init_zero<3>(p, b, sub, acc); },
-      // W: V, a VPair (two consecutive V's of row b) or a VRowPair (V number sub of rows b
-      // and b + 1): step-driver.h, vload_units.
-      [&](int p, int b, int sub, auto(&acc)[3]) FASTRNN_INLINE_LAMBDA {
-        using W = std::remove_reference_t<decltype(acc[0])>;
-        const int u = unit_of<16>(p, 0, sub);
-        const float* gx = s.gx + b * s.ld_gx + p * 48 + sub * kVecLanes;
-        const W r = vsigmoid(vadd(acc[0], vload_units<W>(gx, s.ld_gx)));
-        const W z = vsigmoid(vadd(acc[1], vload_units<W>(gx + 16, s.ld_gx)));
-        const W hn = s.b_hn ? vadd(acc[2], vload_units<W>(s.b_hn + u, 0)) : acc[2];
-        const W n = vtanh(vfma(r, hn, vload_units<W>(gx + 32, s.ld_gx)));
-        const W h_prev = vload_units<W>(s.h_prev + b * s.ld_h_prev + u, s.ld_h_prev);
-        const W h = vfma(z, vsub(h_prev, n), n);
-        vstore_units(s.h + b * s.ld_h + u, s.ld_h, h);
-        store_output(s, b, u, h);
-      });
+  step_panels<3, 16>(s, ZeroSums{},
+                     // W: V, a VPair (two consecutive V's of row b) or a VRowPair (V number sub of
+                     // rows b and b + 1): step-driver.h, vload_units.
+                     [&](int p, int b, int sub, auto(&acc)[3]) FASTRNN_INLINE_LAMBDA {
+                       using W = std::remove_reference_t<decltype(acc[0])>;
+                       const int u = unit_of<16>(p, 0, sub);
+                       const float* gx = s.gx + b * s.ld_gx + p * 48 + sub * kVecLanes;
+                       const W r = vsigmoid(vadd(acc[0], vload_units<W>(gx, s.ld_gx)));
+                       const W z = vsigmoid(vadd(acc[1], vload_units<W>(gx + 16, s.ld_gx)));
+                       const W hn = s.b_hn ? vadd(acc[2], vload_units<W>(s.b_hn + u, 0)) : acc[2];
+                       const W n = vtanh(vfma(r, hn, vload_units<W>(gx + 32, s.ld_gx)));
+                       const W h_prev = vload_units<W>(s.h_prev + b * s.ld_h_prev + u, s.ld_h_prev);
+                       const W h = vfma(z, vsub(h_prev, n), n);
+                       vstore_units(s.h + b * s.ld_h + u, s.ld_h, h);
+                       store_output(s, b, u, h);
+                     });
 }

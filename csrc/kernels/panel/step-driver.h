@@ -190,6 +190,21 @@ FASTRNN_INLINE bool row_pair_epilogue(const StepArgs& s, int p, int b, bool has_
   return false;
 }
 
+// Accumulators start from zero: the recurrent sum W_hh·h is taken alone, and the input
+// projection row (which holds the biases) is added to it afterwards (add_gx, in the
+// epilogue). Starting the sum from G_x instead rounded each of its K partial sums at G_x's
+// magnitude: against a float64 evaluation, that made fastrnn's error 1.6x torch's on
+// heavy-tailed LSTM and ReLU RNN weights (geometric mean over 16 models, T = 300); summed
+// apart, ~1.1x. One add per gate vector per step.
+// Every step kernel passes ZeroSums as its init: a type of its own, so that a path whose
+// sums would be written over zeros may write them instead (AMX blocks, step_panels_packed).
+struct ZeroSums {
+  template <int NV>
+  FASTRNN_INLINE void operator()(int, int, int, V (&acc)[NV]) const {
+    for (int v = 0; v < NV; ++v) acc[v] = vzero();
+  }
+};
+
 // Gate sums of rows [b0, b0 + rows) of panel p kept in memory (sums: rows of NV·16 floats,
 // in the panel's column order): started by init, then finished by the epilogue (or carried).
 template <int NV, class Init>
@@ -443,9 +458,12 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
         if (s.in.gx != nullptr) project(p, b, M);
         if (carry_if_inactive<kUnits>(s, p, b, M)) continue;
         alignas(64) float sums[kAmxRows][NV * 16];
-        sums_start<NV>(p, b, M, &sums[0][0], init);
+        // Sums that start from zero are written, not added to zeros stored first (8 KiB for
+        // 32 rows of LSTM: 4% of an int8 LSTM B = 64, H = 512 call).
+        constexpr bool kFromZero = std::is_same_v<std::decay_t<Init>, ZeroSums>;
+        if constexpr (!kFromZero) sums_start<NV>(p, b, M, &sums[0][0], init);
         amx_block<NV>(tiles, s.wf, w, Kd, buf, sa, b - r0, p, M,
-                      {&sums[0][0], NV * 16, nullptr, true});
+                      {&sums[0][0], NV * 16, nullptr, !kFromZero});
         sums_finish<NV, kUnits>(s, p, b, M, &sums[0][0], epilogue);
       }
       for_row_blocks<kRedRows>(b, r1, [&](auto rows, int b0) {
@@ -521,17 +539,6 @@ FASTRNN_INLINE void step_panels(const StepArgs& s, Init&& init, Epilogue&& epilo
   // Batch 1 to 3 with far weights takes no prefetch: lat_lstm_1024 (16 MiB of W_hh) was
   // 1.09x the time with it at 1 thread, 1.06x at 2 (AVX-512's two chains, A/B alternating).
   step_panels_blocked<NV, kUnits, kStepRows, kStepSplitK, false>(s, init, epilogue);
-}
-
-// Accumulators start from zero: the recurrent sum W_hh·h is taken alone, and the input
-// projection row (which holds the biases) is added to it afterwards (add_gx, in the
-// epilogue). Starting the sum from G_x instead rounded each of its K partial sums at G_x's
-// magnitude: against a float64 evaluation, that made fastrnn's error 1.6x torch's on
-// heavy-tailed LSTM and ReLU RNN weights (geometric mean over 16 models, T = 300); summed
-// apart, ~1.1x. One add per gate vector per step.
-template <int NV>
-FASTRNN_INLINE void init_zero(int, int, int, V (&acc)[NV]) {
-  for (int v = 0; v < NV; ++v) acc[v] = vzero();
 }
 
 // acc[v] += G_x row b, V number `sub` of each of panel p's NV packed vectors (a VPair: and

@@ -8,16 +8,14 @@
 
 template <bool kRelu>
 void rnn_step(const StepArgs& s) {
-  step_panels<4, 64>(
-      s, [&](int p, int b, int sub, V(&acc)[4]) { init_zero<4>(p, b, sub, acc); },
-      [&](int p, int b, int sub, V(&acc)[4]) {
-        add_gx<4>(s, p, b, sub, acc);
-        for (int v = 0; v < 4; ++v) {
-          // max(0, x) with x second: NaN propagates.
-          const V h = kRelu ? vmax(vzero(), acc[v]) : vtanh(acc[v]);
-          const int u = unit_of<64>(p, v, sub);
-          vstore(s.h + b * s.ld_h + u, h);
-          store_output(s, b, u, h);
-        }
-      });
+  step_panels<4, 64>(s, ZeroSums{}, [&](int p, int b, int sub, V(&acc)[4]) {
+    add_gx<4>(s, p, b, sub, acc);
+    for (int v = 0; v < 4; ++v) {
+      // max(0, x) with x second: NaN propagates.
+      const V h = kRelu ? vmax(vzero(), acc[v]) : vtanh(acc[v]);
+      const int u = unit_of<64>(p, v, sub);
+      vstore(s.h + b * s.ld_h + u, h);
+      store_output(s, b, u, h);
+    }
+  });
 }

@@ -67,47 +67,43 @@ inline V vact(const Act& a, V x) {
 
 void lstm_step_variant(const StepArgs& s) {
   const CellVariant& cv = *s.variant;
-  step_panels<4, 16>(
-      s, [&](int p, int b, int sub, V(&acc)[4]) { init_zero<4>(p, b, sub, acc); },
-      [&](int p, int b, int sub, V(&acc)[4]) {
-        add_gx<4>(s, p, b, sub, acc);
-        const int u = unit_of<16>(p, 0, sub);
-        float* c = s.c + b * s.ld_c + u;
-        const V c_prev = vload(c);
-        V a_i = acc[0], a_f = acc[1], a_o = acc[3];
-        if (cv.peep != nullptr) {
-          a_i = vfma(vload(cv.peep + u), c_prev, a_i);
-          a_f = vfma(vload(cv.peep + s.ld_c + u), c_prev, a_f);
-        }
-        const V i = vact(cv.act[0], vclip(cv, a_i));
-        const V f = cv.input_forget ? vsub(vset1(1.0f), i) : vact(cv.act[0], vclip(cv, a_f));
-        const V g = vact(cv.act[1], vclip(cv, acc[2]));
-        const V c_new = vfma(f, c_prev, vmul(i, g));
-        vstore(c, c_new);
-        if (cv.peep != nullptr) a_o = vfma(vload(cv.peep + 2 * s.ld_c + u), c_new, a_o);
-        const V o = vact(cv.act[0], vclip(cv, a_o));
-        const V h = vmul(o, vact(cv.act[2], c_new));
-        vstore(s.h + b * s.ld_h + u, h);
-        store_output(s, b, u, h);
-      });
+  step_panels<4, 16>(s, ZeroSums{}, [&](int p, int b, int sub, V(&acc)[4]) {
+    add_gx<4>(s, p, b, sub, acc);
+    const int u = unit_of<16>(p, 0, sub);
+    float* c = s.c + b * s.ld_c + u;
+    const V c_prev = vload(c);
+    V a_i = acc[0], a_f = acc[1], a_o = acc[3];
+    if (cv.peep != nullptr) {
+      a_i = vfma(vload(cv.peep + u), c_prev, a_i);
+      a_f = vfma(vload(cv.peep + s.ld_c + u), c_prev, a_f);
+    }
+    const V i = vact(cv.act[0], vclip(cv, a_i));
+    const V f = cv.input_forget ? vsub(vset1(1.0f), i) : vact(cv.act[0], vclip(cv, a_f));
+    const V g = vact(cv.act[1], vclip(cv, acc[2]));
+    const V c_new = vfma(f, c_prev, vmul(i, g));
+    vstore(c, c_new);
+    if (cv.peep != nullptr) a_o = vfma(vload(cv.peep + 2 * s.ld_c + u), c_new, a_o);
+    const V o = vact(cv.act[0], vclip(cv, a_o));
+    const V h = vmul(o, vact(cv.act[2], c_new));
+    vstore(s.h + b * s.ld_h + u, h);
+    store_output(s, b, u, h);
+  });
 }
 
 void gru_step_variant(const StepArgs& s) {
   const CellVariant& cv = *s.variant;
-  step_panels<3, 16>(
-      s, [&](int p, int b, int sub, V(&acc)[3]) { init_zero<3>(p, b, sub, acc); },
-      [&](int p, int b, int sub, V(&acc)[3]) {
-        const int u = unit_of<16>(p, 0, sub);
-        const float* gx = s.gx + b * s.ld_gx + p * 48 + sub * kVecLanes;
-        const V r = vact(cv.act[0], vclip(cv, vadd(acc[0], vload(gx))));
-        const V z = vact(cv.act[0], vclip(cv, vadd(acc[1], vload(gx + 16))));
-        const V hn = s.b_hn ? vadd(acc[2], vload(s.b_hn + u)) : acc[2];
-        const V n = vact(cv.act[1], vclip(cv, vfma(r, hn, vload(gx + 32))));
-        const V h_prev = vload(s.h_prev + b * s.ld_h_prev + u);
-        const V h = vfma(z, vsub(h_prev, n), n);
-        vstore(s.h + b * s.ld_h + u, h);
-        store_output(s, b, u, h);
-      });
+  step_panels<3, 16>(s, ZeroSums{}, [&](int p, int b, int sub, V(&acc)[3]) {
+    const int u = unit_of<16>(p, 0, sub);
+    const float* gx = s.gx + b * s.ld_gx + p * 48 + sub * kVecLanes;
+    const V r = vact(cv.act[0], vclip(cv, vadd(acc[0], vload(gx))));
+    const V z = vact(cv.act[0], vclip(cv, vadd(acc[1], vload(gx + 16))));
+    const V hn = s.b_hn ? vadd(acc[2], vload(s.b_hn + u)) : acc[2];
+    const V n = vact(cv.act[1], vclip(cv, vfma(r, hn, vload(gx + 32))));
+    const V h_prev = vload(s.h_prev + b * s.ld_h_prev + u);
+    const V h = vfma(z, vsub(h_prev, n), n);
+    vstore(s.h + b * s.ld_h + u, h);
+    store_output(s, b, u, h);
+  });
 }
 
 // Classic GRU, phase 1 of 2: r and z of 16 units from W_hr, W_hz packed as 2-gate panels;
@@ -116,51 +112,45 @@ void gru_step_variant(const StepArgs& s) {
 // value the second phase's dot products may read and then discard.
 void gru_gates_step(const StepArgs& s) {
   const CellVariant& cv = *s.variant;
-  step_panels<2, 16>(
-      s, [&](int p, int b, int sub, V(&acc)[2]) { init_zero<2>(p, b, sub, acc); },
-      [&](int p, int b, int sub, V(&acc)[2]) {
-        const int u = unit_of<16>(p, 0, sub);
-        const float* gx = s.gx + b * s.ld_gx + p * 48 + sub * kVecLanes;
-        const V r = vact(cv.act[0], vclip(cv, vadd(acc[0], vload(gx))));
-        const V z = vact(cv.act[0], vclip(cv, vadd(acc[1], vload(gx + 16))));
-        const V h_prev = vload(s.h_prev + b * s.ld_h_prev + u);
-        vstore(s.h + b * s.ld_h + u, vmul(r, h_prev));
-        vstore(s.c + b * s.ld_c + u, z);
-      });
+  step_panels<2, 16>(s, ZeroSums{}, [&](int p, int b, int sub, V(&acc)[2]) {
+    const int u = unit_of<16>(p, 0, sub);
+    const float* gx = s.gx + b * s.ld_gx + p * 48 + sub * kVecLanes;
+    const V r = vact(cv.act[0], vclip(cv, vadd(acc[0], vload(gx))));
+    const V z = vact(cv.act[0], vclip(cv, vadd(acc[1], vload(gx + 16))));
+    const V h_prev = vload(s.h_prev + b * s.ld_h_prev + u);
+    vstore(s.h + b * s.ld_h + u, vmul(r, h_prev));
+    vstore(s.c + b * s.ld_c + u, z);
+  });
 }
 
 // Classic GRU, phase 2 of 2: n from W_hn · (r ⊙ h) (64-unit panels), then h' = n + z ⊙ (h − n)
 // with h from s.carry and z from s.c.
 void gru_candidate_step(const StepArgs& s) {
   const CellVariant& cv = *s.variant;
-  step_panels<4, 64>(
-      s, [&](int p, int b, int sub, V(&acc)[4]) { init_zero<4>(p, b, sub, acc); },
-      [&](int p, int b, int sub, V(&acc)[4]) {
-        for (int v = 0; v < 4; ++v) {
-          const int u = unit_of<64>(p, v, sub);
-          // G_x's n block of the 16-unit group holding u (u % 16 = sub · kVecLanes).
-          const float* gx_n = s.gx + b * s.ld_gx + (u / 16) * 48 + 32 + u % 16;
-          const V n = vact(cv.act[1], vclip(cv, vadd(acc[v], vload(gx_n))));
-          const V z = vload(s.c + b * s.ld_c + u);
-          const V h_prev = vload(s.carry + b * s.ld_carry + u);
-          const V h = vfma(z, vsub(h_prev, n), n);
-          vstore(s.h + b * s.ld_h + u, h);
-          store_output(s, b, u, h);
-        }
-      });
+  step_panels<4, 64>(s, ZeroSums{}, [&](int p, int b, int sub, V(&acc)[4]) {
+    for (int v = 0; v < 4; ++v) {
+      const int u = unit_of<64>(p, v, sub);
+      // G_x's n block of the 16-unit group holding u (u % 16 = sub · kVecLanes).
+      const float* gx_n = s.gx + b * s.ld_gx + (u / 16) * 48 + 32 + u % 16;
+      const V n = vact(cv.act[1], vclip(cv, vadd(acc[v], vload(gx_n))));
+      const V z = vload(s.c + b * s.ld_c + u);
+      const V h_prev = vload(s.carry + b * s.ld_carry + u);
+      const V h = vfma(z, vsub(h_prev, n), n);
+      vstore(s.h + b * s.ld_h + u, h);
+      store_output(s, b, u, h);
+    }
+  });
 }
 
 void rnn_step_variant(const StepArgs& s) {
   const CellVariant& cv = *s.variant;
-  step_panels<4, 64>(
-      s, [&](int p, int b, int sub, V(&acc)[4]) { init_zero<4>(p, b, sub, acc); },
-      [&](int p, int b, int sub, V(&acc)[4]) {
-        add_gx<4>(s, p, b, sub, acc);
-        for (int v = 0; v < 4; ++v) {
-          const V h = vact(cv.act[0], vclip(cv, acc[v]));
-          const int u = unit_of<64>(p, v, sub);
-          vstore(s.h + b * s.ld_h + u, h);
-          store_output(s, b, u, h);
-        }
-      });
+  step_panels<4, 64>(s, ZeroSums{}, [&](int p, int b, int sub, V(&acc)[4]) {
+    add_gx<4>(s, p, b, sub, acc);
+    for (int v = 0; v < 4; ++v) {
+      const V h = vact(cv.act[0], vclip(cv, acc[v]));
+      const int u = unit_of<64>(p, v, sub);
+      vstore(s.h + b * s.ld_h + u, h);
+      store_output(s, b, u, h);
+    }
+  });
 }
