@@ -30,6 +30,12 @@
 #include "kernels/kernel-table.h"
 
 namespace fastrnn {
+// The library's is in cpu/kernel-select.cc, which the probe does not build (it runs no AMX
+// blocks: its tables are the fp32 ones).
+int& amx_tile_rows() {
+  thread_local int rows = 0;
+  return rows;
+}
 namespace {
 // clang-format off
 #if defined(__AVX512F__)
