@@ -222,8 +222,11 @@ struct KernelTable {
   void (*end_call)();
 };
 
-// Calls the table's end_call when a thread's part of a call ends, thrown out of or not (a
-// tile configuration left loaded would be taken as the thread's next call's).
+// Calls the table's end_call when a thread's part of a call ends, thrown out of or not: the
+// thread's next call starts from released tiles, whatever other code on the thread did with
+// them in between (another library's AMX kernels load and release their own configuration,
+// which a count kept past the call would not see), and the OS saves no tile data for a
+// thread that is not in a call.
 struct KernelCallEnd {
   explicit KernelCallEnd(const KernelTable& table) : k(table) {}
   const KernelTable& k;

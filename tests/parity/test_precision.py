@@ -420,8 +420,9 @@ def test_amx_tiles_kept_across_steps_and_released_after_each_call(dtype):
     """The AMX tile configuration stays loaded across a call's steps and GEMMs and is released
     at the end of every call on every thread: calls whose blocks have other row counts (stream
     steps of 1 row, 5, 32 + 5), interleaved on 1 and 2 threads, each give the bits they gave
-    first, and the caller holds no tile state after any of them (a stale configuration would
-    run the next call's tiles on the wrong rows)."""
+    first (int8: the bits of VPDPBUSD with AMX off, computed before any tile was loaded), and
+    the calling thread's count of loaded rows is 0 after each (a stale configuration would run
+    the next call's tiles on the wrong rows)."""
     feature = "amx_int8" if dtype == "int8" else "amx_bf16"
     tables = ("avx512vnni", "avx512bf16") if dtype == "int8" else ("avx512bf16",)
     if not _core.cpu_features()[feature] or _core.isa() not in tables:
@@ -429,18 +430,25 @@ def test_amx_tiles_kept_across_steps_and_released_after_each_call(dtype):
     model = fastrnn.quantize(_model("LSTM", 91, 150, seed=3, num_layers=2), dtype)
     rng = np.random.default_rng(7)
     xs = {b: rng.standard_normal((12, b, 91)).astype(f32) for b in (1, 5, 37)}
-    assert _core.amx(True)
-    first = {b: _flat(model(xs[b], num_threads=2)) for b in xs}
-    assert _core.amx_tile_rows() == 0
-    for threads in (1, 2, 2, 1):
-        for b in (37, 1, 5, 37, 5, 1):
-            stream = model.stream(batch=b)
-            stream.step(xs[b][0])
-            assert _core.amx_tile_rows() == 0
-            got = _flat(model(xs[b], num_threads=threads))
-            assert _core.amx_tile_rows() == 0
-            for a, want in zip(got, first[b]):
-                np.testing.assert_array_equal(a, want)
+
+    def step(b):
+        return model.stream(batch=b).step(xs[b][0])
+
+    try:
+        _core.amx(dtype == "bf16")  # int8: the references without tiles
+        first = {b: _flat(model(xs[b], num_threads=2)) for b in xs}
+        first_step = {b: step(b) for b in xs}
+        assert _core.amx(True)
+        for threads in (1, 2, 2, 1):
+            for b in (37, 1, 5, 37, 5, 1):
+                np.testing.assert_array_equal(step(b), first_step[b])
+                assert _core.amx_tile_rows() == 0
+                got = _flat(model(xs[b], num_threads=threads))
+                assert _core.amx_tile_rows() == 0
+                for a, want in zip(got, first[b]):
+                    np.testing.assert_array_equal(a, want)
+    finally:
+        _core.amx(True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

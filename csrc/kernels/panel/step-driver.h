@@ -459,7 +459,8 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
         if (carry_if_inactive<kUnits>(s, p, b, M)) continue;
         alignas(64) float sums[kAmxRows][NV * 16];
         // Sums that start from zero are written, not added to zeros stored first (8 KiB for
-        // 32 rows of LSTM: 4% of an int8 LSTM B = 64, H = 512 call).
+        // 32 rows of LSTM; B = 64, H = 512, 2 layers: int8 GRU at 2 threads took 0.89x the
+        // time without them, int8 LSTM at 1 thread level, bf16 LSTM 0.97x).
         constexpr bool kFromZero = std::is_same_v<std::decay_t<Init>, ZeroSums>;
         if constexpr (!kFromZero) sums_start<NV>(p, b, M, &sums[0][0], init);
         amx_block<NV>(tiles, s.wf, w, Kd, buf, sa, b - r0, p, M,
