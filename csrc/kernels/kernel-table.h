@@ -37,7 +37,7 @@ struct WeightFormat {
 // The row count of the AMX tile configuration this thread has loaded, 0 while it holds none
 // (cpu/kernel-select.cc): one per thread for every table, so a configuration one table left
 // is never taken for another's. The kernels keep it loaded across a call's steps
-// (kernels/reduced/reduced-dot.h AmxTiles); KernelTable::end_call releases it.
+// (kernels/reduced/reduced-dot.h amx_use); KernelTable::end_call releases it.
 int& amx_tile_rows();
 
 // k per dword of a packed reduced panel row: 2 (bf16) or 4 (int8); 1 for fp32.

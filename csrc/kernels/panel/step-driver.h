@@ -409,7 +409,6 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
     // AMX blocks of up to 32 rows for every row (int8 on AMX-INT8, bf16 on AMX-BF16).
     const bool amx = amx_int8(s.wf, Kd, r1 - r0) || bf16_amx(s.wf);
     const bool xamx = packed_x && (amx_int8(s.in.wf, Kx, r1 - r0) || bf16_amx(s.in.wf));
-    AmxTiles tiles;
     // G_x rows [b, b + M) of panel p: the step's own input projection, as the GEMM computes
     // them (gemm_packed, or for bf16 in few-row mode the widened weights on x itself).
     const auto project = [&](int p, int b, int M) {
@@ -417,7 +416,7 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
       const float* bias = s.in.bias != nullptr ? s.in.bias + p * NV * 16 : nullptr;
       float* out = s.in.gx + b * s.ld_gx + p * NV * 16;
       if (xamx) {
-        amx_block<NV>(tiles, s.in.wf, wx, Kx, xbuf, sx, b - r0, p, M, {out, s.ld_gx, bias, false});
+        amx_block<NV>(s.in.wf, wx, Kx, xbuf, sx, b - r0, p, M, {out, s.ld_gx, bias, false});
       } else if (!packed_x) {  // bf16, weight-only on x
         gemm_bf16_few_rows<NV>(wx, s.in.K, s.in.x + b * s.in.ldx, s.in.ldx, M, out, s.ld_gx, bias);
       } else {
@@ -463,7 +462,7 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
         // time without them, int8 LSTM at 1 thread level, bf16 LSTM 0.97x).
         constexpr bool kFromZero = std::is_same_v<std::decay_t<Init>, ZeroSums>;
         if constexpr (!kFromZero) sums_start<NV>(p, b, M, &sums[0][0], init);
-        amx_block<NV>(tiles, s.wf, w, Kd, buf, sa, b - r0, p, M,
+        amx_block<NV>(s.wf, w, Kd, buf, sa, b - r0, p, M,
                       {&sums[0][0], NV * 16, nullptr, !kFromZero});
         sums_finish<NV, kUnits>(s, p, b, M, &sums[0][0], epilogue);
       }

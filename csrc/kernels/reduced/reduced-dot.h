@@ -296,17 +296,16 @@ constexpr int kAmxRows = 32;
 // one-row tiles measured 0.9-1.25x the VNNI time, 4 rows 0.65-0.8x, 8+ rows 0.5-0.7x).
 constexpr int kAmxMinRowsInt8 = 4;
 
-// The AMX tile configuration of the thread's blocks: loaded when their row count changes and
-// kept across a call's steps and GEMMs (the thread's amx_tile_rows, kernel-table.h), then
-// released once by the call's end_call. (Loaded and released at every step instead, a
-// batch-1 bf16 GRU call, H = 256, T = 100, took 1.06x the time at 2 threads, SPR-class Xeon.)
-struct AmxTiles {
-  void use(int M) {
-    int& rows = amx_tile_rows();
-    if (M != rows) amx_config(M);
-    rows = M;
-  }
-};
+// Makes the thread's AMX tiles take blocks of M rows: the configuration is loaded when the
+// row count changes and kept across a call's steps and GEMMs (the thread's amx_tile_rows,
+// kernel-table.h), then released once by the call's end_call. (Loaded and released at every
+// step instead, a batch-1 bf16 GRU call, H = 256, T = 100, took 1.06x the time at 2 threads,
+// SPR-class Xeon.)
+FASTRNN_INLINE void amx_use(int M) {
+  int& rows = amx_tile_rows();
+  if (M != rows) amx_config(M);
+  rows = M;
+}
 
 // KernelTable::end_call: gives the tile state back, if this thread holds it.
 inline void end_call() {
@@ -341,12 +340,12 @@ FASTRNN_INLINE void amx_put(const AmxOut& o, int r, int j, V v) {
 // same integer sums, the same float operations, the same bits. a: the rows' packed quads
 // (q + 128, as TDPBUSD and VPDPBUSD read them; stride Kd dwords).
 template <int NV>
-FASTRNN_INLINE void amx_panel(AmxTiles& tiles, const WeightFormat& wf, const uint32_t* w, int Kd,
-                              const uint32_t* a, const float* sa, int p, int M, const AmxOut& out) {
+FASTRNN_INLINE void amx_panel(const WeightFormat& wf, const uint32_t* w, int Kd, const uint32_t* a,
+                              const float* sa, int p, int M, const AmxOut& out) {
   constexpr int kRow = NV * 16;
   alignas(64) int32_t c[kAmxRows * kRow];
   const int kq = Kd - Kd % 16;
-  tiles.use(M);
+  amx_use(M);
   amx_rows<NV, false>(a, Kd * 4, w, kq, M, c);
   for (int r = 0; r < M; ++r)
     for (int j = 0; j < kRow; j += kVecLanes) {
@@ -363,13 +362,13 @@ FASTRNN_INLINE void amx_panel(AmxTiles& tiles, const WeightFormat& wf, const uin
 // rows a (stride Kd dwords): AMX tiles over the first Kd − Kd % 16 pairs, then VDPBF16PS for
 // the rest, row by row: a row's sums never depend on the other rows.
 template <int NV>
-FASTRNN_INLINE void amx_bf16_panel(AmxTiles& tiles, const uint32_t* w, int Kd, const uint32_t* a,
-                                   int M, const AmxOut& out) {
+FASTRNN_INLINE void amx_bf16_panel(const uint32_t* w, int Kd, const uint32_t* a, int M,
+                                   const AmxOut& out) {
   constexpr int kRow = NV * 16;
   alignas(64) float c[kAmxRows * kRow];
   const int kq = Kd - Kd % 16;
   if (kq > 0) {
-    tiles.use(M);
+    amx_use(M);
     amx_rows<NV, true>(a, Kd * 4, w, kq, M, c);
   } else {
     for (int i = 0; i < M * kRow; ++i) c[i] = 0.0f;
@@ -403,13 +402,13 @@ FASTRNN_INLINE bool amx_int8(const WeightFormat& wf, int Kd, int rows) {
 // out gets the reduced sums of M rows from row b of a call's packed rows buf / sa (stride Kd)
 // with panel p (w) on AMX tiles: amx_panel (int8) or amx_bf16_panel.
 template <int NV>
-FASTRNN_INLINE void amx_block(AmxTiles& tiles, const WeightFormat& wf, const uint32_t* w, int Kd,
+FASTRNN_INLINE void amx_block(const WeightFormat& wf, const uint32_t* w, int Kd,
                               const uint32_t* buf, const float* sa, int b, int p, int M,
                               const AmxOut& out) {
   if (wf.type == WeightType::kBf16)
-    amx_bf16_panel<NV>(tiles, w, Kd, buf + b * Kd, M, out);
+    amx_bf16_panel<NV>(w, Kd, buf + b * Kd, M, out);
   else
-    amx_panel<NV>(tiles, wf, w, Kd, buf + b * Kd, sa + b, p, M, out);
+    amx_panel<NV>(wf, w, Kd, buf + b * Kd, sa + b, p, M, out);
 }
 
 // Rows of one panel's sums (stride kCols) plus the panel's bias (or none) into c (stride ldc):
@@ -445,14 +444,13 @@ FASTRNN_NOINLINE void gemm_packed(const GemmArgs& g) {
     const int r1 = g.rows - r0 < group ? g.rows : r0 + group;
     pack_rows(type, g.a + r0 * g.lda, g.lda, r1 - r0, g.K, buf, sa);
     const bool amx = amx_int8(g.wf, Kd, r1 - r0);
-    AmxTiles tiles;
     for (int p = g.p0; p < g.p1; ++p) {
       const uint32_t* w = red_panel_at(g.w, type, g.K, NV, p);
       const float* bias = g.bias != nullptr ? g.bias + p * kCols : nullptr;
       int b = r0;
       for (; (amx || bf16_amx(g.wf)) && b < r1; b += kAmxRows) {
         const int M = r1 - b < kAmxRows ? r1 - b : kAmxRows;
-        amx_block<NV>(tiles, g.wf, w, Kd, buf, sa, b - r0, p, M,
+        amx_block<NV>(g.wf, w, Kd, buf, sa, b - r0, p, M,
                       {g.c + b * g.ldc + p * kCols, g.ldc, bias, false});
       }
       for_row_blocks<kRedRows>(b, r1, [&](auto block, int b0) {
