@@ -128,9 +128,10 @@ struct Worker {
   std::atomic<Job*> job{nullptr};
   int tid = 0;
   int caller_cpu = -1;  // the CPU its caller gave the job on, when it was asleep (else -1)
-  // Its next job is coming: spin whatever the tokens say. Set when a caller claims it;
-  // cleared by the caller when its team breaks up (also when no job came), by the thread
-  // itself only after a runner's job.
+  // In a team, its job coming or done: spin whatever the tokens say. Set when a caller
+  // claims it; cleared by the caller when its team breaks up (also when no job came), by the
+  // thread itself only after a runner's job. So a helper never sleeps between the claim and
+  // the release, which is right while a call's team.run is the last thing it does.
   alignas(64) std::atomic<bool> claimed{false};
   std::atomic<bool> sleeping{false};  // about to wait, or waiting, on seq (word_wait)
   Worker* next = nullptr;  // the next in the idle stack or in a team (Pool::mu_ guards it)
@@ -510,8 +511,9 @@ void worker_main(Pool* pool, Worker* w) {
       idle_pause(t0, spins);
     }
     seen = w->seq.load(std::memory_order_acquire);
-    // Null: the caller took its job back before this thread came (it was late; claimed was
-    // cleared when the caller's team broke up, and may be set again by a new claim).
+    // Null: the caller took its job back before this thread came (it was late; claimed is,
+    // or will be, cleared when the caller's team breaks up, and may be set again by a new
+    // claim).
     Job* job = w->job.exchange(nullptr, std::memory_order_acq_rel);
     if (job == nullptr) continue;
     const int tid = w->tid;  // written before job (give): the exchange's acquire sees it
@@ -642,7 +644,9 @@ void ThreadTeam::run_on_pool(void (*fn)(void*, int), void* ctx) {
   // core: in a VM a vCPU idle for a while ran each of a stream's next steps ~0.5 ms late):
   // take the job back and run its tid here, instead of waiting for it. Only while some
   // helper is not done: a helper's job word sits on the line it wrote when it took the job,
-  // and trying it after every step cost each a cross-core transfer before the join.
+  // and trying it after every step cost each a cross-core transfer before the join (a
+  // stream step at 2 threads: ~1,400 cycles from the caller's share to the call's return,
+  // ~700 without the try; SPR-class Xeon under KVM).
   if (retractable_ && job.pending.load(std::memory_order_acquire) > 0) {
     int tid = 1;
     for (Worker* w = first_; w != nullptr; w = w->next, ++tid) {
