@@ -226,7 +226,8 @@ struct Pool {
   // after its idle spin.) The caller publishes afterwards, once for all it changed under the
   // lock: a call's release publishes once, not twice (each publish writes the line the idle
   // helpers poll; SPR-class Xeon, 2 vCPUs, alternating processes: int8 stream steps of an
-  // LSTM, I = H = 256, at 2 threads 0.92-0.94x the time, small_lstm_64 0.99x, the rest level).
+  // LSTM, I = H = 256, at 2 threads 0.92-0.94x the time in loops of 1,000 steps, level in
+  // bench/precision.py's loops of 100; small_lstm_64 0.99x, the rest level).
   void feed_queue_locked();
   void publish_locked() {
     free_hint_.store(free_, std::memory_order_seq_cst);
