@@ -105,7 +105,8 @@ FASTRNN_INLINE void panel_accumulate(const float* panel, int K, const float* a, 
         if constexpr (kNextTile)
           if (from_zero && k0 == 0)
             for (int r = 0; r < R; ++r)
-              __builtin_prefetch(sums + (r0 + r) * ld_sums + g0 * 16, 1, 3);
+              for (int g = 0; g < kG; ++g)  // the tile's line of each of its kG gates
+                __builtin_prefetch(sums + (r0 + r) * ld_sums + (g0 + g) * 16, 1, 3);
         V acc[R][C];
         for (int r = 0; r < R; ++r)
           for (int c = 0; c < C; ++c)
