@@ -1,5 +1,5 @@
 """Every script in bench/ runs as its docstring says, from the installed fastrnn:
-compare.py, limits.py, sweep.py, anatomy.py, service.py, variants.py, precision.py and
+compare.py, limits.py, sweep.py, anatomy.py, service.py, variants.py, precision.py, ab.py and
 `pytest bench`, each in a subprocess, each in its quick mode (one small workload or two sweep
 points, or small T; 1 thread; seconds).
 
@@ -224,6 +224,66 @@ def test_sweep_quick(checkout, tmp_path):
     doc = json.loads((tmp_path / "sweep.json").read_text())
     assert [r["H"] for r in doc["records"]] == [64, 256]
     assert (tmp_path / "sweep.md").is_file()
+
+
+def test_ab_quick(checkout, tmp_path):
+    """ab.py times the installed fastrnn (A) against its own compiled core put into a copy of
+    the package (B), in alternating processes that each import the contender's fastrnn; the
+    table has the pair's row and a verdict, --json every process's figures."""
+    core = Path(fastrnn._core.__file__)
+    out = tmp_path / "ab.json"
+    proc = run(checkout, "bench/ab.py", "--quick", "--b", str(core), "--json", str(out))
+    assert "CPU: " in proc.stdout and f"ISA {ISA}" in proc.stdout
+    (row,) = [line for line in proc.stdout.splitlines() if line.startswith("| `small_lstm_64`")]
+    assert row.rstrip(" |").endswith("level")  # 2 rounds can never reach p < 0.05
+    doc = json.loads(out.read_text())
+    (r,) = doc["rows"]
+    assert len(r["a"]) == len(r["b"]) == r["rounds"] == 2 and all(t > 0 for t in r["a"] + r["b"])
+    assert doc["contenders"]["b"].startswith(f"{core} in a copy of ")
+    assert doc["contenders"]["a"] == str(Path(fastrnn.__file__).resolve().parent)
+
+
+def test_ab_rejects_bad_contenders(checkout, tmp_path):
+    """A contender that is neither a package root, the package nor a compiled core, a
+    malformed --env-b and --rounds 0 stop the script, before anything is timed, with a message
+    naming the argument."""
+    bad = tmp_path / "core.txt"
+    bad.write_text("")
+    for args, says in (
+        (["--b", str(bad)], "--b: a compiled core must be named _core<suffix>"),
+        (["--a", str(tmp_path / "missing")], "--a: expected a directory holding a fastrnn"),
+        (["--env-b", "FASTRNN_ISA"], "--env-b must be KEY=VALUE"),
+        (["--rounds", "0"], "--rounds must be at least 1"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "bench/ab.py", *args],
+            cwd=checkout,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode != 0 and says in proc.stderr, (args, proc.stderr[-500:])
+
+
+def test_ab_statistics():
+    """The sign test and the verdicts: only a split as one-sided as 6 rounds of 6 (p = 1/32)
+    says faster or slower; the ratio is the median of the rounds' own ratios."""
+    spec = importlib.util.spec_from_file_location("bench_ab", BENCH / "ab.py")
+    ab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ab)
+    assert ab.sign_test(0, 6) == pytest.approx(2 / 64)
+    assert ab.sign_test(1, 5) == pytest.approx(2 * 7 / 64)
+    assert ab.sign_test(3, 3) == 1.0 and ab.sign_test(0, 0) == 1.0
+    a = [1.0, 2.0, 1.0, 2.0, 1.0, 2.0]
+    faster = ab.summarize(a, [t * 0.9 for t in a])
+    assert faster["verdict"] == "B faster" and faster["ratio"] == pytest.approx(0.9)
+    assert faster["b_faster_rounds"] == 6 and faster["a_median_s"] == 1.5
+    assert ab.summarize(a, [t * 1.1 for t in a])["verdict"] == "B slower"
+    five = ab.summarize(a, [t * 0.9 for t in a[:5]] + [a[5] * 1.01])
+    assert five["verdict"] == "level" and five["b_faster_rounds"] == 5
+    assert ab.summarize(a[:5], [t * 0.5 for t in a[:5]])["verdict"] == "level"  # p = 1/16
+    with pytest.raises(ValueError, match="one figure per round"):
+        ab.summarize(a, a[:5])
 
 
 @needs_gxx
