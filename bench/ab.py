@@ -1,5 +1,5 @@
 """Before and after: two fastrnn builds, or two settings of one, timed in alternating fresh
-processes, with a verdict that a noisy machine cannot fake.
+processes, with a verdict that a noisy machine seldom fakes.
 
     python bench/ab.py --b build/dev/_core.cpython-311-x86_64-linux-gnu.so
                                     the installed (or in-place) fastrnn against the same
