@@ -55,6 +55,7 @@ if spec["path"]:
     sys.path.insert(0, spec["path"])
 import numpy as np
 import fastrnn
+from fastrnn._bench.peers import _fastrnn_module
 from fastrnn._bench.workloads import WORKLOADS
 
 def timed(call, seconds):
@@ -76,9 +77,7 @@ for name in spec["workloads"]:
     w = WORKLOADS[name]
     for threads in spec["threads"]:
         fastrnn.set_num_threads(threads)
-        model = getattr(fastrnn, w.cell)(
-            w.I, w.H, num_layers=w.L, bidirectional=w.D == 2, batch_first=w.batch_first, seed=0
-        )
+        model = _fastrnn_module(w, seed=0)
         if spec["dtype"] != "float32":
             model = fastrnn.quantize(model, spec["dtype"])
         x = np.random.default_rng(0).standard_normal(w.x_shape()).astype(np.float32)
@@ -136,10 +135,6 @@ def summarize(a: list, b: list, alpha: float = 0.05) -> dict:
         "p": p,
         "verdict": verdict,
     }
-
-
-def format_seconds(s: float) -> str:
-    return f"{s * 1e6:.1f} µs" if s < 1e-3 else f"{s * 1e3:.3g} ms"
 
 
 def parse_env(items: list, what: str) -> dict:
@@ -246,7 +241,7 @@ def main(argv=None) -> int:
     env = {"a": parse_env(args.env_a, "--env-a"), "b": parse_env(args.env_b, "--env-b")}
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from workloads import WORKLOADS
+    from workloads import WORKLOADS, format_time
 
     unknown = [w for w in args.workload if w not in WORKLOADS]
     if unknown:
@@ -293,8 +288,8 @@ def main(argv=None) -> int:
     print("|---|--:|--:|--:|--:|--:|--:|--:|---|")
     for row in rows:
         print(
-            f"| `{row['workload']}` | {row['threads']} | {format_seconds(row['a_median_s'])} | "
-            f"{format_seconds(row['b_median_s'])} | {row['ratio']:.3f} | "
+            f"| `{row['workload']}` | {row['threads']} | {format_time(row['a_median_s'] * 1e6)} | "
+            f"{format_time(row['b_median_s'] * 1e6)} | {row['ratio']:.3f} | "
             f"{row['ratio_min']:.3f}–{row['ratio_max']:.3f} | "
             f"{row['b_faster_rounds']} of {row['rounds']} | {row['p']:.3g} | {row['verdict']} |"
         )
