@@ -249,6 +249,51 @@ def test_stream_follows_new_weights():
     assert np.array_equal(stream.step(x), b.stream().step(x))
 
 
+def test_compiled_step_equals_the_method_and_takes_what_it_takes():
+    """A stream's step is a compiled callable on the instance (the method's fast path): the
+    same bits as the method, keywords and conversions through the method, its errors."""
+    model = fastrnn.LSTM(3, 4, num_layers=2, seed=0)
+    fast, slow = model.stream(batch=2), model.stream(batch=2)
+    assert type(fast.step).__name__ == "Stepper"
+    rng = np.random.default_rng(0)
+    for t in range(6):
+        x = rng.standard_normal((2, 3)).astype(np.float32)
+        taken = (x, x.astype(np.float64), np.asfortranarray(x), x)[t % 4]
+        got = fast.step(x_t=taken) if t == 3 else fast.step(taken)
+        assert np.array_equal(got, fastrnn.Stream.step(slow, x))
+    assert_state_equal(fast.state, slow.state)
+    with pytest.raises(TypeError, match=r"step\(\) missing 1 required positional argument: 'x_t'"):
+        fast.step()
+    with pytest.raises(TypeError, match=r"step\(\) takes 2 positional arguments but 3"):
+        fast.step(x, x)
+    with pytest.raises(
+        TypeError, match="x_t must be a numpy array or a torch tensor, got NoneType"
+    ):
+        fast.step(None)
+
+
+def test_compiled_step_keeps_a_subclass_step_and_is_collected():
+    import gc
+    import weakref
+
+    class Logged(fastrnn.Stream):
+        def step(self, x_t):
+            self.seen = getattr(self, "seen", 0) + 1
+            return super().step(x_t)
+
+    model = fastrnn.GRU(3, 4, seed=0)
+    logged = Logged(model)
+    x = np.ones(3, np.float32)
+    assert np.array_equal(logged.step(x), model.stream().step(x)) and logged.seen == 1
+    # The stream holds its step, which holds the stream's method: a cycle the collector frees.
+    stream = model.stream()
+    stream.step(x)
+    ref = weakref.ref(stream)
+    del stream
+    gc.collect()
+    assert ref() is None
+
+
 def test_repr_and_properties():
     model = fastrnn.LSTM(3, 4, seed=0)
     s = model.stream(batch=2)
