@@ -391,13 +391,8 @@ class Model {
     const int L = cfg.num_layers, H_out = cfg.h_out();
     fastrnn::ForwardArgs a;
     a.x = reinterpret_cast<const float*>(x->data);
-    // The sizes of a step of B rows, checked once for each B and thread budget in a row.
     const int threads = fastrnn::threads_get();
-    const int64_t key = B * (int64_t{1} << 20) + threads;
-    if (step_checked_.load(std::memory_order_relaxed) != key) {
-      check_call_sizes(1, B, 0);
-      step_checked_.store(key, std::memory_order_relaxed);
-    }
+    check_step_sizes(B, threads);
     a.T = 1;
     a.B = B;
     if (!PyList_CheckExact(h_obj.ptr()) || PyList_GET_SIZE(h_obj.ptr()) != 2)
@@ -428,6 +423,68 @@ class Model {
       PyList_SET_ITEM(list, 1, h_in.ptr());
     }
     return std::move(y);
+  }
+
+  // One call of a cell (python/fastrnn/_modules.py, _CellBase): x (B, I) or (I,); state
+  // None (zeros), or h, for LSTM a tuple or list (h, c), each (B, H) or (H,) as x; all
+  // C-contiguous float32 in the machine's byte order. Returns h', for LSTM (h', c'), with
+  // x's batching, or None for anything else: the cell then converts it or says what is
+  // wrong. The cell's own Python checks and its whole-sequence call took ~8 us at any size.
+  py::object cell(const py::handle& x_obj, const py::handle& state_obj) {
+    const fastrnn::RnnConfig& cfg = model_.cfg;
+    const int64_t I = cfg.input_size, H = cfg.hidden_size;
+    if (cfg.num_layers != 1 || cfg.num_directions != 1 || cfg.h_out() != H)
+      throw py::value_error("a cell is one unidirectional layer without a projection");
+    const py::detail::PyArray_Proxy* x = float_c_array(x_obj);
+    if (x == nullptr || (x->nd != 1 && x->nd != 2) || x->dimensions[x->nd - 1] != I)
+      return py::none();
+    const bool batched = x->nd == 2;
+    const int64_t B = batched ? x->dimensions[0] : 1;
+    if (B < 1) return py::none();
+    const auto state_of = [&](PyObject* obj) -> const float* {
+      const py::detail::PyArray_Proxy* a = float_c_array(obj);
+      const bool ok = a != nullptr && (batched ? has_shape(a, {B, H}) : has_shape(a, {H}));
+      return ok ? reinterpret_cast<const float*>(a->data) : nullptr;
+    };
+    fastrnn::ForwardArgs a;
+    py::object h_held, c_held;  // a list's items may change while the GIL is released
+    if (!state_obj.is_none()) {
+      PyObject* h = state_obj.ptr();
+      if (cfg.cell == CellKind::kLstm) {
+        PyObject* pair = state_obj.ptr();
+        const bool two = (PyTuple_CheckExact(pair) && PyTuple_GET_SIZE(pair) == 2) ||
+                         (PyList_CheckExact(pair) && PyList_GET_SIZE(pair) == 2);
+        if (!two) return py::none();
+        h = PySequence_Fast_GET_ITEM(pair, 0);
+        c_held = py::reinterpret_borrow<py::object>(PySequence_Fast_GET_ITEM(pair, 1));
+        if ((a.c0 = state_of(c_held.ptr())) == nullptr) return py::none();
+      }
+      h_held = py::reinterpret_borrow<py::object>(h);
+      if ((a.h0 = state_of(h)) == nullptr) return py::none();
+    }
+    const int threads = fastrnn::threads_get();
+    check_step_sizes(B, threads);
+    const auto out = [&] { return batched ? new_float_array({B, H}) : new_float_array({H}); };
+    // y is h'; the driver writes the final state apart, into h_n.
+    py::array h_new = out(), h_n = out();
+    py::object c_new = py::none();
+    a.x = reinterpret_cast<const float*>(x->data);
+    a.T = 1;
+    a.B = B;
+    a.y = static_cast<float*>(h_new.mutable_data());
+    a.h_n = static_cast<float*>(h_n.mutable_data());
+    if (cfg.cell == CellKind::kLstm) {
+      py::array c = out();
+      a.c_n = static_cast<float*>(c.mutable_data());
+      c_new = std::move(c);
+    }
+    a.num_threads = threads;
+    {
+      py::gil_scoped_release release;
+      fastrnn::rnn_forward(model_, a);
+    }
+    if (cfg.cell == CellKind::kLstm) return py::make_tuple(h_new, c_new);
+    return std::move(h_new);
   }
 
   // The plan of a call of T steps and `batch` rows with at most `threads` threads (0: the
@@ -560,6 +617,16 @@ class Model {
                                  fastrnn::kernels(), fastrnn::blocking_get());
   }
 
+  // The sizes of one time step of B rows, checked once for each B and thread budget in a
+  // row (a stream's steps, a cell's calls).
+  void check_step_sizes(int64_t B, int threads) {
+    const int64_t key = B * (int64_t{1} << 20) + threads;
+    if (step_checked_.load(std::memory_order_relaxed) != key) {
+      check_call_sizes(1, B, 0);
+      step_checked_.store(key, std::memory_order_relaxed);
+    }
+  }
+
   void check_call_sizes(int64_t T, int64_t B, int threads) const {
     const fastrnn::RnnConfig& cfg = model_.cfg;
     const std::string args = "x with T=" + std::to_string(T) + ", B=" + std::to_string(B);
@@ -587,7 +654,7 @@ class Model {
   }
 
   fastrnn::RnnModel model_;
-  // The (rows, thread budget) whose step sizes check_call_sizes passed last (see step).
+  // The (rows, thread budget) whose step sizes check_call_sizes passed last (see check_step_sizes).
   mutable std::atomic<int64_t> step_checked_{-1};
 };
 
@@ -755,6 +822,7 @@ PYBIND11_MODULE(_core, m) {
       .def("forward", &Model::forward, py::arg("x"), py::arg("h0"), py::arg("c0"),
            py::arg("lengths"), py::arg("num_threads") = 0, py::arg("host_openmp") = false)
       .def("step", &Model::step, py::arg("x"), py::arg("h"), py::arg("c"), py::arg("batch"))
+      .def("cell", &Model::cell, py::arg("x"), py::arg("state"))
       .def("plan", &Model::plan, py::arg("batch"), py::arg("T"), py::arg("threads") = 0);
   // A stream's step (see Stepper): Stepper(model, [h, spare], c or None, batch, slow).
   m.def("stepper", &make_stepper, py::arg("model"), py::arg("h"), py::arg("c"), py::arg("batch"),

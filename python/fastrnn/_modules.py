@@ -682,6 +682,13 @@ class _CellBase:
     def forward(self, x, state=None):
         """x: (B, I) or (I,); state: h (B, H) — LSTMCell: a tuple (h, c) — or None (zeros).
         Returns h' (LSTMCell: (h', c')) with x's batching."""
+        core = self._layer._core
+        if core is not None:
+            # float32 C-contiguous arrays of the right shapes go straight to the core; it
+            # returns None for anything else, which is checked and converted below.
+            out = core.cell(x, state)
+            if out is not None:
+                return out
         name = type(self).__name__
         x = float_array(x, f"{name}: x")  # converted by the layer call below
         I, H = self.input_size, self.hidden_size
