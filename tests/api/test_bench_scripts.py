@@ -296,8 +296,8 @@ def test_anatomy_quick(checkout):
 
 
 def test_pytest_bench(checkout):
-    """`pytest bench` collects every workload × peer, and a test runs (or skips, without
-    pytest-benchmark or the peer) without error."""
+    """`pytest bench` collects every workload × peer, and a test of each file runs (or skips,
+    without pytest-benchmark or the peer) without error."""
     quiet = ["-q", "-p", "no:cacheprovider"]
     proc = run(checkout, "-m", "pytest", "bench", "--collect-only", *quiet)
     collected = re.search(r"(\d+) tests? collected", proc.stdout)
@@ -306,6 +306,8 @@ def test_pytest_bench(checkout):
     short = ["--benchmark-max-time=0.2"] if _installed("pytest_benchmark") else []
     one = ["-k", "small_lstm_64 and fastrnn", *short]
     run(checkout, "-m", "pytest", "bench/test_bench.py", *quiet, *one)
+    cell = ["-k", "LSTMCell and 8 and fastrnn", *short]
+    run(checkout, "-m", "pytest", "bench/test_cells.py", *quiet, *cell)
 
 
 def _installed(name: str) -> bool:
