@@ -430,7 +430,9 @@ class Model {
   // C-contiguous float32 in the machine's byte order. Returns h', for LSTM (h', c'), with
   // x's batching, or None for anything else: the cell then converts it or says what is
   // wrong. The cell's own Python checks and its whole-sequence call took ~8 us at any size.
-  py::object cell(const py::handle& x_obj, const py::handle& state_obj) {
+  // num_threads and host_openmp as for forward (fastrnn.accelerate's cells pass them).
+  py::object cell(const py::handle& x_obj, const py::handle& state_obj, int num_threads,
+                  bool host_openmp) {
     const fastrnn::RnnConfig& cfg = model_.cfg;
     const int64_t I = cfg.input_size, H = cfg.hidden_size;
     if (cfg.num_layers != 1 || cfg.num_directions != 1 || cfg.h_out() != H)
@@ -462,7 +464,8 @@ class Model {
       h_held = py::reinterpret_borrow<py::object>(h);
       if ((a.h0 = state_of(h)) == nullptr) return py::none();
     }
-    const int threads = fastrnn::threads_get();
+    thread_cap_check(num_threads, "num_threads");
+    const int threads = num_threads > 0 ? num_threads : fastrnn::threads_get();
     check_step_sizes(B, threads);
     const auto out = [&] { return batched ? new_float_array({B, H}) : new_float_array({H}); };
     // y is h'; the driver writes the final state apart, into h_n.
@@ -479,6 +482,7 @@ class Model {
       c_new = std::move(c);
     }
     a.num_threads = threads;
+    a.host_openmp = host_openmp;
     {
       py::gil_scoped_release release;
       fastrnn::rnn_forward(model_, a);
@@ -822,7 +826,8 @@ PYBIND11_MODULE(_core, m) {
       .def("forward", &Model::forward, py::arg("x"), py::arg("h0"), py::arg("c0"),
            py::arg("lengths"), py::arg("num_threads") = 0, py::arg("host_openmp") = false)
       .def("step", &Model::step, py::arg("x"), py::arg("h"), py::arg("c"), py::arg("batch"))
-      .def("cell", &Model::cell, py::arg("x"), py::arg("state"))
+      .def("cell", &Model::cell, py::arg("x"), py::arg("state"), py::arg("num_threads") = 0,
+           py::arg("host_openmp") = false)
       .def("plan", &Model::plan, py::arg("batch"), py::arg("T"), py::arg("threads") = 0);
   // A stream's step (see Stepper): Stepper(model, [h, spare], c or None, batch, slow).
   m.def("stepper", &make_stepper, py::arg("model"), py::arg("h"), py::arg("c"), py::arg("batch"),

@@ -76,15 +76,23 @@ TOL = 1e-5  # DESIGN.md §5, default-init weights; relative above magnitude 1 (s
 
 @pytest.fixture
 def fast_calls(monkeypatch):
-    """Counts the fast calls (eager, compiled and exported: each runs _forward_arrays)."""
+    """Counts the fast calls (eager, compiled and exported: each runs _forward_arrays, or
+    a cell's eager call _cell_arrays, which returns None when it leaves the call to it)."""
     calls = []
-    impl = A._forward_arrays
+    impl, cell_impl = A._forward_arrays, A._cell_arrays
 
     def spy(*args, **kwargs):
         calls.append(args[1][0])  # the config's mode
         return impl(*args, **kwargs)
 
+    def cell_spy(*args, **kwargs):
+        out = cell_impl(*args, **kwargs)
+        if out is not None:
+            calls.append(args[1][0])
+        return out
+
     monkeypatch.setattr(A, "_forward_arrays", spy)
+    monkeypatch.setattr(A, "_cell_arrays", cell_spy)
     return calls
 
 
