@@ -314,8 +314,6 @@ def _forward_arrays(slot: _Slot, config: tuple, weights, x, h0, c0, lengths):
     Returns new arrays (y, h_n, c_n or None). The checks fastrnn's forward would make
     (shapes, dtypes, lengths) are made on the tensors before, so this goes straight into the
     compiled core."""
-    import torch
-
     model = _slot_model(slot, config, weights)
     return _core_forward(
         model,
@@ -323,7 +321,7 @@ def _forward_arrays(slot: _Slot, config: tuple, weights, x, h0, c0, lengths):
         None if h0 is None else np.ascontiguousarray(h0),
         None if c0 is None else np.ascontiguousarray(c0),
         None if lengths is None else np.ascontiguousarray(lengths, dtype=np.int64),
-        min(torch.get_num_threads(), _MAX_THREADS),
+        _torch_threads(),
     )
 
 
@@ -333,10 +331,15 @@ def _cell_arrays(slot: _Slot, config: tuple, weights, x, state):
     takes it. Returns h' or (h', c') as new arrays, or None when a view is not C-contiguous
     (then the caller goes through _forward_arrays). In a loop of LSTMCell(8, 8) calls, 0.84x
     the time of the whole-sequence call it replaces (23.5 against 28.4 us a call)."""
+    model = _slot_model(slot, config, weights)
+    return model._core.cell(x, state, _torch_threads(), True)
+
+
+def _torch_threads() -> int:
+    """A fast call's thread count: torch's, within fastrnn's cap."""
     import torch
 
-    model = _slot_model(slot, config, weights)
-    return model._core.cell(x, state, min(torch.get_num_threads(), _MAX_THREADS), True)
+    return min(torch.get_num_threads(), _MAX_THREADS)
 
 
 def _core_forward(model, x, h0, c0, lengths, threads: int):
