@@ -673,8 +673,16 @@ def test_autocast_falls_back(fast_calls):
     m = accelerate(make("LSTM", I, H))
     x = torch.randn(T, B, I)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        expected = torch_forward(m, x)
-        assert_same(expected, m(x))
+        try:
+            expected = torch_forward(m, x)
+        except RuntimeError as torch_error:
+            # torch's own bf16 LSTM goes through oneDNN, which has no such primitive on a CPU
+            # without AVX-512 (AMD Zen 3: "could not create a primitive descriptor"): the
+            # accelerated module, falling back, raises torch's error.
+            with pytest.raises(RuntimeError, match=re.escape(str(torch_error))):
+                m(x)
+        else:
+            assert_same(expected, m(x))
         with pytest.raises(FallbackError, match=r"autocast is enabled on the CPU"):
             accelerate(m, strict=True)(x)
     assert fast_calls == []
