@@ -618,7 +618,7 @@ class Model {
 
   fastrnn::ForwardPlan plan_of(int64_t B, int64_t T, int threads) const {
     return fastrnn::forward_plan(model_, B, T, threads > 0 ? threads : fastrnn::threads_get(),
-                                 fastrnn::kernels(), fastrnn::blocking_get());
+                                 fastrnn::kernels_for(model_.int8_narrow), fastrnn::blocking_get());
   }
 
   // The sizes of one time step of B rows, checked once for each B and thread budget in a
@@ -909,6 +909,16 @@ PYBIND11_MODULE(_core, m) {
       [](std::optional<bool> on) {
         if (on) fastrnn::bf16_dot_allow(*on);
         return fastrnn::bf16_dot_rows();
+      },
+      py::arg("on") = py::none());
+  // Whether int8 models with 7-bit weights (every weight in [−63, 63]) take the table's
+  // narrow sibling (AVX2: VPMADDUBSW without VPSIGNB). None: just ask; False / True: switch it
+  // off / on where the table has one. The same sums either way (tests compare the two).
+  m.def(
+      "int8_narrow",
+      [](std::optional<bool> on) {
+        if (on) fastrnn::int8_narrow_allow(*on);
+        return fastrnn::int8_narrow_enabled();
       },
       py::arg("on") = py::none());
   m.def("isa_available", &fastrnn::kernels_available);

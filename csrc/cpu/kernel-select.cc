@@ -39,6 +39,7 @@ const KernelTable* best() {
 std::atomic<const KernelTable*> g_table{nullptr};
 std::atomic<bool> g_amx_allowed{true};
 std::atomic<bool> g_bf16_dot_allowed{true};
+std::atomic<bool> g_int8_narrow_allowed{true};
 
 }  // namespace
 
@@ -75,6 +76,16 @@ bool bf16_dot_rows() {
 }
 
 void bf16_dot_allow(bool on) { g_bf16_dot_allowed.store(on, std::memory_order_relaxed); }
+
+bool int8_narrow_enabled() {
+  return kernels().int8_narrow != nullptr && g_int8_narrow_allowed.load(std::memory_order_relaxed);
+}
+void int8_narrow_allow(bool on) { g_int8_narrow_allowed.store(on, std::memory_order_relaxed); }
+
+const KernelTable& kernels_for(bool int8_narrow) {
+  const KernelTable& k = kernels();
+  return int8_narrow && int8_narrow_enabled() ? *k.int8_narrow : k;
+}
 
 std::vector<std::string> kernels_available() {
   std::vector<std::string> out;

@@ -29,5 +29,11 @@ void amx_allow(bool on);
 // is not switched off (bf16_dot_allow(false), for tests). Else only few-row steps take them.
 bool bf16_dot_rows();
 void bf16_dot_allow(bool on);
+// The table that runs a model: the one in use, or its int8_narrow sibling for an int8 model
+// whose weights all lie in [−63, 63] (RnnModel::int8_narrow), unless switched off
+// (int8_narrow_allow(false), for tests and A/B: the same sums, so the same bits either way).
+const KernelTable& kernels_for(bool int8_narrow);
+bool int8_narrow_enabled();
+void int8_narrow_allow(bool on);
 
 }  // namespace fastrnn

@@ -166,26 +166,29 @@ struct KernelTiles {
 };
 
 // The kernel table of ISA namespace `ns` (its kernels have internal linkage inside it), in
-// the order of KernelTable's members.
-#define FASTRNN_KERNEL_TABLE(ns) \
-  {#ns,                          \
-   ns::kAheadRows,               \
-   ns::kBf16Dot,                 \
-   ns::kTiles,                   \
-   ns::gemm,                     \
-   ns::lstm_step,                \
-   ns::gru_step,                 \
-   ns::rnn_step<false>,          \
-   ns::rnn_step<true>,           \
-   ns::projection_step,          \
-   ns::lstm_step_variant,        \
-   ns::gru_step_variant,         \
-   ns::gru_gates_step,           \
-   ns::gru_candidate_step,       \
-   ns::rnn_step_variant,         \
-   ns::map_sigmoid,              \
-   ns::map_tanh,                 \
-   ns::end_call}
+// the order of KernelTable's members; FASTRNN_KERNEL_TABLE_WITH gives it a narrow-int8 sibling
+// (KernelTable::int8_narrow).
+#define FASTRNN_KERNEL_TABLE(ns) FASTRNN_KERNEL_TABLE_WITH(ns, nullptr)
+#define FASTRNN_KERNEL_TABLE_WITH(ns, narrow) \
+  {#ns,                                       \
+   ns::kAheadRows,                            \
+   ns::kBf16Dot,                              \
+   ns::kTiles,                                \
+   ns::gemm,                                  \
+   ns::lstm_step,                             \
+   ns::gru_step,                              \
+   ns::rnn_step<false>,                       \
+   ns::rnn_step<true>,                        \
+   ns::projection_step,                       \
+   ns::lstm_step_variant,                     \
+   ns::gru_step_variant,                      \
+   ns::gru_gates_step,                        \
+   ns::gru_candidate_step,                    \
+   ns::rnn_step_variant,                      \
+   ns::map_sigmoid,                           \
+   ns::map_tanh,                              \
+   ns::end_call,                              \
+   narrow}
 
 // The tiles of the including ISA, from its vec-*.h constants (after the kernel headers).
 #define FASTRNN_KERNEL_TILES                                                                 \
@@ -220,6 +223,10 @@ struct KernelTable {
   // After a thread's last kernel of a call: gives back what the kernels held across its steps
   // (the AMX tile state); nothing on tables without AMX.
   void (*end_call)();
+  // The table for int8 models whose weights all lie in [−63, 63] (RnnModel::int8_narrow),
+  // null where this one serves them as fast: AVX2, whose exact 8-bit products take VPSIGNB
+  // before VPMADDUBSW, has one (avx2_w7) without it. The same sums, so the same bits.
+  const KernelTable* int8_narrow;
 };
 
 // Calls the table's end_call when a thread's part of a call ends, thrown out of or not: the
@@ -238,6 +245,7 @@ struct KernelCallEnd {
 extern const KernelTable kKernelsScalar;
 #if defined(FASTRNN_X86)
 extern const KernelTable kKernelsAvx2;
+extern const KernelTable kKernelsAvx2W7;
 extern const KernelTable kKernelsAvx512;
 extern const KernelTable kKernelsAvx512Vnni;
 extern const KernelTable kKernelsAvx512Bf16;

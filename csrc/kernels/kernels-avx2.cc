@@ -19,21 +19,29 @@ namespace {
 // clang-format off
 #include "kernels/vec/vec-avx2.h"
 #include "kernels/reduced/rvec-avx2.h"
-#include "kernels/vec/vec-pair.h"
-#include "kernels/activations/activations.h"
-#include "kernels/panel/panel-dot.h"
-#include "kernels/reduced/reduced-dot.h"
-#include "kernels/gemm/gemm.h"
-#include "kernels/panel/step-driver.h"
-#include "kernels/lstm-step/lstm-step.h"
-#include "kernels/gru-step/gru-step.h"
-#include "kernels/rnn-step/rnn-step.h"
-#include "kernels/variant-step/variant-step.h"
+#include "kernels/avx2-bodies.inc"
 // clang-format on
 FASTRNN_KERNEL_TILES;
 }  // namespace
 }  // namespace avx2
 
-extern const KernelTable kKernelsAvx2 = FASTRNN_KERNEL_TABLE(avx2);
+// The same kernels for int8 models whose weights all lie in [−63, 63] (rvec-avx2.h,
+// FASTRNN_I8_NARROW): KernelTable::int8_narrow of the avx2 table.
+#define FASTRNN_I8_NARROW
+namespace avx2_w7 {
+namespace {
+// clang-format off
+#include "kernels/vec/vec-avx2.h"
+#include "kernels/reduced/rvec-avx2.h"
+#include "kernels/avx2-bodies.inc"
+// clang-format on
+FASTRNN_KERNEL_TILES;
+}  // namespace
+}  // namespace avx2_w7
+
+#undef FASTRNN_I8_NARROW
+
+extern const KernelTable kKernelsAvx2W7 = FASTRNN_KERNEL_TABLE(avx2_w7);
+extern const KernelTable kKernelsAvx2 = FASTRNN_KERNEL_TABLE_WITH(avx2, &kKernelsAvx2W7);
 
 }  // namespace fastrnn

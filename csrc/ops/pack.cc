@@ -79,7 +79,11 @@ void matrix_pack(const RnnConfig& cfg, const float* f, const void* r, const floa
       int32_t total = 0;
       for (int kk = 0; kk < Kd; ++kk) {
         const uint32_t d = dw[(p * Kd + kk) * geo.cols() + c];
-        for (int j = 0; j < 4; ++j) total += static_cast<int8_t>(d >> (8 * j));
+        for (int j = 0; j < 4; ++j) {
+          const int8_t q = static_cast<int8_t>(d >> (8 * j));
+          total += q;
+          fmt.narrow = fmt.narrow && q >= -63 && q <= 63;
+        }
       }
       sum[p * geo.cols() + c] = total;
     }
@@ -149,6 +153,8 @@ RnnModel model_pack(const RnnConfig& cfg, const std::vector<RawWeights>& raw) {
     if (m.proj_panels > 0)
       matrix_pack(cfg, r.w_hr, r.r_hr, r.s_hr, cfg.proj_size, H, kProjectionGeometry, m.proj_panels,
                   pw.w_hr, pw.f_hr);
+    m.int8_narrow = cfg.dtype == WeightType::kInt8 && pw.f_ih.narrow && pw.f_hh.narrow &&
+                    pw.f_hr.narrow && pw.f_hn.narrow && (i == 0 || m.int8_narrow);
     m.weights.push_back(std::move(pw));
   }
   return m;

@@ -71,6 +71,7 @@ struct RawWeights {
 struct PackedFormat {
   AlignedBuffer scale;  // floats
   AlignedBuffer sum;    // int32 bit patterns
+  bool narrow = true;   // int8: every weight in [−63, 63] (vacuous for other formats)
   WeightFormat of(WeightType type, bool amx = false, bool bf16_rows = false) const {
     WeightFormat f;
     f.type = type;
@@ -104,6 +105,9 @@ struct RnnModel {
   int cand_panels = 0;                 // classic GRU: ceil(H / 64) panels of W_hn
   std::vector<PackedWeights> weights;  // index layer·D + direction
   uint64_t id = 0;  // unique to each model_pack result (the per-thread step plan's key)
+  // int8 with every weight matrix in [−63, 63] (7-bit weights, python/fastrnn/_quantize.py):
+  // the kernel table's int8_narrow sibling runs it (kernels_for, kernels/kernel-table.h).
+  bool int8_narrow = false;
 };
 
 // The packed matrices of one layer·direction: W_ih, W_hh, W_hr (LSTM projection), W_hn (classic

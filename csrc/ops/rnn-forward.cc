@@ -699,7 +699,7 @@ void rnn_forward(const RnnModel& model, const ForwardArgs& in_args) {
       args.h0 = h0_copy.data();
     }
   }
-  const KernelTable& k = kernels();
+  const KernelTable& k = kernels_for(model.int8_narrow);
   const Blocking blocking = blocking_get();  // read once per call: every thread decides alike
   // A stream's step (T = 1) takes its plan from the thread's last one of the same sizes.
   ForwardPlan planned;

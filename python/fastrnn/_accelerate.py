@@ -40,7 +40,7 @@ import numpy as np
 
 from . import _core
 
-DTYPES = ("float32", "bf16", "int8")
+DTYPES = ("float32", "bf16", "int8", "int7")
 
 # The attribute that holds an accelerated module's options and cache slot. A plain Python
 # object in the module's __dict__: not a parameter or buffer, so state_dict never sees it.
@@ -830,7 +830,7 @@ def accelerate(model, dtype: str = "float32", strict: bool = False):
     torch._dynamo.config.allow_rnn = True when a module was swapped, without which Dynamo
     refuses every nn.LSTM/GRU/RNN instance. Calling accelerate again updates the options.
 
-    dtype: "float32"; or "bf16" / "int8": fastrnn holds each module's weight matrices in that
+    dtype: "float32"; or "bf16" / "int8" / "int7": fastrnn holds each module's weight matrices in that
     format (its own copy: the module's parameters stay float32, and a fallback runs torch's
     float32 forward), with the error against float32 stated in docs/precision.md. strict:
     raise instead of falling back. TypeError if model is not an nn.Module or strict not a

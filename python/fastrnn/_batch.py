@@ -77,7 +77,7 @@ class BatchPredictor:
         an actor's num_cpus and Dask's nanny sets to 1), the affinity mask and the cgroup
         quota. An int n: every call runs on at most n threads (the model call's
         `num_threads=`), whatever the process budget.
-    dtype: None (default): the model's own; "float32", "bf16" or "int8": the model converted
+    dtype: None (default): the model's own; "float32", "bf16", "int8" or "int7": the model converted
         with fastrnn.quantize (once per process for a path).
 
     __call__(batch) takes a mapping of column name → array with

@@ -141,7 +141,7 @@ class ModelConfig:
         (Keras' Bidirectional): "concat" (torch's), "sum", "mul", "ave", or "none" (the
         output is the pair (forward, backward)). Layers below the last always concatenate.
 
-    dtype: how the weight matrices are held, "float32", "bf16" or "int8" (see
+    dtype: how the weight matrices are held, "float32", "bf16", "int8" or "int7" (see
     fastrnn.quantize and docs/precision.md); biases, states and arithmetic stay float32.
     Construction checks nothing: `problem()` does (importers call it before reading any
     weight).
@@ -336,8 +336,8 @@ class ModelConfig:
                     return str(e)
         if self.merge_mode not in MERGE_MODES:
             return f"merge_mode must be one of {list(MERGE_MODES)}, got {self.merge_mode!r}"
-        if self.dtype not in ("float32", "bf16", "int8"):
-            return f"dtype must be 'float32', 'bf16' or 'int8', got {self.dtype!r}"
+        if self.dtype not in ("float32", "bf16", "int8", "int7"):
+            return f"dtype must be 'float32', 'bf16', 'int8' or 'int7', got {self.dtype!r}"
         if self.dtype != "float32":
             for key in ("input_size", "hidden_size", "proj_size"):
                 if getattr(self, key) > MAX_REDUCED_SIZE:

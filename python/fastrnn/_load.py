@@ -36,7 +36,7 @@ def load(
     mode ('LSTM', 'GRU', 'RNN_TANH', 'RNN_RELU'; must agree with the shapes), nonlinearity
     ('tanh'/'relu', for RNNs), batch_first (default False; for a fastrnn file it overrides
     the stored layout), prefix (the RNN's key prefix when the file holds several).
-    dtype: None keeps the file's weight format; "float32", "bf16" or "int8" converts
+    dtype: None keeps the file's weight format; "float32", "bf16", "int8" or "int7" converts
     (fastrnn.quantize). A corrupted, truncated or inconsistent file is a ValueError naming
     the file.
     """
@@ -94,7 +94,7 @@ def from_keras(path, *, layer: str | None = None):
 def from_torch(module, *, dtype: str = "float32"):
     """A fastrnn model with the configuration and weights of a torch.nn.LSTM, GRU, RNN,
     LSTMCell, GRUCell or RNNCell (the weights are copied; later changes to the module do not
-    reach the fastrnn model). dtype: "float32", or "bf16" / "int8" weights (fastrnn.quantize;
+    reach the fastrnn model). dtype: "float32", or "bf16" / "int8" / "int7" weights (fastrnn.quantize;
     the error is stated in docs/precision.md)."""
     return _built(*io.pytorch.read_module(module), dtype, "from_torch")
 

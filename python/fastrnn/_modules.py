@@ -214,7 +214,8 @@ class _RNNBase:
 
     @property
     def dtype(self) -> str:
-        """How the weight matrices are held: "float32", "bf16" or "int8" (fastrnn.quantize)."""
+        """How the weight matrices are held: "float32", "bf16", "int8" or "int7" (int8 with 7-bit
+        weights; fastrnn.quantize)."""
         return self._dtype
 
     def _kind(self) -> str:

@@ -1,6 +1,8 @@
 """Reduced precision: the weight formats, the rounding that makes them, and quantize().
 
-A reduced model holds its weight matrices (W_ih, W_hh, W_hr) in bf16 or int8; biases,
+A reduced model holds its weight matrices (W_ih, W_hh, W_hr) in bf16 or int8 (int7: int8
+with 7-bit weights, q in [-63, 63], which CPUs without VNNI multiply with one instruction
+fewer; docs/precision.md); biases,
 peepholes, inputs, states and all arithmetic outside the dot products stay float32
 (the kernels: csrc/kernels/reduced/reduced-dot.h; the stated error: docs/precision.md).
 
@@ -21,26 +23,31 @@ DTYPES = {
     "bf16": "bf16",
     "bfloat16": "bf16",
     "int8": "int8",
+    "int7": "int7",
 }
-# The compiled core's names.
-CORE_DTYPES = {"float32": "float32", "bf16": "bfloat16", "int8": "int8"}
+# The compiled core's names (an int7 model is an int8 one whose weights fit 7 bits: the core
+# sees that itself).
+CORE_DTYPES = {"float32": "float32", "bf16": "bfloat16", "int8": "int8", "int7": "int8"}
+# The integer formats: the largest |q| of each (int8_rows).
+INT_TOP = {"int8": 127, "int7": 63}
 # The weight matrices a reduced model stores reduced (key prefixes, torch's names).
 MATRICES = ("weight_ih", "weight_hh", "weight_hr")
 
 # The stated error bounds against torch float32 (docs/precision.md; tested in
 # tests/parity/test_precision.py): max |Δ| and mean |Δ| of outputs and final states, on
 # PyTorch's default initialisation with N(0, 1) inputs.
-BOUNDS = {"bf16": (1e-2, 1e-3), "int8": (4e-2, 4e-3)}
+BOUNDS = {"bf16": (1e-2, 1e-3), "int8": (4e-2, 4e-3), "int7": (4e-2, 4e-3)}
 
 
 def dtype_name(dtype, where: str) -> str:
-    """The canonical dtype name ("float32", "bf16", "int8"), else a ValueError naming
+    """The canonical dtype name ("float32", "bf16", "int8", "int7"), else a ValueError naming
     `where` and the accepted names."""
     name = getattr(dtype, "name", dtype) if not isinstance(dtype, str) else dtype
     if isinstance(name, str) and name.lower() in DTYPES:
         return DTYPES[name.lower()]
     raise ValueError(
-        f"{where}: dtype must be one of 'float32', 'bf16' (or 'bfloat16'), 'int8', got {dtype!r}"
+        f"{where}: dtype must be one of 'float32', 'bf16' (or 'bfloat16'), 'int8', 'int7', "
+        f"got {dtype!r}"
     )
 
 
@@ -63,22 +70,24 @@ def bf16_values(bits: np.ndarray) -> np.ndarray:
     return (bits.astype(np.uint32) << 16).view(np.float32)
 
 
-def int8_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 with one scale per row: (q int8 in [−127, 127], s float32 ≥ 0), q =
-    round(w · (127 / max|row|)), s = max|row| / 127, nudged up by ulps until
-    float32(float32(127 · s) / 127) == s, so that quantising q · s again gives q and s."""
+def int8_rows(w: np.ndarray, top: int = 127) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric integers with one scale per row: (q int8 in [-top, top], s float32 >= 0), q =
+    round(w * (top / max|row|)), s = max|row| / top, nudged up by ulps until
+    float32(float32(top * s) / top) == s, so that quantising q * s again gives q and s. top:
+    127 (int8) or 63 (int7)."""
     w = np.asarray(w, np.float32)
+    t = np.float32(top)
     m = np.abs(w).max(axis=1) if w.shape[1] else np.zeros(w.shape[0], np.float32)
-    s = (m / np.float32(127)).astype(np.float32)
+    s = (m / t).astype(np.float32)
     for _ in range(8):
-        back = ((s * np.float32(127)).astype(np.float32) / np.float32(127)).astype(np.float32)
+        back = ((s * t).astype(np.float32) / t).astype(np.float32)
         off = back != s
         if not off.any():
             break
         s[off] = np.nextafter(s[off], np.float32(np.inf))
-    top = (s * np.float32(127)).astype(np.float32)  # the row maximum q · s reproduces
-    inv = np.divide(np.float32(127), top, out=np.zeros_like(top), where=top > 0)
-    q = np.clip(np.rint(w * inv[:, None]), -127, 127).astype(np.int8)
+    top_value = (s * t).astype(np.float32)  # the row maximum q * s reproduces
+    inv = np.divide(t, top_value, out=np.zeros_like(top_value), where=top_value > 0)
+    q = np.clip(np.rint(w * inv[:, None]), -top, top).astype(np.int8)
     return q, s
 
 
@@ -96,7 +105,7 @@ def rounded(key: str, w: np.ndarray, dtype: str) -> np.ndarray:
         raise ValueError(f"{key}: weights must be finite to quantise to {dtype}")
     if dtype == "bf16":
         return bf16_values(bf16_bits(w))
-    return int8_values(*int8_rows(w))
+    return int8_values(*int8_rows(w, INT_TOP[dtype]))
 
 
 def core_matrix(w: np.ndarray, dtype: str):
@@ -105,23 +114,24 @@ def core_matrix(w: np.ndarray, dtype: str):
         return w
     if dtype == "bf16":
         return bf16_bits(w)
-    return int8_rows(w)
+    return int8_rows(w, INT_TOP[dtype])
 
 
 def stored(key: str, w: np.ndarray, dtype: str) -> dict[str, np.ndarray]:
     """The tensors a file stores for one weight (io.safetensors.write): a reduced matrix as
-    its bf16 bits (dtype BF16) or as int8 plus key + '.scale'; anything else as float32."""
+    its bf16 bits (dtype BF16) or as int8 plus key + '.scale' (int8 and int7); anything else
+    as float32."""
     if dtype == "float32" or not is_matrix(key):
         return {key: w}
     if dtype == "bf16":
         return {key: bf16_bits(w)}
-    q, s = int8_rows(w)
+    q, s = int8_rows(w, INT_TOP[dtype])
     return {key: q, key + ".scale": s}
 
 
 def quantize(model, dtype):
-    """A new model of the same class holding `model`'s weights in `dtype` ("bf16" or
-    "int8"; "float32" gives a float32 copy of a reduced model's rounded weights). Streams,
+    """A new model of the same class holding `model`'s weights in `dtype` ("bf16", "int8" or
+    "int7"; "float32" gives a float32 copy of a reduced model's rounded weights). Streams,
     files, pickling and every call work as for float32; model.dtype says which it is. The
     error against float32 is stated in docs/precision.md."""
     from ._modules import _CellBase, _RNNBase, build

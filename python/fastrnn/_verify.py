@@ -218,7 +218,7 @@ def verify(
     model: the fastrnn model to check; None: fastrnn.from_torch(torch_module).
     tolerance: an absolute floor: an error against float64 up to it always passes (default
        1e-5; where torch's own error is tiny, 2x of it would judge float32 rounding).
-    dtype: "bf16" or "int8" checks a reduced-precision model (fastrnn.from_torch(module,
+    dtype: "bf16", "int8" or "int7" checks a reduced-precision model (fastrnn.from_torch(module,
        dtype=...), or `model` converted): it passes when the max and the mean of
        |fastrnn − torch float32| over every output and state are within the bounds stated
        in docs/precision.md (reported beside them). None: the model's own dtype.

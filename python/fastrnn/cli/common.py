@@ -64,7 +64,7 @@ def model_load(command: str, args, path: str):
         return None, fail(command, str(e))
 
 
-def dtype_add(p, help: str, choices=("float32", "bf16", "int8")) -> None:
+def dtype_add(p, help: str, choices=("float32", "bf16", "int8", "int7")) -> None:
     """The --dtype option: the weight precision (fastrnn.quantize; docs/precision.md)."""
     p.add_argument(
         "--dtype",

@@ -20,7 +20,7 @@ def register(sub) -> None:
     c.add_argument("input", metavar="IN", help="the file to read")
     c.add_argument("output", metavar="OUT", help="the fastrnn file to write")
     hints_add(c)
-    dtype_add(c, "weight precision of OUT: IN's own (default), float32, bf16 or int8")
+    dtype_add(c, "weight precision of OUT: IN's own (default), float32, bf16, int8 or int7")
     c.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     c.set_defaults(func=run)
 

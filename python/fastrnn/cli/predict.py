@@ -50,7 +50,7 @@ def register(sub) -> None:
         help="threads per model call (default: fastrnn's budget: FASTRNN_NUM_THREADS, "
         "OMP_NUM_THREADS, the affinity mask, the cgroup quota)",
     )
-    dtype_add(p, "weight precision: the model file's own (default), or float32, bf16, int8")
+    dtype_add(p, "weight precision: the model file's own (default), or float32, bf16, int8, int7")
     p.add_argument(
         "--x-key",
         default="x",

@@ -49,9 +49,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random input (0)")
     dtype_add(
         p,
-        "check the model converted to bf16 or int8 weights against torch float32 with the "
-        "stated error bounds",
-        choices=("bf16", "int8"),
+        "check the model converted to bf16, int8 or int7 weights against torch float32 with "
+        "the stated error bounds",
+        choices=("bf16", "int8", "int7"),
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)

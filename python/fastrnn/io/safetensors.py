@@ -30,7 +30,7 @@ import numpy as np
 
 from .._checks import MAX_SIZE, shape_text
 from .._config import FORMAT, ModelConfig
-from .._quantize import is_matrix, stored
+from .._quantize import INT_TOP, is_matrix, stored
 from .base import BadFile
 from .keys import config_infer, hints_apply, keys_check, prefix_select
 
@@ -175,7 +175,8 @@ def read(f, path, size: int, *, mode, batch_first, nonlinearity, prefix):
         )
     config = hints_apply(os.fspath(path), config, mode, nonlinearity, batch_first)
     scales = {k: v for k, v in names.items() if k.endswith(".scale")}
-    if config.dtype != "int8" and scales:
+    top = INT_TOP.get(config.dtype)
+    if top is None and scales:
         raise BadFile(path, f"holds scales {sorted(scales)[:3]} but is not an int8 model")
     names = {k: v for k, v in names.items() if k not in scales}
     keys_check(path, config, {k: entries[v][1] for k, v in names.items()})
@@ -187,18 +188,18 @@ def read(f, path, size: int, *, mode, batch_first, nonlinearity, prefix):
             raise BadFile(
                 path,
                 f"tensor {k!r} has dtype 'I8'; fastrnn reads F32, F16, F64, BF16 "
-                "(I8 only for an int8 model's weight matrices)",
+                "(I8 only for an int8 or int7 model's weight matrices)",
             )
         if want is not None and entry[0] != want:
             raise BadFile(
                 path, f"tensor {k!r} of a {config.dtype} model must be {want}, got {entry[0]}"
             )
         weights[k] = tensor_read(f, path, names[k], entry, data_start)
-        if config.dtype == "int8" and is_matrix(k):
+        if top is not None and is_matrix(k):
             weights[k] = _int8_read(
-                f, path, k, entry, entries.get(scales.get(k + ".scale")), data_start
+                f, path, k, entry, entries.get(scales.get(k + ".scale")), data_start, top
             )
-    if len(scales) != sum(config.dtype == "int8" and is_matrix(k) for k in weights):
+    if len(scales) != sum(top is not None and is_matrix(k) for k in weights):
         extra = sorted(set(scales) - {k + ".scale" for k in weights})
         raise BadFile(path, f"holds scales without a matrix: {extra[:3]}")
     return config, weights
@@ -211,8 +212,9 @@ def _stored_dtype(dtype: str, key: str) -> str | None:
     return "BF16" if dtype == "bf16" else "I8"
 
 
-def _int8_read(f, path, key: str, entry, scale_entry, data_start: int) -> np.ndarray:
-    """An int8 matrix times its per-row scales (key + ".scale", F32 (rows,), finite, ≥ 0)."""
+def _int8_read(f, path, key: str, entry, scale_entry, data_start: int, top: int) -> np.ndarray:
+    """An int8 matrix (values in [-top, top]: 127 for int8, 63 for int7) times its per-row
+    scales (key + ".scale", F32 (rows,), finite, ≥ 0)."""
     rows = entry[1][0]
     if scale_entry is None:
         raise BadFile(path, f"int8 matrix {key!r} has no {key + '.scale'!r}")
@@ -224,8 +226,9 @@ def _int8_read(f, path, key: str, entry, scale_entry, data_start: int) -> np.nda
         )
     q = tensor_read(f, path, key, entry, data_start)
     s = tensor_read(f, path, key + ".scale", scale_entry, data_start)
-    if (q < -127).any():
-        raise BadFile(path, f"int8 matrix {key!r} holds -128; values must be in [-127, 127]")
+    if (q < -top).any() or (q > top).any():
+        bad = int(q[(q < -top) | (q > top)][0])
+        raise BadFile(path, f"int8 matrix {key!r} holds {bad}; values must be in [-{top}, {top}]")
     if not (np.isfinite(s).all() and (s >= 0).all()):
         raise BadFile(path, f"{key + '.scale'!r} must be finite and >= 0")
     return (q * s[:, None]).astype(np.float32)
