@@ -44,7 +44,7 @@ import sys
 import tempfile
 from importlib.machinery import EXTENSION_SUFFIXES
 
-DTYPES = ("float32", "bf16", "int8")
+DTYPES = ("float32", "bf16", "int8", "int7")
 
 # The child: imports fastrnn from the contender's path, times each (workload, threads) pair and
 # prints one JSON object. Its figures are seconds per call.

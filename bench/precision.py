@@ -1,13 +1,13 @@
-"""Reduced precision side by side: fastrnn float32, bf16 and int8 against the reduced modes
-of its peers, each with its error against torch float32, at 1 and 2 threads.
+"""Reduced precision side by side: fastrnn float32, bf16, int8 and int7 against the reduced
+modes of its peers, each with its error against torch float32, at 1 and 2 threads.
 
 Workloads (fastrnn._bench, the one definition): lat_lstm_256, lat_gru_256, lat_lstm_1024,
 stream_lstm_256, tput_lstm_512; one seeded torch module (default init) and one N(0, 1) input
 each, shared by every contender.
 
-Contenders: fastrnn float32, bf16 and int8 (`fastrnn.quantize` of the model `from_torch`
-gives); torch float32; torch `quantize_dynamic` to qint8 and to float16 (weights reduced,
-activations float32); onnxruntime float32, and int8 (`quantize_dynamic` with per-channel
+Contenders: fastrnn float32, bf16, int8 and int7 (int8 with 7-bit weights; `fastrnn.quantize`
+of the model `from_torch` gives); torch float32; torch `quantize_dynamic` to qint8 and to
+float16 (weights reduced, activations float32); onnxruntime float32, and int8 (`quantize_dynamic` with per-channel
 QInt8 weights on the exported graph: its LSTM becomes DynamicQuantizeLSTM; onnxruntime has no
 int8 GRU, so that row is n/a); openvino with INFERENCE_PRECISION_HINT=bf16, only on a CPU
 with avx512_bf16. A peer that is not installed is left out with a note.
@@ -137,6 +137,7 @@ CONTENDERS = {
     "fastrnn float32": lambda case: (runner._prepare_fastrnn, case),
     "fastrnn bf16": lambda case: fastrnn_reduced(case, "bf16"),
     "fastrnn int8": lambda case: fastrnn_reduced(case, "int8"),
+    "fastrnn int7": lambda case: fastrnn_reduced(case, "int7"),
     "torch float32": lambda case: (runner._prepare_torch, case),
     "torch qint8": lambda case: torch_dynamic(case, "qint8"),
     "torch float16": lambda case: torch_dynamic(case, "float16"),
@@ -276,7 +277,7 @@ def format_markdown(rows: list, doc: dict) -> str:
         machine_header(doc),
         f"Workloads{quick}: " + ", ".join(described) + ".",
         (
-            "Contenders: fastrnn's float32, bf16 and int8 weights; torch float32 and its "
+            "Contenders: fastrnn's float32, bf16, int8 and int7 (7-bit) weights; torch float32 and its "
             "`quantize_dynamic` to qint8 and to float16; onnxruntime float32 and int8 "
             "(`quantize_dynamic`, per-channel QInt8: DynamicQuantizeLSTM); openvino with "
             "INFERENCE_PRECISION_HINT=bf16 (CPUs with avx512_bf16 only). max err, mean err: "

@@ -2,8 +2,9 @@
 
 Every table computes the same exact integer sums as for int8; AVX2 runs such a model on its
 narrow sibling table (csrc/kernels/reduced/rvec-avx2.h, FASTRNN_I8_NARROW: VPMADDUBSW
-without VPSIGNB), which must give the bits of the regular table. Against the quantised
-reference on every ISA, both tables bit for bit, the stated bounds, files.
+without VPSIGNB), which must give the bits of the regular table. Here: the weights, the step
+against the quantised reference on every ISA, both tables bit for bit, files. The stated
+bounds, the trained model, streams and the extremes run in test_precision.py (its DTYPES).
 """
 
 from __future__ import annotations
@@ -12,34 +13,19 @@ import numpy as np
 import pytest
 from test_precision import (
     MODES,
-    _errors,
     _flat,
+    _int7_dot,
     _model,
     _one_step_case,
-    _quantise_rows,
-    _stress_state_dict,
-    _torch_model,
     quantised_step,
 )
 
 import fastrnn
 from fastrnn import _core
-from fastrnn._quantize import BOUNDS, int8_rows
+from fastrnn._quantize import int8_rows
 from fastrnn.io.base import BadFile
 
 f32 = np.float32
-# Trained-like weights (test_precision's _stress_state_dict; H = 128, T = 1000), measured on
-# an AMD Zen 3 (max, mean |Δ| against torch float32): LSTM 0.41 / 1.26e-2, GRU 0.17 / 1.14e-2
-# (int8: 0.17 / 6.2e-3, 0.11 / 6.2e-3). Bounded with 2x headroom (docs/precision.md).
-STRESS_BOUND_INT7 = (8.5e-1, 2.6e-2)
-
-
-def _int7_dot(w: np.ndarray, a: np.ndarray) -> np.ndarray:
-    qw, sw = int8_rows(w, 63)
-    assert np.abs(qw).max() <= 63
-    qa, sa = _quantise_rows(a.astype(f32))
-    acc = (qa @ qw.astype(np.int64).T).astype(f32)  # exact, then rounded once
-    return (acc * (sa[:, None] * sw[None, :]).astype(f32)).astype(f32)
 
 
 @pytest.fixture
@@ -108,44 +94,6 @@ def test_narrow_table_where_avx2_runs(narrow_restored):
     assert has == (_core.isa() == "avx2")
     assert _core.int8_narrow(False) is False
     assert _core.int8_narrow(True) is has
-
-
-def test_int7_stream_and_cell_give_the_forward_bits():
-    q = fastrnn.quantize(_model("GRU", 20, 33, seed=2), "int7")
-    x = np.random.default_rng(0).standard_normal((6, 2, 20)).astype(f32)
-    y, _ = q(x)
-    stream = q.stream(batch=2)
-    for t in range(6):
-        np.testing.assert_array_equal(stream.step(x[t]), y[t])
-
-
-@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_RELU"])
-def test_int7_error_against_torch_within_the_stated_bound(isa, mode):
-    torch = pytest.importorskip("torch")
-    t = _torch_model(torch, mode, 32, 96, seed=1)
-    x = np.random.default_rng(5).standard_normal((150, 2, 32)).astype(f32)
-    with torch.inference_mode():
-        ref = _flat(t(torch.from_numpy(x)))
-    max_err, mean_err = _errors(_flat(fastrnn.from_torch(t, dtype="int7")(x)), ref)
-    bound_max, bound_mean = BOUNDS["int7"]
-    assert max_err <= bound_max and mean_err <= bound_mean, (max_err, mean_err)
-
-
-@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
-def test_int7_trained_like_weights_error_is_bounded(mode):
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(11)
-    sd = _stress_state_dict(mode, 64, 128, rng)
-    t = _torch_model(torch, mode, 64, 128, seed=0)
-    t.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})
-    x = rng.standard_normal((1000, 2, 64)).astype(f32)
-    with torch.inference_mode():
-        ref = _flat(t(torch.from_numpy(x)))
-    max_err, mean_err = _errors(_flat(fastrnn.from_torch(t, dtype="int7")(x)), ref)
-    assert max_err <= STRESS_BOUND_INT7[0] and mean_err <= STRESS_BOUND_INT7[1], (
-        max_err,
-        mean_err,
-    )
 
 
 def test_int7_file_round_trip(tmp_path):
