@@ -491,7 +491,9 @@ def test_accelerate_arguments():
         accelerate([nn.LSTM(1, 1)])
     with pytest.raises(
         ValueError,
-        match=re.escape("accelerate: dtype must be one of ('float32', 'bf16', 'int8'), got 'fp8'"),
+        match=re.escape(
+            "accelerate: dtype must be one of ('float32', 'bf16', 'int8', 'int7'), got 'fp8'"
+        ),
     ):
         accelerate(nn.LSTM(1, 1), dtype="fp8")
     with pytest.raises(ValueError, match=r"dtype must be one of .*, got torch.float16"):
