@@ -197,9 +197,9 @@ def test_precision_quick(checkout, tmp_path):
             workload, contender, *cells = (c.strip() for c in line.strip("|").split("|"))
             rows[workload.strip("`"), contender] = cells  # median, speed-up, max err, mean err
     workloads = ("lat_lstm_256", "lat_gru_256", "lat_lstm_1024", "stream_lstm_256", "tput_lstm_512")
-    assert {w for w, _ in rows} == set(workloads) and len(rows) == 9 * len(workloads)
+    assert {w for w, _ in rows} == set(workloads) and len(rows) == 10 * len(workloads)
     for w in workloads:
-        for dtype in ("float32", "bf16", "int8"):
+        for dtype in ("float32", "bf16", "int8", "int7"):
             assert rows[w, f"fastrnn {dtype}"][0] not in ("n/a", "failed"), (w, dtype)
         if not _installed("torch"):
             continue
