@@ -10,6 +10,8 @@
 //   b1_*         batch 1, T = 100 steps of an LSTM with I = H: projection GEMM then steps
 //                (separate), or each group of steps projecting the next group inside its
 //                dot products (ahead, what fastrnn does when the weights stay in cache)
+//   int8_*       int8 weights: the GEMM (GMAC/s) and batch-1 LSTM steps (µs, W_hh's GB/s);
+//                built with -DFASTRNN_I8_NARROW (anatomy.py --narrow), the avx2_w7 kernels
 // Only for measurement: not part of the package.
 
 #include <immintrin.h>
@@ -230,15 +232,108 @@ void batch1(int K, int panels, const char* tag) {
   if (ahead > 0) report(name, ahead * 1e6, "us");
 }
 
+// int8 weights of P gate panels (4 × 16 columns each) over K: bytes in [−63, 63] (so the
+// avx2_w7 build, -DFASTRNN_I8_NARROW, takes them too), one scale and the sum Σ_k q of every
+// column, packed as the library packs them (reduced-dot.h's layout).
+struct Int8Weights {
+  Int8Weights(int P, int K)
+      : Kd(weight_rows(WeightType::kInt8, K)),
+        q(size_t(P) * Kd * 64 + 16),
+        scale(size_t(P) * 64),
+        sum(size_t(P) * 64, 0) {
+    const size_t skew = (64 - reinterpret_cast<uintptr_t>(q.data()) % 64) % 64 / 4;
+    w = q.data() + skew;
+    for (int p = 0; p < P; ++p)
+      for (int kd = 0; kd < Kd; ++kd)
+        for (int j = 0; j < 64; ++j) {
+          const size_t i = (size_t(p) * Kd + kd) * 64 + j;
+          uint32_t packed = 0;
+          for (int b = 0; b < 4; ++b) {
+            const int v = int((i * 4 + b) * 2654435761u % 127) - 63;
+            packed |= uint32_t(uint8_t(int8_t(v))) << (8 * b);
+            sum[size_t(p) * 64 + j] += v;
+          }
+          w[i] = packed;
+        }
+    for (auto& s : scale) s = 1e-3f;
+  }
+  WeightFormat format() const { return {WeightType::kInt8, scale.data(), sum.data()}; }
+  const float* data() const { return reinterpret_cast<const float*>(w); }
+
+  int Kd;
+  std::vector<uint32_t> q;
+  uint32_t* w;
+  std::vector<float> scale;
+  std::vector<int32_t> sum;
+};
+
+// The int8 input-projection GEMM alone: `rows` rows of x (quantised per row as the library
+// does) times W_ih of an LSTM with I = H = K; giga int8 multiply-adds per second.
+void int8_gemm(int rows, int K) {
+  const int P = K / 16;
+  const Int8Weights w(P, K);
+  Buffer x(size_t(rows) * K), bias(size_t(P) * 64), gx(size_t(rows) * P * 64);
+  GemmArgs g{};
+  g.a = x.data();
+  g.lda = K;
+  g.rows = rows;
+  g.w = w.data();
+  g.K = K;
+  g.nv = 4;
+  g.p1 = P;
+  g.bias = bias.data();
+  g.c = gx.data();
+  g.ldc = P * 64;
+  g.wf = w.format();
+  const double s = best_seconds([&] { gemm(g); }, 40);
+  char name[64];
+  std::snprintf(name, sizeof name, "int8_gemm_rows%d_K%d", rows, K);
+  report(name, double(rows) * K * P * 64 / s * 1e-9, "GMAC/s");
+}
+
+// T int8 LSTM steps at batch 1, H = K (W_hh: 4 K² bytes; each step quantises its h row):
+// microseconds per step, and W_hh's bytes over that time.
+void int8_step_b1(int K) {
+  const int T = 100, P = K / 16;
+  const Int8Weights w(P, K);
+  Layer L(1, K, T);
+  const double s = best_seconds(
+      [&] {
+        for (int t = 0; t < T; ++t) {
+          StepArgs a = L.step_args(t, true);
+          a.w = w.data();
+          a.wf = w.format();
+          lstm_step(a);
+        }
+      },
+      40);
+  char name[64];
+  std::snprintf(name, sizeof name, "int8_step_b1_H%d", K);
+  report(name, s / T * 1e6, "us");
+  std::snprintf(name, sizeof name, "int8_step_b1_H%d_weights", K);
+  report(name, 4.0 * K * K * T / s * 1e-9, "GB/s");
+}
+
 }  // namespace
 }  // namespace fastrnn
 
 int main(int argc, char** argv) {
   using namespace fastrnn;
-  g_quick = argc > 1 && std::string(argv[1]) == "quick";
-  batched(64, 512);
-  batched(8, 256);
-  batch1(256, 16, "all");  // LSTM I = H = 256: 16 gate panels, W_ih + W_hh = 2 MiB
-  batch1(256, 8, "half");  // what each of 2 threads owns: 1 MiB
+  // `anatomy [quick] [int8]`: int8 alone skips the float32 figures.
+  bool int8_only = false;
+  for (int i = 1; i < argc; ++i) {
+    g_quick |= std::string(argv[i]) == "quick";
+    int8_only |= std::string(argv[i]) == "int8";
+  }
+  if (!int8_only) {
+    batched(64, 512);
+    batched(8, 256);
+    batch1(256, 16, "all");  // LSTM I = H = 256: 16 gate panels, W_ih + W_hh = 2 MiB
+    batch1(256, 8, "half");  // what each of 2 threads owns: 1 MiB
+  }
+  int8_gemm(16, 1024);  // a time chunk of lat_lstm_1024's input projection (int8)
+  int8_gemm(96, 512);   // a chunk of rows of a batched layer
+  int8_step_b1(1024);   // lat_lstm_1024's steps: 4 MiB of int8 W_hh each
+  int8_step_b1(256);    // lat_lstm_256's: 256 KiB
   return 0;
 }
