@@ -270,25 +270,15 @@ struct Int8Weights {
 // The int8 input-projection GEMM alone: `rows` rows of x (quantised per row as the library
 // does) times W_ih of an LSTM with I = H = K; giga int8 multiply-adds per second.
 void int8_gemm(int rows, int K) {
-  const int P = K / 16;
-  const Int8Weights w(P, K);
-  Buffer x(size_t(rows) * K), bias(size_t(P) * 64), gx(size_t(rows) * P * 64);
-  GemmArgs g{};
-  g.a = x.data();
-  g.lda = K;
-  g.rows = rows;
+  const Int8Weights w(K / 16, K);
+  Layer L(rows, K, 1);
+  GemmArgs g = L.gemm_args(0, rows);
   g.w = w.data();
-  g.K = K;
-  g.nv = 4;
-  g.p1 = P;
-  g.bias = bias.data();
-  g.c = gx.data();
-  g.ldc = P * 64;
   g.wf = w.format();
   const double s = best_seconds([&] { gemm(g); }, 40);
   char name[64];
   std::snprintf(name, sizeof name, "int8_gemm_rows%d_K%d", rows, K);
-  report(name, double(rows) * K * P * 64 / s * 1e-9, "GMAC/s");
+  report(name, double(rows) * K * L.P * 64 / s * 1e-9, "GMAC/s");
 }
 
 // T int8 LSTM steps at batch 1, H = K (W_hh: 4 K² bytes; each step quantises its h row):
