@@ -68,7 +68,12 @@ inline void vstore_i8(int8_t* p, V q) {
 
 constexpr int kRedAccumulators = 12;
 // Independent int8 sum chains of a one-row tile (its dot instruction's latency over throughput).
-constexpr int kRedChains = 2;
+// One here: a sum's chain is VPADDD (1 cycle), and one chain lets a batch-1 LSTM tile take a
+// panel's 4 gates (8 accumulators, its 256-byte rows read whole) instead of 2 gates twice.
+// bench/anatomy.py's int8 probe on a Zen 3, batch-1 steps, one chain against two: H = 1024
+// (4 MiB of W_hh from the L3) 66-76 against 91-103 us (avx2_w7), 80 against 110 us (avx2);
+// H = 256 4.4-4.6 against 5.1-5.2 us (avx2_w7).
+constexpr int kRedChains = 1;
 constexpr int kRedRows = 3;
 // GRU epilogues of a batch-1 step one panel at a time: in pairs, int8 lat_gru_256 was 1.03x
 // the time (Zen 5, FASTRNN_ISA=avx2; see kRedEpilogueGroup in rvec-avx512.h).
