@@ -11,7 +11,8 @@
 //                (separate), or each group of steps projecting the next group inside its
 //                dot products (ahead, what fastrnn does when the weights stay in cache)
 //   int8_*       int8 weights: the GEMM (GMAC/s) and batch-1 LSTM steps (µs, W_hh's GB/s);
-//                built with -DFASTRNN_I8_NARROW (anatomy.py --narrow), the avx2_w7 kernels
+//                built with -DFASTRNN_I8_NARROW (anatomy.py --narrow), the avx2_w7 kernels;
+//                int8_tile4x16_*: a candidate AVX2 tile on 16-column panels (see there)
 // Only for measurement: not part of the package.
 
 #include <immintrin.h>
@@ -304,6 +305,81 @@ void int8_step_b1(int K) {
   report(name, 4.0 * K * K * T / s * 1e-9, "GB/s");
 }
 
+// A candidate AVX2 int8 GEMM tile, outside the library: 4 rows × 16 columns (8 accumulators)
+// on weights packed in 16-column panels (each k-quad's 16 columns in 64 contiguous bytes)
+// instead of the library's 64-column panels, u8 activations (q + 128) times 7-bit weights as
+// avx2_w7 multiplies them. Compare with int8_gemm_* of the --narrow build (which also packs
+// the rows and dequantises; this adds neither). The same rows × K × 4K multiply-adds.
+#ifdef __AVX2__
+template <int R>
+FASTRNN_NOINLINE void tile_4x16(const uint32_t* a, int lda, const uint32_t* w, int Kd, int32_t* c,
+                                int ldc) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+  for (int k = 0; k < Kd; ++k) {
+    const __m256i w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + 16 * k));
+    const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + 16 * k + 8));
+    for (int r = 0; r < R; ++r) {
+      const __m256i x = _mm256_set1_epi32(static_cast<int>(a[r * lda + k]));
+      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(x, w0), ones));
+      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(x, w1), ones));
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * ldc), acc[r][0]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * ldc + 8), acc[r][1]);
+  }
+}
+
+void int8_tile_4x16(int rows, int K) {
+  const int Kd = K / 4, N = 4 * K, panels = N / 16;
+  std::vector<uint32_t> a(static_cast<size_t>(rows) * Kd);
+  uint32_t* w = static_cast<uint32_t*>(std::aligned_alloc(64, size_t(panels) * Kd * 64));
+  uint32_t seed = 12345;
+  auto next = [&] { return seed = seed * 1664525u + 1013904223u; };
+  for (auto& v : a) v = next();
+  for (size_t i = 0; i < size_t(panels) * Kd * 16; ++i) {
+    uint32_t packed = 0;
+    for (int b = 0; b < 4; ++b)
+      packed |= uint32_t(uint8_t(int8_t(int(next() >> 24) % 127 - 63))) << (8 * b);
+    w[i] = packed;
+  }
+  std::vector<int32_t> c(static_cast<size_t>(rows) * N);
+  auto run = [&] {
+    for (int p = 0; p < panels; ++p) {
+      const uint32_t* wp = w + size_t(p) * Kd * 16;
+      int r = 0;
+      for (; r + 4 <= rows; r += 4)
+        tile_4x16<4>(&a[size_t(r) * Kd], Kd, wp, Kd, &c[size_t(r) * N + 16 * p], N);
+      for (; r < rows; ++r)
+        tile_4x16<1>(&a[size_t(r) * Kd], Kd, wp, Kd, &c[size_t(r) * N + 16 * p], N);
+    }
+  };
+  run();
+  // The probe's own check: the last row's last column against a scalar sum.
+  {
+    const int r = rows - 1, n = N - 1, p = n / 16, j = n % 16;
+    int64_t want = 0;
+    for (int k = 0; k < Kd; ++k) {
+      const uint32_t x = a[size_t(r) * Kd + k], q = w[(size_t(p) * Kd + k) * 16 + j];
+      for (int b = 0; b < 4; ++b)
+        want += int(uint8_t(x >> (8 * b))) * int(int8_t(uint8_t(q >> (8 * b))));
+    }
+    if (want != c[size_t(r) * N + n]) {
+      std::fprintf(stderr, "int8_tile_4x16: %lld != %d\n", static_cast<long long>(want),
+                   c[size_t(r) * N + n]);
+      std::exit(1);
+    }
+  }
+  const double s = best_seconds(run, 40);
+  std::free(w);
+  char name[64];
+  std::snprintf(name, sizeof name, "int8_tile4x16_rows%d_K%d", rows, K);
+  report(name, double(rows) * K * N / s * 1e-9, "GMAC/s");
+}
+#endif
+
 }  // namespace
 }  // namespace fastrnn
 
@@ -323,7 +399,11 @@ int main(int argc, char** argv) {
   }
   int8_gemm(16, 1024);  // a time chunk of lat_lstm_1024's input projection (int8)
   int8_gemm(96, 512);   // a chunk of rows of a batched layer
-  int8_step_b1(1024);   // lat_lstm_1024's steps: 4 MiB of int8 W_hh each
-  int8_step_b1(256);    // lat_lstm_256's: 256 KiB
+#ifdef __AVX2__
+  int8_tile_4x16(16, 1024);  // the same two shapes through a candidate tile (above)
+  int8_tile_4x16(96, 512);
+#endif
+  int8_step_b1(1024);  // lat_lstm_1024's steps: 4 MiB of int8 W_hh each
+  int8_step_b1(256);   // lat_lstm_256's: 256 KiB
   return 0;
 }
