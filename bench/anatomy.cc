@@ -334,17 +334,16 @@ FASTRNN_NOINLINE void tile_4x16(const uint32_t* a, int lda, const uint32_t* w, i
 
 void int8_tile_4x16(int rows, int K) {
   const int Kd = K / 4, N = 4 * K, panels = N / 16;
-  std::vector<uint32_t> a(static_cast<size_t>(rows) * Kd);
+  // int8_gemm's weights, each 64-column panel's four 16-column blocks stored apart.
+  const Int8Weights lib(K / 16, K);
   uint32_t* w = static_cast<uint32_t*>(std::aligned_alloc(64, size_t(panels) * Kd * 64));
+  for (int p = 0; p < panels; ++p)
+    for (int k = 0; k < Kd; ++k)
+      std::memcpy(w + (size_t(p) * Kd + k) * 16, lib.w + (size_t(p / 4) * Kd + k) * 64 + p % 4 * 16,
+                  64);
+  std::vector<uint32_t> a(static_cast<size_t>(rows) * Kd);
   uint32_t seed = 12345;
-  auto next = [&] { return seed = seed * 1664525u + 1013904223u; };
-  for (auto& v : a) v = next();
-  for (size_t i = 0; i < size_t(panels) * Kd * 16; ++i) {
-    uint32_t packed = 0;
-    for (int b = 0; b < 4; ++b)
-      packed |= uint32_t(uint8_t(int8_t(int(next() >> 24) % 127 - 63))) << (8 * b);
-    w[i] = packed;
-  }
+  for (auto& v : a) v = seed = seed * 1664525u + 1013904223u;
   std::vector<int32_t> c(static_cast<size_t>(rows) * N);
   auto run = [&] {
     for (int p = 0; p < panels; ++p) {
