@@ -235,9 +235,10 @@ void batch1(int K, int panels, const char* tag) {
 
 // int8 weights of P gate panels (4 × 16 columns each) over K: bytes in [−63, 63] (so the
 // avx2_w7 build, -DFASTRNN_I8_NARROW, takes them too), one scale and the sum Σ_k q of every
-// column, packed as the library packs them (reduced-dot.h's layout).
+// column, packed as the library packs them (reduced-dot.h's layout: split panels where the
+// table takes them, kRedSplit, unless `split` says otherwise).
 struct Int8Weights {
-  Int8Weights(int P, int K)
+  Int8Weights(int P, int K, bool split_panels = kRedSplit)
       : Kd(weight_rows(WeightType::kInt8, K)),
         q(size_t(P) * Kd * 64 + 16),
         scale(size_t(P) * 64),
@@ -257,11 +258,24 @@ struct Int8Weights {
           w[i] = packed;
         }
     for (auto& s : scale) s = 1e-3f;
+    if (!split_panels) return;
+    split = true;  // each panel's four 16-column vectors apart, as ops/pack.cc splits them
+    const std::vector<uint32_t> whole(w, w + size_t(P) * Kd * 64);
+    for (int p = 0; p < P; ++p)
+      for (int v = 0; v < 4; ++v)
+        for (int kd = 0; kd < Kd; ++kd)
+          std::memcpy(w + ((size_t(p) * 4 + v) * Kd + kd) * 16,
+                      whole.data() + (size_t(p) * Kd + kd) * 64 + 16 * v, 64);
   }
-  WeightFormat format() const { return {WeightType::kInt8, scale.data(), sum.data()}; }
+  WeightFormat format() const {
+    WeightFormat f{WeightType::kInt8, scale.data(), sum.data()};
+    f.split = split;
+    return f;
+  }
   const float* data() const { return reinterpret_cast<const float*>(w); }
 
   int Kd;
+  bool split = false;
   std::vector<uint32_t> q;
   uint32_t* w;
   std::vector<float> scale;
@@ -269,25 +283,30 @@ struct Int8Weights {
 };
 
 // The int8 input-projection GEMM alone: `rows` rows of x (quantised per row as the library
-// does) times W_ih of an LSTM with I = H = K; giga int8 multiply-adds per second.
-void int8_gemm(int rows, int K) {
-  const Int8Weights w(K / 16, K);
+// does) times W_ih of an LSTM with I = H = K; giga int8 multiply-adds per second. Where
+// the table splits its panels, also on whole panel rows (`_whole`).
+void int8_gemm(int rows, int K, bool split = kRedSplit) {
+  if (split) int8_gemm(rows, K, false);
+  const Int8Weights w(K / 16, K, split);
   Layer L(rows, K, 1);
   GemmArgs g = L.gemm_args(0, rows);
   g.w = w.data();
   g.wf = w.format();
   const double s = best_seconds([&] { gemm(g); }, 40);
   char name[64];
-  std::snprintf(name, sizeof name, "int8_gemm_rows%d_K%d", rows, K);
+  std::snprintf(name, sizeof name, "int8_gemm_rows%d_K%d%s", rows, K,
+                split == kRedSplit ? "" : "_whole");
   report(name, double(rows) * K * L.P * 64 / s * 1e-9, "GMAC/s");
 }
 
-// T int8 LSTM steps at batch 1, H = K (W_hh: 4 K² bytes; each step quantises its h row):
-// microseconds per step, and W_hh's bytes over that time.
-void int8_step_b1(int K) {
+// T int8 LSTM steps at batch B, H = K (W_hh: 4 K² bytes; each step quantises its h rows):
+// microseconds per step, and W_hh's bytes over that time. Where the table splits its
+// panels, also on whole panel rows (`_whole`).
+void int8_step(int B, int K, bool split = kRedSplit) {
+  if (split) int8_step(B, K, false);
   const int T = 100, P = K / 16;
-  const Int8Weights w(P, K);
-  Layer L(1, K, T);
+  const Int8Weights w(P, K, split);
+  Layer L(B, K, T);
   const double s = best_seconds(
       [&] {
         for (int t = 0; t < T; ++t) {
@@ -299,9 +318,10 @@ void int8_step_b1(int K) {
       },
       40);
   char name[64];
-  std::snprintf(name, sizeof name, "int8_step_b1_H%d", K);
+  const char* tag = split == kRedSplit ? "" : "_whole";
+  std::snprintf(name, sizeof name, "int8_step_b%d_H%d%s", B, K, tag);
   report(name, s / T * 1e6, "us");
-  std::snprintf(name, sizeof name, "int8_step_b1_H%d_weights", K);
+  std::snprintf(name, sizeof name, "int8_step_b%d_H%d%s_weights", B, K, tag);
   report(name, 4.0 * K * K * T / s * 1e-9, "GB/s");
 }
 
@@ -334,13 +354,9 @@ FASTRNN_NOINLINE void tile_4x16(const uint32_t* a, int lda, const uint32_t* w, i
 
 void int8_tile_4x16(int rows, int K) {
   const int Kd = K / 4, N = 4 * K, panels = N / 16;
-  // int8_gemm's weights, each 64-column panel's four 16-column blocks stored apart.
-  const Int8Weights lib(K / 16, K);
-  uint32_t* w = static_cast<uint32_t*>(std::aligned_alloc(64, size_t(panels) * Kd * 64));
-  for (int p = 0; p < panels; ++p)
-    for (int k = 0; k < Kd; ++k)
-      std::memcpy(w + (size_t(p) * Kd + k) * 16, lib.w + (size_t(p / 4) * Kd + k) * 64 + p % 4 * 16,
-                  64);
+  // int8_gemm's weights in split panels: 16-column panel p at w + p · Kd · 16.
+  const Int8Weights lib(K / 16, K, true);
+  const uint32_t* w = lib.w;
   std::vector<uint32_t> a(static_cast<size_t>(rows) * Kd);
   uint32_t seed = 12345;
   for (auto& v : a) v = seed = seed * 1664525u + 1013904223u;
@@ -372,7 +388,6 @@ void int8_tile_4x16(int rows, int K) {
     }
   }
   const double s = best_seconds(run, 40);
-  std::free(w);
   char name[64];
   std::snprintf(name, sizeof name, "int8_tile4x16_rows%d_K%d", rows, K);
   report(name, double(rows) * K * N / s * 1e-9, "GMAC/s");
@@ -402,7 +417,8 @@ int main(int argc, char** argv) {
   int8_tile_4x16(16, 1024);  // the same two shapes through a candidate tile (above)
   int8_tile_4x16(96, 512);
 #endif
-  int8_step_b1(1024);  // lat_lstm_1024's steps: 4 MiB of int8 W_hh each
-  int8_step_b1(256);   // lat_lstm_256's: 256 KiB
+  int8_step(1, 1024);  // lat_lstm_1024's steps: 4 MiB of int8 W_hh each
+  int8_step(1, 256);   // lat_lstm_256's: 256 KiB
+  int8_step(64, 512);  // tput_lstm_512's: 64 rows, 1 MiB
   return 0;
 }

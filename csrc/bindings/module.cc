@@ -921,6 +921,16 @@ PYBIND11_MODULE(_core, m) {
         return fastrnn::int8_narrow_enabled();
       },
       py::arg("on") = py::none());
+  // Whether int8 models packed from now on take the table's split panels (AVX2: 16-column
+  // sub-panels for its 4 × 16 tile). None: just ask; False / True: switch it off / on where
+  // the table has them. Every table reads both layouts, to the same sums (tests compare).
+  m.def(
+      "int8_split",
+      [](std::optional<bool> on) {
+        if (on) fastrnn::int8_split_allow(*on);
+        return fastrnn::int8_split_enabled();
+      },
+      py::arg("on") = py::none());
   m.def("isa_available", &fastrnn::kernels_available);
   // Private, for tests: None = the CPU's own choice, False = never, True = wherever the
   // size rules allow (see forward_plan_ahead_override).

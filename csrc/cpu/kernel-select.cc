@@ -40,6 +40,7 @@ std::atomic<const KernelTable*> g_table{nullptr};
 std::atomic<bool> g_amx_allowed{true};
 std::atomic<bool> g_bf16_dot_allowed{true};
 std::atomic<bool> g_int8_narrow_allowed{true};
+std::atomic<bool> g_int8_split_allowed{true};
 
 }  // namespace
 
@@ -81,6 +82,11 @@ bool int8_narrow_enabled() {
   return kernels().int8_narrow != nullptr && g_int8_narrow_allowed.load(std::memory_order_relaxed);
 }
 void int8_narrow_allow(bool on) { g_int8_narrow_allowed.store(on, std::memory_order_relaxed); }
+
+bool int8_split_enabled() {
+  return kernels().int8_split && g_int8_split_allowed.load(std::memory_order_relaxed);
+}
+void int8_split_allow(bool on) { g_int8_split_allowed.store(on, std::memory_order_relaxed); }
 
 const KernelTable& kernels_for(bool int8_narrow) {
   const KernelTable& k = kernels();

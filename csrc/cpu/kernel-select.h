@@ -35,5 +35,10 @@ void bf16_dot_allow(bool on);
 const KernelTable& kernels_for(bool int8_narrow);
 bool int8_narrow_enabled();
 void int8_narrow_allow(bool on);
+// Whether int8 models packed from now on take split panels (WeightFormat::split): where the
+// table in use packs them so (KernelTable::int8_split), unless switched off
+// (int8_split_allow(false), for tests and A/B: every table reads both, to the same sums).
+bool int8_split_enabled();
+void int8_split_allow(bool on);
 
 }  // namespace fastrnn

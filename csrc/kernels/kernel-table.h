@@ -32,6 +32,10 @@ struct WeightFormat {
   // bf16: bf16 dot products for every row where the table has them (kernel-select.h
   // bf16_dot_rows), not only for few-row steps.
   bool bf16_rows = false;
+  // int8: each panel's NV vectors of 16 columns stored apart, NV sub-panels of
+  // (weight_rows(K), 16) dwords, instead of weight_rows(K) rows of NV·16 (the table's
+  // int8_split, for its tile shape); every table reads both, to the same sums.
+  bool split = false;
 };
 
 // The row count of the AMX tile configuration this thread has loaded, 0 while it holds none
@@ -173,6 +177,7 @@ struct KernelTiles {
   {#ns,                                       \
    ns::kAheadRows,                            \
    ns::kBf16Dot,                              \
+   ns::kRedSplit,                             \
    ns::kTiles,                                \
    ns::gemm,                                  \
    ns::lstm_step,                             \
@@ -201,10 +206,11 @@ struct KernelTiles {
 
 struct KernelTable {
   const char* isa;
-  int ahead_rows;  // rows of input projection a batch-1 step group computes ahead
-                   // (StepArgs); 0: the ISA never computes it ahead
-  bool bf16_dot;   // bf16 dot products (VDPBF16PS) on rows of bf16 activations: few-row
-                   // steps always, every row where bf16_dot_rows() (kernel-select.h)
+  int ahead_rows;   // rows of input projection a batch-1 step group computes ahead
+                    // (StepArgs); 0: the ISA never computes it ahead
+  bool bf16_dot;    // bf16 dot products (VDPBF16PS) on rows of bf16 activations: few-row
+                    // steps always, every row where bf16_dot_rows() (kernel-select.h)
+  bool int8_split;  // int8 models packed in 16-column sub-panels (WeightFormat::split)
   KernelTiles tiles;
   void (*gemm)(const GemmArgs&);
   void (*lstm_step)(const StepArgs&);  // gates → c, h (or r = o ⊙ tanh(c) with projection)

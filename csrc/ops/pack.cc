@@ -4,6 +4,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "cpu/kernel-select.h"
+
 namespace fastrnn {
 namespace {
 
@@ -87,6 +89,20 @@ void matrix_pack(const RnnConfig& cfg, const float* f, const void* r, const floa
       }
       sum[p * geo.cols() + c] = total;
     }
+  // Split for the table in use (int8_split_enabled): each panel's vectors of 16 columns apart.
+  if (!int8_split_enabled()) return;
+  fmt.split = true;
+  const size_t panel = static_cast<size_t>(Kd) * geo.cols();
+  std::vector<uint32_t> whole(panel);
+  for (size_t p = 0; p < static_cast<size_t>(panels); ++p) {
+    uint32_t* at = dw + p * panel;
+    std::memcpy(whole.data(), at, panel * sizeof(uint32_t));
+    for (int v = 0; v < geo.vectors; ++v)
+      for (int kk = 0; kk < Kd; ++kk)
+        std::memcpy(at + (static_cast<size_t>(v) * Kd + kk) * kLanes,
+                    whole.data() + (static_cast<size_t>(kk) * geo.vectors + v) * kLanes,
+                    kLanes * sizeof(uint32_t));
+  }
 }
 
 // Element offset `rows` rows into a reduced matrix of K columns (int8 or bf16 elements).

@@ -15,7 +15,10 @@
 //           twice, in that order, on every ISA.
 // Layout:   a packed reduced panel has weight_rows(K) rows of NV·16 dwords: column j of row
 //           kk holds k = G·kk .. G·kk + G − 1 (G = 2 bf16: low half first; G = 4 int8:
-//           lowest byte first), zero past K. int8 activation rows pack the same way.
+//           lowest byte first), zero past K. int8 activation rows pack the same way. int8
+//           panels may instead be split (WeightFormat::split, the table's kRedSplit): the
+//           same dwords as NV sub-panels of weight_rows(K) rows of 16, vector v's after
+//           vector v − 1's; every table reads both layouts.
 // Accuracy: bf16 bit for bit the fp32 kernels' on the rounded weights; int8 integer parts
 //           exact on every ISA, so every ISA gives the same sums; stated end-to-end bounds
 //           in docs/precision.md.
@@ -135,13 +138,15 @@ FASTRNN_INLINE uint32_t red_operand(V, uint32_t pair) { return pair; }
 FASTRNN_INLINE VI red_dot(VI acc, VW w, VAi x) { return vdot_i8(acc, w, x); }
 FASTRNN_INLINE V red_dot(V acc, VW w, uint32_t pair) { return vdot_bf16(acc, w, pair); }
 
+// One k group of a tile of C vectors: packed row k of w (kRow dwords per row), its 16-column
+// vectors `vec` dwords apart (16 in a whole panel row, a sub-panel's size where split).
 template <int kRow, int C, int R, class Acc>
-FASTRNN_INLINE void red_dot_k(const uint32_t* w, const uint32_t* a, ptrdiff_t lda, int k,
-                              Acc (&acc)[R][C]) {
+FASTRNN_INLINE void red_dot_k(const uint32_t* w, ptrdiff_t vec, const uint32_t* a, ptrdiff_t lda,
+                              int k, Acc (&acc)[R][C]) {
   const uint32_t* wk = w + static_cast<ptrdiff_t>(k) * kRow;
   VW wv[C];
 #pragma GCC unroll 16
-  for (int c = 0; c < C; ++c) wv[c] = vload_w(wk + c * kVecLanes);
+  for (int c = 0; c < C; ++c) wv[c] = vload_w(wk + c / kSub * vec + c % kSub * kVecLanes);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     const auto x = red_operand(acc[r][0], a[r * lda + k]);
@@ -195,28 +200,63 @@ FASTRNN_INLINE void panel_dot_bf16(const uint32_t* w, int K, const float* a, ptr
       for (int c = 0; c < C; ++c) acc[r][c] = vadd(acc[r][c], odd[r][c]);
 }
 
+FASTRNN_INLINE void red_zero(VI& acc) { acc = vi_zero(); }
+FASTRNN_INLINE void red_zero(V& acc) { acc = vzero(); }
+
+// acc[j][r][c] (zeroed here) = the sums of a reduced tile (int8: VI, exact; bf16: V), k groups
+// ascending in KC chains (group k in chain k mod KC): C vectors of w (kRow dwords per packed
+// row, vectors `vec` apart) times rows [0, R) of the packed activations a (stride lda dwords).
+template <int kRow, int C, int R, int KC, class Acc>
+FASTRNN_INLINE void red_sums(const uint32_t* w, ptrdiff_t vec, int Kd, const uint32_t* a,
+                             ptrdiff_t lda, Acc (&acc)[KC][R][C]) {
+  for (int j = 0; j < KC; ++j)
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < C; ++c) red_zero(acc[j][r][c]);
+  int k = 0;
+  for (; k + KC <= Kd; k += KC)
+#pragma GCC unroll 4
+    for (int j = 0; j < KC; ++j) red_dot_k<kRow, C, R>(w, vec, a, lda, k + j, acc[j]);
+  for (; k < Kd; ++k) red_dot_k<kRow, C, R>(w, vec, a, lda, k, acc[0]);
+}
+
+// red_sums in a function of its own, on accumulators of its own (out: written once, at the
+// end; __m256i may alias anything, so sums kept in out itself were stored at every k): an
+// int8 tile of several rows where the table says so (kRedTileApart), whose accumulators fill
+// the registers. Inlined into the GEMM's and steps' row loops, the register allocator kept one
+// of them on the stack through the k loop (AVX2, 4 × 16 tile: a load and a store on a sum's
+// chain at every k), and bench/anatomy.cc int8_gemm_* ran at ~68 GMAC/s against 91-95 apart
+// (Zen 3, one core; the bare tile int8_tile4x16_* 97-99). A call per tile costs little beside
+// its K/4 quads of 8 dot products.
+template <int kRow, int C, int R, int KC>
+FASTRNN_NOINLINE void red_sums_apart(const uint32_t* w, ptrdiff_t vec, int Kd, const uint32_t* a,
+                                     ptrdiff_t lda, VI (&out)[KC][R][C]) {
+  VI acc[KC][R][C];
+  red_sums<kRow, C, R, KC>(w, vec, Kd, a, lda, acc);
+  for (int j = 0; j < KC; ++j)
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < C; ++c) out[j][r][c] = acc[j][r][c];
+}
+
 // sums[r][16·g0 + …] += the int8 tile's sums for columns [16·g0, 16·(g0 + kG)) of one panel
-// (w at the panel's row 0; col0: the panel's first column in the whole matrix, for the
-// scales), rows [0, R) of the quantised activations a (stride lda dwords, scales sa).
-template <int NV, int R, int kG>
+// (w at the panel's row 0, whole rows or split (kSplit: WeightFormat::split); col0: the
+// panel's first column in the whole matrix, for the scales), rows [0, R) of the quantised
+// activations a (stride lda dwords, scales sa).
+template <int NV, int R, int kG, bool kSplit>
 FASTRNN_INLINE void red_tile(const WeightFormat& wf, const uint32_t* w, int Kd, const uint32_t* a,
                              ptrdiff_t lda, const float* sa, int col0, int g0,
                              float (&sums)[R][NV * 16]) {
   constexpr int C = kG * kSub;
-  constexpr int kRow = NV * 16;
-  w += 16 * g0;
+  constexpr int kRow = kSplit ? 16 : NV * 16;
+  const ptrdiff_t vec = kSplit ? static_cast<ptrdiff_t>(Kd) * 16 : 16;
+  w += g0 * vec;
   // Integer sums are exact: at one row, kRedChains chains hide the dot instruction's latency
   // without changing a bit.
   constexpr int KC = R == 1 ? kRedChains : 1;
   VI acc[KC][R][C];
-  for (int j = 0; j < KC; ++j)
-    for (int r = 0; r < R; ++r)
-      for (int c = 0; c < C; ++c) acc[j][r][c] = vi_zero();
-  int k = 0;
-  for (; k + KC <= Kd; k += KC)
-#pragma GCC unroll 4
-    for (int j = 0; j < KC; ++j) red_dot_k<kRow, C, R>(w, a, lda, k + j, acc[j]);
-  for (; k < Kd; ++k) red_dot_k<kRow, C, R>(w, a, lda, k, acc[0]);
+  if constexpr (R > 1 && kRedTileApart)
+    red_sums_apart<kRow, C, R, KC>(w, vec, Kd, a, lda, acc);
+  else
+    red_sums<kRow, C, R, KC>(w, vec, Kd, a, lda, acc);
   for (int c = 0; c < C; ++c) {
     const int col = col0 + 16 * g0 + c * kVecLanes;
     const V sw = vload(wf.scale + col);
@@ -240,14 +280,7 @@ FASTRNN_INLINE void bf16_tile(const uint32_t* w, int Kd, const uint32_t* a, ptrd
   constexpr int kRow = NV * 16;
   w += 16 * g0;
   V acc[KC][R][C];
-  for (int j = 0; j < KC; ++j)
-    for (int r = 0; r < R; ++r)
-      for (int c = 0; c < C; ++c) acc[j][r][c] = vzero();
-  int k = 0;
-  for (; k + KC <= Kd; k += KC)
-#pragma GCC unroll 4
-    for (int j = 0; j < KC; ++j) red_dot_k<kRow, C, R>(w, a, lda, k + j, acc[j]);
-  for (; k < Kd; ++k) red_dot_k<kRow, C, R>(w, a, lda, k, acc[0]);
+  red_sums<kRow, C, R, KC>(w, 16, Kd, a, lda, acc);
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) {
       V sum = acc[0][r][c];
@@ -278,8 +311,19 @@ FASTRNN_INLINE void red_panel(const WeightFormat& wf, const uint32_t* w, int Kd,
     }
     return;
   }
+  if (wf.split != kRedSplit) {
+    // A model packed for another table's layout (set_isa after packing: tests): one-row
+    // tiles, the same integer sums, without compiling every row block for both layouts.
+    constexpr int kG1 = red_gates<NV, 1, kRedChains>();
+    for (int r = 0; r < R; ++r) {
+      auto& row = *reinterpret_cast<float (*)[1][NV * 16]>(&sums[r]);
+      for (int g0 = 0; g0 < NV; g0 += kG1)
+        red_tile<NV, 1, kG1, !kRedSplit>(wf, w, Kd, a + r * lda, lda, sa + r, p * NV * 16, g0, row);
+    }
+    return;
+  }
   for (int g0 = 0; g0 < NV; g0 += kG)
-    red_tile<NV, R, kG>(wf, w, Kd, a, lda, sa, p * NV * 16, g0, sums);
+    red_tile<NV, R, kG, kRedSplit>(wf, w, Kd, a, lda, sa, p * NV * 16, g0, sums);
 }
 
 #ifndef FASTRNN_AMX
@@ -394,9 +438,11 @@ FASTRNN_INLINE bool bf16_all_rows(const WeightFormat& wf) {
   return kBf16Dot && wf.type == WeightType::kBf16 && (bf16_amx(wf) || wf.bf16_rows);
 }
 
-// Whether a call's int8 rows take AMX blocks (all of them, in blocks of up to 32).
+// Whether a call's int8 rows take AMX blocks (all of them, in blocks of up to 32; whole
+// panel rows only: a split model, packed for another table, takes this table's dot products).
 FASTRNN_INLINE bool amx_int8(const WeightFormat& wf, int Kd, int rows) {
-  return kHasAmx && wf.amx && wf.type == WeightType::kInt8 && Kd >= 16 && rows >= kAmxMinRowsInt8;
+  return kHasAmx && wf.amx && wf.type == WeightType::kInt8 && !wf.split && Kd >= 16 &&
+         rows >= kAmxMinRowsInt8;
 }
 
 // out gets the reduced sums of M rows from row b of a call's packed rows buf / sa (stride Kd)

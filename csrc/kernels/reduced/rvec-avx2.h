@@ -74,7 +74,18 @@ constexpr int kRedAccumulators = 12;
 // (4 MiB of W_hh from the L3) 66-76 against 91-103 us (avx2_w7), 80 against 110 us (avx2);
 // H = 256 4.4-4.6 against 5.1-5.2 us (avx2_w7).
 constexpr int kRedChains = 1;
-constexpr int kRedRows = 3;
+// int8 models pack each panel as NV sub-panels of 16 columns (WeightFormat::split), and the
+// tallest tile is 4 rows × 16 columns (8 accumulators) reading one sub-panel's 64 contiguous
+// bytes per k quad, ONNX Runtime's MLAS U8S8 AVX2 shape. On the whole 256-byte panel rows that
+// tile lost (tput_lstm_512 int8 1.16x the time, Zen 3), and the 3 × 32 tile read half of each
+// row: bench/anatomy.cc int8_tile4x16_* against int8_gemm_*, Zen 3, one core: 98-99 against
+// 78-82 GMAC/s. A batch-1 tile reads a panel's four sub-panels as four streams (standalone,
+// H = 1024: 54.2-54.5 against 56.1-56.3 us per step's dots; H = 256 level).
+constexpr int kRedRows = 4;
+constexpr bool kRedSplit = true;
+// Tiles of several rows run their k loop in a function of their own (reduced-dot.h
+// red_sums_apart): inlined, GCC kept an accumulator of the 4 × 16 tile on the stack.
+constexpr bool kRedTileApart = true;
 // GRU epilogues of a batch-1 step one panel at a time: in pairs, int8 lat_gru_256 was 1.03x
 // the time (Zen 5, FASTRNN_ISA=avx2; see kRedEpilogueGroup in rvec-avx512.h).
 constexpr int kRedEpilogueGroup = 1;

@@ -91,6 +91,12 @@ constexpr int kRedAccumulators = 24;
 // Independent int8 sum chains of a one-row tile (its dot instruction's latency over throughput).
 constexpr int kRedChains = 2;
 constexpr int kRedRows = 6;
+// int8 weights in one 16-column sub-panel per vector of a panel (WeightFormat::split): not
+// here (never measured against the whole panel rows); such a model still runs, the same sums.
+constexpr bool kRedSplit = false;
+// Tiles of several rows inlined into their row loops (reduced-dot.h red_sums_apart: not
+// measured here).
+constexpr bool kRedTileApart = false;
 // A batch-1 GRU step (packed activations: bf16 on VDPBF16PS, int8) runs its panels' epilogues
 // two at a time: a GRU epilogue is a chain of two activations in a row (r, then n) whose
 // latency the next panel's 3 gates of dot products do not cover, and two chains side by side

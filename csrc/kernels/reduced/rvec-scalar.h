@@ -67,5 +67,11 @@ constexpr int kRedAccumulators = 16;
 // Independent int8 sum chains of a one-row tile (its dot instruction's latency over throughput).
 constexpr int kRedChains = 1;
 constexpr int kRedRows = 4;
+// int8 weights in one 16-column sub-panel per vector of a panel (WeightFormat::split): not
+// here (never measured against the whole panel rows); such a model still runs, the same sums.
+constexpr bool kRedSplit = false;
+// Tiles of several rows inlined into their row loops (reduced-dot.h red_sums_apart: not
+// measured here).
+constexpr bool kRedTileApart = false;
 // GRU epilogues of a batch-1 step one panel at a time (the oracle keeps the plain order).
 constexpr int kRedEpilogueGroup = 1;
