@@ -49,7 +49,9 @@ def test_core_matches_the_stored_outputs(tmp_path):
         ["ninja", "-C", str(build), "core_check"],
         capture_output=True,
         text=True,
-        timeout=600,
+        # Five kernel tables at -O3 on 2 cores: 9.4 min on a Zen 3 (2026-12-07; the scalar
+        # table's translation unit last and alone), past the 600 s this allowed before.
+        timeout=1200,
         check=False,
     )
     assert make.returncode == 0, make.stdout + make.stderr

@@ -290,6 +290,22 @@ FASTRNN_INLINE void bf16_tile(const uint32_t* w, int Kd, const uint32_t* a, ptrd
     }
 }
 
+// red_panel's rows for an int8 model packed in the other layout than this table's
+// (kRedSplit; a model packed before set_isa switched tables: tests): one-row tiles, the same
+// integer sums. Apart, so the build does not inline a second layout into every row block
+// (inlined, the native core_check build ran past its 600 s limit on a Zen 3).
+template <int NV>
+FASTRNN_NOINLINE void red_rows_other(const WeightFormat& wf, const uint32_t* w, int Kd,
+                                     const uint32_t* a, ptrdiff_t lda, const float* sa, int p,
+                                     int rows, float* sums) {
+  constexpr int kG = red_gates<NV, 1, kRedChains>();
+  for (int r = 0; r < rows; ++r) {
+    auto& row = *reinterpret_cast<float (*)[1][NV * 16]>(sums + r * NV * 16);
+    for (int g0 = 0; g0 < NV; g0 += kG)
+      red_tile<NV, 1, kG, !kRedSplit>(wf, w, Kd, a + r * lda, lda, sa + r, p * NV * 16, g0, row);
+  }
+}
+
 // sums (R rows of one panel's NV·16 columns) += packed activations · reduced panel (int8, or
 // bf16 on the VDPBF16PS tables), gate group by gate group (each reads only its own columns).
 // any_block: these rows may sit in blocks of any height (the GEMM's rows over time, a thread's
@@ -312,14 +328,7 @@ FASTRNN_INLINE void red_panel(const WeightFormat& wf, const uint32_t* w, int Kd,
     return;
   }
   if (wf.split != kRedSplit) {
-    // A model packed for another table's layout (set_isa after packing: tests): one-row
-    // tiles, the same integer sums, without compiling every row block for both layouts.
-    constexpr int kG1 = red_gates<NV, 1, kRedChains>();
-    for (int r = 0; r < R; ++r) {
-      auto& row = *reinterpret_cast<float (*)[1][NV * 16]>(&sums[r]);
-      for (int g0 = 0; g0 < NV; g0 += kG1)
-        red_tile<NV, 1, kG1, !kRedSplit>(wf, w, Kd, a + r * lda, lda, sa + r, p * NV * 16, g0, row);
-    }
+    red_rows_other<NV>(wf, w, Kd, a, lda, sa, p, R, &sums[0][0]);
     return;
   }
   for (int g0 = 0; g0 < NV; g0 += kG)
