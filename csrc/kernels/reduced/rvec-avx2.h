@@ -76,11 +76,10 @@ constexpr int kRedAccumulators = 12;
 constexpr int kRedChains = 1;
 // int8 models pack each panel as NV sub-panels of 16 columns (WeightFormat::split), and the
 // tallest tile is 4 rows × 16 columns (8 accumulators) reading one sub-panel's 64 contiguous
-// bytes per k quad, ONNX Runtime's MLAS U8S8 AVX2 shape. On the whole 256-byte panel rows that
-// tile lost (tput_lstm_512 int8 1.16x the time, Zen 3), and the 3 × 32 tile read half of each
-// row: bench/anatomy.cc int8_tile4x16_* against int8_gemm_*, Zen 3, one core: 98-99 against
-// 78-82 GMAC/s. A batch-1 tile reads a panel's four sub-panels as four streams (standalone,
-// H = 1024: 54.2-54.5 against 56.1-56.3 us per step's dots; H = 256 level).
+// bytes per k quad, ONNX Runtime's MLAS U8S8 AVX2 shape. Split against whole 256-byte panel
+// rows, one build side by side (Zen 3, int7, 1 thread): tput_lstm_512 1.20x and lat_lstm_1024
+// 1.19x faster, batch-1 rows of 256 units level (0.98-1.03x); a batch-1 tile reads a panel's
+// four sub-panels as four streams.
 constexpr int kRedRows = 4;
 constexpr bool kRedSplit = true;
 // Tiles of several rows run their k loop in a function of their own (reduced-dot.h
