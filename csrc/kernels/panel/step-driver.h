@@ -395,6 +395,8 @@ template <int NV, int kUnits, class Init, class Epilogue>
 FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
   const WeightType type = s.wf.type;
   const int Kd = weight_rows(type, s.K), Kx = weight_rows(type, s.in.K);
+  // Packed activation rows' strides (act_rows: int8 rows may carry |q_a| too).
+  const int Ka = act_rows(type, s.K), Kxa = act_rows(type, s.in.K);
   int group = red_group_rows(type, s.K);
   if (s.in.gx != nullptr && red_group_rows(type, s.in.K) < group)
     group = red_group_rows(type, s.in.K);
@@ -423,7 +425,8 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
         for_row_blocks<kRedRows>(b, b + M, [&](auto rows, int b0) {
           constexpr int R = decltype(rows)::value;
           alignas(64) float gx[R][NV * 16] = {};
-          red_panel<NV, R>(s.in.wf, wx, Kx, xbuf + (b0 - r0) * Kx, Kx, sx + (b0 - r0), p, true, gx);
+          red_panel<NV, R>(s.in.wf, wx, Kx, xbuf + (b0 - r0) * Kxa, Kxa, sx + (b0 - r0), p, true,
+                           gx);
           rows_store<NV * 16>(&gx[0][0], R, bias, s.in.gx + b0 * s.ld_gx + p * NV * 16, s.ld_gx);
         });
       }
@@ -441,7 +444,7 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
         if (s.in.gx != nullptr) project(p, r0, 1);
         if (carry_if_inactive<kUnits>(s, p, r0, 1)) return;
         sums_start<NV>(p, r0, 1, &sums[n][0][0], init);
-        red_panel<NV, 1>(s.wf, red_panel_at(s.w, type, s.K, NV, p), Kd, buf, Kd, sa, p,
+        red_panel<NV, 1>(s.wf, red_panel_at(s.w, type, s.K, NV, p), Kd, buf, Ka, sa, p,
                          s.many_rows || s.b1 - s.b0 > 1, sums[n]);
         pending[n++] = p;
         if (n == kRedEpilogueGroup) finish();
@@ -475,7 +478,7 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
         // Two chains only for a batch of one row: a batch of 2 or 3 may fall into blocks of
         // one row where a short x group splits it (a stream step of a wide input), and must
         // give forward's bits, whose block holds the whole batch.
-        red_panel<NV, R>(s.wf, w, Kd, buf + (b0 - r0) * Kd, Kd, sa + (b0 - r0), p,
+        red_panel<NV, R>(s.wf, w, Kd, buf + (b0 - r0) * Ka, Ka, sa + (b0 - r0), p,
                          s.many_rows || s.b1 - s.b0 > 1, sums);
         sums_finish<NV, kUnits>(s, p, b0, R, &sums[0][0], epilogue);
       });

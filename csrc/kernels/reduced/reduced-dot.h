@@ -30,7 +30,8 @@ constexpr int kRedBufDwords = 16384;
 constexpr int kRedMaxGroupRows = 256;
 
 // Row a (K floats) into ceil(K/4) dwords of int8 q_a, XOR kI8Bias (VNNI's q + 128: the dot
-// loops then broadcast each quad straight from memory); returns s_a (NaN when the row holds a
+// loops then broadcast each quad straight from memory), and where the table says so
+// (kI8AbsRow) ceil(K/4) dwords of |q_a| after them; returns s_a (NaN when the row holds a
 // NaN or an infinity: every sum it feeds is then NaN, as fp32 arithmetic would make it).
 FASTRNN_INLINE float pack_row_i8(const float* a, int K, uint32_t* out) {
   // max|a| and a NaN / infinity test (a · 0 is NaN for both) over whole vectors, then the tail.
@@ -58,6 +59,8 @@ FASTRNN_INLINE float pack_row_i8(const float* a, int K, uint32_t* out) {
   const int Kd = (K + 3) / 4;
   if (!finite || m == 0.0f) {
     for (int i = 0; i < Kd; ++i) out[i] = kI8Bias;
+    if constexpr (kI8AbsRow)
+      for (int i = 0; i < Kd; ++i) out[Kd + i] = 0;
     return finite ? 0.0f : std::numeric_limits<float>::quiet_NaN();
   }
   const float inv = 127.0f / m;
@@ -71,6 +74,8 @@ FASTRNN_INLINE float pack_row_i8(const float* a, int K, uint32_t* out) {
     bytes[k] = static_cast<int8_t>(q);
   }
   for (k = K; k < 4 * Kd; ++k) bytes[k] = 0;
+  if constexpr (kI8AbsRow)
+    for (k = 0; k < 4 * Kd; ++k) bytes[4 * Kd + k] = bytes[k] < 0 ? -bytes[k] : bytes[k];
   if constexpr (kI8Bias != 0)
     for (int i = 0; i < Kd; ++i) out[i] ^= kI8Bias;
   return m / 127.0f;
@@ -97,22 +102,28 @@ FASTRNN_INLINE void pack_row_bf16(const float* a, int K, uint32_t* out) {
   }
 }
 
-// Rows [0, rows) of a (stride lda) packed into buf (stride weight_rows(type, K) dwords): int8
+// Dwords of a packed activation row of K values: weight_rows(type, K), twice that for int8
+// rows that carry |q_a| (kI8AbsRow).
+FASTRNN_INLINE int act_rows(WeightType type, int K) {
+  return weight_rows(type, K) * (kI8AbsRow && type == WeightType::kInt8 ? 2 : 1);
+}
+
+// Rows [0, rows) of a (stride lda) packed into buf (stride act_rows(type, K) dwords): int8
 // quantised (scales into sa), or bf16 pairs (kBf16Dot; sa unused).
 FASTRNN_INLINE void pack_rows(WeightType type, const float* a, ptrdiff_t lda, int rows, int K,
                               uint32_t* buf, float* sa) {
-  const int Kd = weight_rows(type, K);
+  const int Ka = act_rows(type, K);
   for (int r = 0; r < rows; ++r) {
     if (type == WeightType::kInt8)
-      sa[r] = pack_row_i8(a + r * lda, K, buf + r * Kd);
+      sa[r] = pack_row_i8(a + r * lda, K, buf + r * Ka);
     else
-      pack_row_bf16(a + r * lda, K, buf + r * Kd);
+      pack_row_bf16(a + r * lda, K, buf + r * Ka);
   }
 }
 
 // Rows a block of packed activations may hold: all of [b0, b1) up to the buffer's size.
 FASTRNN_INLINE int red_group_rows(WeightType type, int K) {
-  const int per = kRedBufDwords / weight_rows(type, K);
+  const int per = kRedBufDwords / act_rows(type, K);
   return per < 1 ? 1 : per > kRedMaxGroupRows ? kRedMaxGroupRows : per;
 }
 
@@ -131,25 +142,36 @@ constexpr int red_gates() {
   return 1;
 }
 
-// One k group of a reduced tile: int8 (VI sums, the quad broadcast as vdot_i8 takes it) or
-// bf16 (float sums, the pair as VDPBF16PS takes it); the overloads pick by the sums' type.
-FASTRNN_INLINE VAi red_operand(VI, uint32_t quad) { return vbcast_i8(quad); }
-FASTRNN_INLINE uint32_t red_operand(V, uint32_t pair) { return pair; }
+// One k group of a reduced tile from its packed activation at q: int8 (VI sums, the quad
+// broadcast as vdot_i8 takes it, with |q_a| from q[abs] where the rows carry it) or bf16
+// (float sums, the pair as VDPBF16PS takes it); the overloads pick by the sums' type.
+template <class Q>
+FASTRNN_INLINE VAi red_operand(VI, const Q* q, ptrdiff_t abs) {
+  if constexpr (kI8AbsRow)
+    return vbcast_i8(q[0], q[abs]);
+  else
+    return vbcast_i8(q[0]);
+}
+template <class Q>
+FASTRNN_INLINE Q red_operand(V, const Q* pair, ptrdiff_t) {
+  return pair[0];
+}
 FASTRNN_INLINE VI red_dot(VI acc, VW w, VAi x) { return vdot_i8(acc, w, x); }
 FASTRNN_INLINE V red_dot(V acc, VW w, uint32_t pair) { return vdot_bf16(acc, w, pair); }
 
 // One k group of a tile of C vectors: packed row k of w (kRow dwords per row), its 16-column
-// vectors `vec` dwords apart (16 in a whole panel row, a sub-panel's size where split).
+// vectors `vec` dwords apart (16 in a whole panel row, a sub-panel's size where split); a
+// row's |q_a| `abs` dwords after its q_a (kI8AbsRow).
 template <int kRow, int C, int R, class Acc>
 FASTRNN_INLINE void red_dot_k(const uint32_t* w, ptrdiff_t vec, const uint32_t* a, ptrdiff_t lda,
-                              int k, Acc (&acc)[R][C]) {
+                              ptrdiff_t abs, int k, Acc (&acc)[R][C]) {
   const uint32_t* wk = w + static_cast<ptrdiff_t>(k) * kRow;
   VW wv[C];
 #pragma GCC unroll 16
   for (int c = 0; c < C; ++c) wv[c] = vload_w(wk + c / kSub * vec + c % kSub * kVecLanes);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
-    const auto x = red_operand(acc[r][0], a[r * lda + k]);
+    const auto x = red_operand(acc[r][0], a + r * lda + k, abs);
 #pragma GCC unroll 16
     for (int c = 0; c < C; ++c) acc[r][c] = red_dot(acc[r][c], wv[c], x);
   }
@@ -205,7 +227,8 @@ FASTRNN_INLINE void red_zero(V& acc) { acc = vzero(); }
 
 // acc[j][r][c] (zeroed here) = the sums of a reduced tile (int8: VI, exact; bf16: V), k groups
 // ascending in KC chains (group k in chain k mod KC): C vectors of w (kRow dwords per packed
-// row, vectors `vec` apart) times rows [0, R) of the packed activations a (stride lda dwords).
+// row, vectors `vec` apart) times rows [0, R) of the packed activations a (stride lda dwords;
+// int8 |q_a| Kd dwords after q_a where kI8AbsRow).
 template <int kRow, int C, int R, int KC, class Acc>
 FASTRNN_INLINE void red_sums(const uint32_t* w, ptrdiff_t vec, int Kd, const uint32_t* a,
                              ptrdiff_t lda, Acc (&acc)[KC][R][C]) {
@@ -215,8 +238,8 @@ FASTRNN_INLINE void red_sums(const uint32_t* w, ptrdiff_t vec, int Kd, const uin
   int k = 0;
   for (; k + KC <= Kd; k += KC)
 #pragma GCC unroll 4
-    for (int j = 0; j < KC; ++j) red_dot_k<kRow, C, R>(w, vec, a, lda, k + j, acc[j]);
-  for (; k < Kd; ++k) red_dot_k<kRow, C, R>(w, vec, a, lda, k, acc[0]);
+    for (int j = 0; j < KC; ++j) red_dot_k<kRow, C, R>(w, vec, a, lda, Kd, k + j, acc[j]);
+  for (; k < Kd; ++k) red_dot_k<kRow, C, R>(w, vec, a, lda, Kd, k, acc[0]);
 }
 
 // red_sums in a function of its own, on accumulators of its own (out: written once, at the
@@ -343,6 +366,9 @@ template <int NV, bool kBf16, class CT>
 void amx_rows(const uint32_t*, int, const uint32_t*, int, int, CT*) {}
 #endif
 
+// AMX blocks read packed activation rows of Kd dwords (no |q_a| rows beside them).
+static_assert(!kHasAmx || !kI8AbsRow, "AMX tables read activation rows of weight_rows dwords");
+
 // Rows per AMX block (two tiles of 16).
 constexpr int kAmxRows = 32;
 // int8 rows take AMX blocks from this many rows of a call on (fewer: VPDPBUSD, the same sums;
@@ -404,7 +430,7 @@ FASTRNN_INLINE void amx_panel(const WeightFormat& wf, const uint32_t* w, int Kd,
     for (int j = 0; j < kRow; j += kVecLanes) {
       VI acc = vi_load(c + r * kRow + j);
       for (int k = kq; k < Kd; ++k)
-        acc = vdot_i8(acc, vload_w(w + k * kRow + j), vbcast_i8(a[r * Kd + k]));
+        acc = vdot_i8(acc, vload_w(w + k * kRow + j), red_operand(acc, a + r * Kd + k, Kd));
       const int col = p * kRow + j;
       const V f = vi_to_v(vi_finish(acc, wf.sum + col));
       amx_put(out, r, j, vmul(f, vmul(vset1(sa[r]), vload(wf.scale + col))));
@@ -492,7 +518,8 @@ template <int NV>
 FASTRNN_NOINLINE void gemm_packed(const GemmArgs& g) {
   constexpr int kCols = NV * 16;
   const WeightType type = g.wf.type;
-  const int Kd = weight_rows(type, g.K), group = red_group_rows(type, g.K);
+  const int Kd = weight_rows(type, g.K), Ka = act_rows(type, g.K);
+  const int group = red_group_rows(type, g.K);
   alignas(64) uint32_t buf[kRedBufDwords];
   float sa[kRedMaxGroupRows];
   for (int r0 = 0; r0 < g.rows; r0 += group) {
@@ -511,7 +538,7 @@ FASTRNN_NOINLINE void gemm_packed(const GemmArgs& g) {
       for_row_blocks<kRedRows>(b, r1, [&](auto block, int b0) {
         constexpr int R = decltype(block)::value;
         alignas(64) float sums[R][kCols] = {};
-        red_panel<NV, R>(g.wf, w, Kd, buf + (b0 - r0) * Kd, Kd, sa + (b0 - r0), p, true, sums);
+        red_panel<NV, R>(g.wf, w, Kd, buf + (b0 - r0) * Ka, Ka, sa + (b0 - r0), p, true, sums);
         rows_store<kCols>(&sums[0][0], R, bias, g.c + b0 * g.ldc + p * kCols, g.ldc);
       });
     }

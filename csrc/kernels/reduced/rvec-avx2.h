@@ -43,11 +43,18 @@ inline VI vi_finish(VI acc, const int32_t* wsum) {
   return {_mm256_sub_epi32(acc.v, _mm256_slli_epi32(vi_load(wsum).v, 7))};
 }
 constexpr uint32_t kI8Bias = 0x80808080u;
+constexpr bool kI8AbsRow = false;
 #else
-inline VAi vbcast_i8(uint32_t quad) {
-  const __m256i a = _mm256_set1_epi32(static_cast<int>(quad));
-  return {_mm256_abs_epi8(a), a};
+// The activation rows carry |q_a| after q_a (kI8AbsRow, reduced-dot.h pack_row_i8), so a
+// tile broadcasts both instead of taking VPABSB of each row's quad at every k (the 4 × 16
+// tile: 32 vector operations per k quad instead of 36). Zen 3, bench/ab.py, int8, 6 rounds:
+// tput_lstm_512 0.965x the time at 1 thread (6 of 6) and 0.854x at 2 (5 of 6); batch 1
+// level (lat_lstm_256, lat_lstm_1024). bench/anatomy.cc int8, 16 alternating runs: the
+// 96-row GEMM 1.07-1.08x the rate, the 64-row step 0.97x the time.
+inline VAi vbcast_i8(uint32_t quad, uint32_t abs) {
+  return {_mm256_set1_epi32(static_cast<int>(abs)), _mm256_set1_epi32(static_cast<int>(quad))};
 }
+constexpr bool kI8AbsRow = true;
 inline VI vdot_i8(VI acc, VW w, VAi a) {
   const __m256i p16 = _mm256_maddubs_epi16(a.abs, _mm256_sign_epi8(w.v, a.sign));
   return {_mm256_add_epi32(acc.v, _mm256_madd_epi16(p16, _mm256_set1_epi16(1)))};

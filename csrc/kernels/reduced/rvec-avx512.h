@@ -67,6 +67,8 @@ inline VI vdot_i8(VI acc, VW w, VAi a) {
 inline VI vi_finish(VI acc, const int32_t*) { return acc; }
 constexpr uint32_t kI8Bias = 0;
 #endif
+// Activation rows without |q_a| beside them (rvec-avx2.h; unmeasured on AVX-512).
+constexpr bool kI8AbsRow = false;
 inline VI vi_load(const int32_t* p) { return {_mm512_loadu_si512(p)}; }
 
 #if defined(__AVX512BF16__)

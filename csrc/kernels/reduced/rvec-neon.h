@@ -27,6 +27,8 @@ inline VI vdot_i8(VI acc, VW w, VAi a) {
 inline VI vi_finish(VI acc, const int32_t*) { return acc; }
 inline VI vi_load(const int32_t* p) { return {vld1q_s32(p)}; }
 constexpr uint32_t kI8Bias = 0;
+// Activation rows without |q_a| beside them (rvec-avx2.h).
+constexpr bool kI8AbsRow = false;
 inline V vbf16_lo(VW w) { return {vreinterpretq_f32_u32(vshlq_n_u32(w.v, 16))}; }
 inline V vbf16_hi(VW w) {
   return {vreinterpretq_f32_u32(vandq_u32(w.v, vdupq_n_u32(0xFFFF0000u)))};

@@ -48,6 +48,8 @@ inline VI vi_load(const int32_t* p) {
   return r;
 }
 constexpr uint32_t kI8Bias = 0;
+// Activation rows without |q_a| beside them (rvec-avx2.h).
+constexpr bool kI8AbsRow = false;
 inline V vbf16_lo(VW w) {
   V r;
   for (int i = 0; i < 16; ++i) r.v[i] = bf16_lo(w.v[i]);
