@@ -143,6 +143,26 @@ def test_int8_step_matches_the_quantised_reference(isa, mode, proj):
         np.testing.assert_allclose(hn[1][0], c_ref, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", ["int8", "int7"])
+@pytest.mark.parametrize("T", [1, 3])
+def test_widest_reduced_input_matches_the_quantised_reference(isa, dtype, T):
+    """input_size at the reduced limit: one packed x row fills the stack buffer of the
+    kernels' activation rows (on AVX2's exact int8 table with |q_a| beside q_a, exactly),
+    through the GEMM over time steps (T = 3) and a one-step call's own projection (T = 1),
+    at a batch of several rows."""
+    K = _core.LIMITS["max_reduced_features"]
+    rng = np.random.default_rng(11)
+    q = fastrnn.quantize(_model("RNN_TANH", K, 20, seed=3), dtype)
+    x = rng.standard_normal((T, 5, K)).astype(f32)
+    h0 = (0.5 * rng.standard_normal((1, 5, 20))).astype(f32)
+    y, _ = q(x, h0)
+    sd, h = q.state_dict(), h0[0]
+    for t in range(T):
+        h = quantised_step("RNN_TANH", sd, x[t], h.astype(f32), dot=INT_DOTS[dtype])[0]
+        np.testing.assert_allclose(y[t], h, rtol=1e-6, atol=1e-6)
+        h = y[t]
+
+
 AMX_BF16 = bool(_core.cpu_features().get("amx_bf16"))
 BF16_DOT_FAST = bool(_core.cpu_features()["bf16_dot_fast"])
 # How the avx512bf16 table's bf16 rows run: "few" (VDPBF16PS for steps of 1-3 rows, x and
