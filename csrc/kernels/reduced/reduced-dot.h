@@ -144,7 +144,9 @@ constexpr int red_gates() {
 
 // One k group of a reduced tile from its packed activation at q: int8 (VI sums, the quad
 // broadcast as vdot_i8 takes it, with |q_a| from q[abs] where the rows carry it) or bf16
-// (float sums, the pair as VDPBF16PS takes it); the overloads pick by the sums' type.
+// (float sums, the pair as VDPBF16PS takes it); the overloads pick by the sums' type. Templates
+// so that the two-quad vbcast_i8 is looked up only where kI8AbsRow holds (the only tables
+// that declare it).
 template <class Q>
 FASTRNN_INLINE VAi red_operand(VI, const Q* q, ptrdiff_t abs) {
   if constexpr (kI8AbsRow)
