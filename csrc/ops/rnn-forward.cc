@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "core/step-trace.h"
 #include "core/thread-pool.h"
 #include "core/threads.h"
 #include "cpu/kernel-select.h"
@@ -132,8 +133,11 @@ class Forward {
     for (int d = 0; d < D_; ++d) slice[d] = slice_of(tid, nt, d);
     bool sense = false;
     bool first = true;  // the first barrier may wait for a worker waking up: not contention
+    step_trace::thread_start(tid);
     const auto sync = [&] {
+      step_trace::arrive(tid);
       if (!p_.batch_split) barrier.wait(sense, !first);
+      step_trace::leave(tid);
       first = false;
     };
     switch (p_.schedule) {
@@ -738,7 +742,9 @@ void rnn_forward(const RnnModel& model, const ForwardArgs& in_args) {
     };
     // A call without barriers lets this thread run a late helper's share itself (a
     // stream's step: see ThreadTeam::run).
+    step_trace::call_begin(nt);
     team.run(body, f.barrier_free());
+    step_trace::call_end(args.B, args.T, model.cfg.hidden_size, static_cast<int>(model.cfg.dtype));
     // Contended: the waiting threads spent on average more than half the call waiting out
     // descheduled peers. (Uneven slices alone stay below that: a waiter waits at most as
     // long as it worked; averaged over the nt − 1 threads that can wait at each barrier.)
