@@ -10,14 +10,11 @@ Skipped without g++ or its TSan runtime."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-GXX = shutil.which("g++")
+from support.common import GXX, REPO, build_native
 
 
 def tsan_available() -> bool:
@@ -38,27 +35,7 @@ def test_pool_under_thread_sanitizer(tmp_path):
         "csrc/core/threads.cc",
         "csrc/core/host-openmp.cc",
     ]
-    build = subprocess.run(
-        [
-            GXX,
-            "-std=c++17",
-            "-O1",
-            "-g",
-            "-fsanitize=thread",
-            "-Icsrc",
-            *sources,
-            "-o",
-            str(exe),
-            "-pthread",
-            "-ldl",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert build.returncode == 0, build.stderr
+    build_native(exe, sources, ["-O1", "-g", "-fsanitize=thread", "-ldl"])
     env = dict(os.environ, TSAN_OPTIONS="halt_on_error=1 exitcode=66")
     run = subprocess.run(
         [str(exe)], capture_output=True, text=True, timeout=300, env=env, check=False

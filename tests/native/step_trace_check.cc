@@ -14,7 +14,7 @@
 
 namespace {
 
-constexpr int kCalls = 3, kSteps = 12;
+constexpr int kCalls = 3, kSteps = 20;
 constexpr int kShortUs = 1000, kLongUs = 3000;
 
 void busy(int us) {

@@ -1,15 +1,22 @@
 """What tests share besides fixtures: the ISAs to run, pinned caches, the comparison that
-explains its failures, and the error records the run's summary prints (tests/conftest.py)."""
+explains its failures, the error records the run's summary prints (tests/conftest.py), and
+the build of small native programs from the checkout's sources."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 
 import fastrnn
 from fastrnn import _core
+
+REPO = Path(__file__).resolve().parents[2]
+GXX = shutil.which("g++")
 
 # The ISA fastrnn chose at import: the best one, or the one FASTRNN_ISA forced.
 SESSION_ISA = _core.isa()
@@ -124,3 +131,18 @@ def record_error(suite: str, isa: str, err: float, where: str) -> None:
 # test_trained_parity.py: {(model, isa): (fastrnn error / torch error against float64,
 # fastrnn's error, torch's error, the largest |value| of the float64 outputs and states)}.
 TRAINED_RATIOS: dict[tuple[str, str], tuple[float, float, float, float]] = {}
+
+
+def build_native(program: Path, sources: list[str], flags: list[str]) -> None:
+    """Compiles sources (paths in the checkout) with g++, C++17, csrc/ on the include path and
+    the given flags (after the sources, so libraries too), into the program; asserts that it
+    built (the compiler's errors shown)."""
+    build = subprocess.run(
+        [GXX, "-std=c++17", "-Icsrc", *sources, "-o", str(program), "-pthread", *flags],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert build.returncode == 0, build.stderr
