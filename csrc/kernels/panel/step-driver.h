@@ -404,6 +404,9 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
   alignas(64) uint32_t xbuf[kRedBufDwords];
   float sa[kRedMaxGroupRows], sx[kRedMaxGroupRows];
   const bool packed_x = s.in.gx != nullptr && (type == WeightType::kInt8 || bf16_all_rows(s.in.wf));
+  // Sums that start from zero are written, not added to zeros stored first (red_panel's
+  // kWrite; the AMX blocks' `add` below): the same values, since no sum is −0.
+  constexpr bool kFromZero = std::is_same_v<std::decay_t<Init>, ZeroSums>;
   for (int r0 = s.b0; r0 < s.b1; r0 += group) {
     const int r1 = s.b1 - r0 < group ? s.b1 : r0 + group;
     pack_rows(type, s.h_prev + r0 * s.ld_h_prev, s.ld_h_prev, r1 - r0, s.K, buf, sa);
@@ -424,9 +427,9 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
       } else {
         for_row_blocks<kRedRows>(b, b + M, [&](auto rows, int b0) {
           constexpr int R = decltype(rows)::value;
-          alignas(64) float gx[R][NV * 16] = {};
-          red_panel<NV, R>(s.in.wf, wx, Kx, xbuf + (b0 - r0) * Kxa, Kxa, sx + (b0 - r0), p, true,
-                           gx);
+          alignas(64) float gx[R][NV * 16];
+          red_panel<NV, R, true>(s.in.wf, wx, Kx, xbuf + (b0 - r0) * Kxa, Kxa, sx + (b0 - r0), p,
+                                 true, gx);
           rows_store<NV * 16>(&gx[0][0], R, bias, s.in.gx + b0 * s.ld_gx + p * NV * 16, s.ld_gx);
         });
       }
@@ -443,9 +446,9 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
       for_step_panels<NV, false>(s, [&](int, int p, const float*) {
         if (s.in.gx != nullptr) project(p, r0, 1);
         if (carry_if_inactive<kUnits>(s, p, r0, 1)) return;
-        sums_start<NV>(p, r0, 1, &sums[n][0][0], init);
-        red_panel<NV, 1>(s.wf, red_panel_at(s.w, type, s.K, NV, p), Kd, buf, Ka, sa, p,
-                         s.many_rows || s.b1 - s.b0 > 1, sums[n]);
+        if constexpr (!kFromZero) sums_start<NV>(p, r0, 1, &sums[n][0][0], init);
+        red_panel<NV, 1, kFromZero>(s.wf, red_panel_at(s.w, type, s.K, NV, p), Kd, buf, Ka, sa, p,
+                                    s.many_rows || s.b1 - s.b0 > 1, sums[n]);
         pending[n++] = p;
         if (n == kRedEpilogueGroup) finish();
       });
@@ -460,10 +463,9 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
         if (s.in.gx != nullptr) project(p, b, M);
         if (carry_if_inactive<kUnits>(s, p, b, M)) continue;
         alignas(64) float sums[kAmxRows][NV * 16];
-        // Sums that start from zero are written, not added to zeros stored first (8 KiB for
-        // 32 rows of LSTM; B = 64, H = 512, 2 layers: int8 GRU at 2 threads took 0.89x the
-        // time without them, int8 LSTM at 1 thread level, bf16 LSTM 0.97x).
-        constexpr bool kFromZero = std::is_same_v<std::decay_t<Init>, ZeroSums>;
+        // (8 KiB of zeros for 32 rows of LSTM; B = 64, H = 512, 2 layers: int8 GRU at 2
+        // threads took 0.89x the time without them, int8 LSTM at 1 thread level, bf16 LSTM
+        // 0.97x.)
         if constexpr (!kFromZero) sums_start<NV>(p, b, M, &sums[0][0], init);
         amx_block<NV>(s.wf, w, Kd, buf, sa, b - r0, p, M,
                       {&sums[0][0], NV * 16, nullptr, !kFromZero});
@@ -474,12 +476,12 @@ FASTRNN_NOINLINE void step_panels_packed(const StepArgs& s, Init&& init, Epilogu
         if (s.in.gx != nullptr) project(p, b0, R);
         if (carry_if_inactive<kUnits>(s, p, b0, R)) return;
         alignas(64) float sums[R][NV * 16];
-        sums_start<NV>(p, b0, R, &sums[0][0], init);
+        if constexpr (!kFromZero) sums_start<NV>(p, b0, R, &sums[0][0], init);
         // Two chains only for a batch of one row: a batch of 2 or 3 may fall into blocks of
         // one row where a short x group splits it (a stream step of a wide input), and must
         // give forward's bits, whose block holds the whole batch.
-        red_panel<NV, R>(s.wf, w, Kd, buf + (b0 - r0) * Ka, Ka, sa + (b0 - r0), p,
-                         s.many_rows || s.b1 - s.b0 > 1, sums);
+        red_panel<NV, R, kFromZero>(s.wf, w, Kd, buf + (b0 - r0) * Ka, Ka, sa + (b0 - r0), p,
+                                    s.many_rows || s.b1 - s.b0 > 1, sums);
         sums_finish<NV, kUnits>(s, p, b0, R, &sums[0][0], epilogue);
       });
     });

@@ -266,7 +266,7 @@ FASTRNN_NOINLINE void red_sums_apart(const uint32_t* w, ptrdiff_t vec, int Kd, c
 // (w at the panel's row 0, whole rows or split (kSplit: WeightFormat::split); col0: the
 // panel's first column in the whole matrix, for the scales), rows [0, R) of the quantised
 // activations a (stride lda dwords, scales sa).
-template <int NV, int R, int kG, bool kSplit>
+template <int NV, int R, int kG, bool kSplit, bool kWrite>
 FASTRNN_INLINE void red_tile(const WeightFormat& wf, const uint32_t* w, int Kd, const uint32_t* a,
                              ptrdiff_t lda, const float* sa, int col0, int g0,
                              float (&sums)[R][NV * 16]) {
@@ -290,7 +290,8 @@ FASTRNN_INLINE void red_tile(const WeightFormat& wf, const uint32_t* w, int Kd, 
       for (int j = 1; j < KC; ++j) sum = vi_add(sum, acc[j][r][c]);
       const V f = vi_to_v(vi_finish(sum, wf.sum + col));
       float* out = &sums[r][16 * g0 + c * kVecLanes];
-      vstore(out, vadd(vload(out), vmul(f, vmul(vset1(sa[r]), sw))));
+      const V x = vmul(f, vmul(vset1(sa[r]), sw));
+      vstore(out, kWrite ? x : vadd(vload(out), x));
     }
   }
 }
@@ -298,7 +299,7 @@ FASTRNN_INLINE void red_tile(const WeightFormat& wf, const uint32_t* w, int Kd, 
 // sums[r][16·g0 + …] += the bf16 tile's sums (VDPBF16PS, kBf16Dot): rows [0, R) of the bf16
 // activation pairs a (stride lda dwords) times columns [16·g0, 16·(g0 + kG)) of one panel, k
 // pairs ascending in KC chains (pair k in chain k mod KC), added last.
-template <int NV, int R, int kG, int KC>
+template <int NV, int R, int kG, int KC, bool kWrite>
 FASTRNN_INLINE void bf16_tile(const uint32_t* w, int Kd, const uint32_t* a, ptrdiff_t lda, int g0,
                               float (&sums)[R][NV * 16]) {
   constexpr int C = kG * kSub;
@@ -311,7 +312,7 @@ FASTRNN_INLINE void bf16_tile(const uint32_t* w, int Kd, const uint32_t* a, ptrd
       V sum = acc[0][r][c];
       for (int j = 1; j < KC; ++j) sum = vadd(sum, acc[j][r][c]);
       float* out = &sums[r][16 * g0 + c * kVecLanes];
-      vstore(out, vadd(vload(out), sum));
+      vstore(out, kWrite ? sum : vadd(vload(out), sum));
     }
 }
 
@@ -319,7 +320,7 @@ FASTRNN_INLINE void bf16_tile(const uint32_t* w, int Kd, const uint32_t* a, ptrd
 // (kRedSplit; a model packed before set_isa switched tables: tests): one-row tiles, the same
 // integer sums. Apart, so the build does not inline a second layout into every row block
 // (inlined, the native core_check build ran past its 600 s limit on a Zen 3).
-template <int NV>
+template <int NV, bool kWrite>
 FASTRNN_NOINLINE void red_rows_other(const WeightFormat& wf, const uint32_t* w, int Kd,
                                      const uint32_t* a, ptrdiff_t lda, const float* sa, int p,
                                      int rows, float* sums) {
@@ -327,17 +328,20 @@ FASTRNN_NOINLINE void red_rows_other(const WeightFormat& wf, const uint32_t* w, 
   for (int r = 0; r < rows; ++r) {
     auto& row = *reinterpret_cast<float (*)[1][NV * 16]>(sums + r * NV * 16);
     for (int g0 = 0; g0 < NV; g0 += kG)
-      red_tile<NV, 1, kG, !kRedSplit>(wf, w, Kd, a + r * lda, lda, sa + r, p * NV * 16, g0, row);
+      red_tile<NV, 1, kG, !kRedSplit, kWrite>(wf, w, Kd, a + r * lda, lda, sa + r, p * NV * 16, g0,
+                                              row);
   }
 }
 
 // sums (R rows of one panel's NV·16 columns) += packed activations · reduced panel (int8, or
-// bf16 on the VDPBF16PS tables), gate group by gate group (each reads only its own columns).
+// bf16 on the VDPBF16PS tables), gate group by gate group (each reads only its own columns);
+// kWrite: sums = instead (each column is written once: sums need no zeros stored first, which
+// GCC made a `rep stosq` of 256 bytes per panel in a batch-1 LSTM step).
 // any_block: these rows may sit in blocks of any height (the GEMM's rows over time, a thread's
 // slice of a many-row step), so bf16 takes one chain at every R and a row's sums never depend
 // on its block; else (a few-row step: the whole batch in one block) one row alone takes
 // kRedChains. int8 sums are exact either way.
-template <int NV, int R>
+template <int NV, int R, bool kWrite = false>
 FASTRNN_INLINE void red_panel(const WeightFormat& wf, const uint32_t* w, int Kd, const uint32_t* a,
                               ptrdiff_t lda, const float* sa, int p, bool any_block,
                               float (&sums)[R][NV * 16]) {
@@ -345,19 +349,20 @@ FASTRNN_INLINE void red_panel(const WeightFormat& wf, const uint32_t* w, int Kd,
   if (kBf16Dot && wf.type == WeightType::kBf16) {
     if (any_block) {
       constexpr int kG1 = red_gates<NV, R, 1>();
-      for (int g0 = 0; g0 < NV; g0 += kG1) bf16_tile<NV, R, kG1, 1>(w, Kd, a, lda, g0, sums);
+      for (int g0 = 0; g0 < NV; g0 += kG1)
+        bf16_tile<NV, R, kG1, 1, kWrite>(w, Kd, a, lda, g0, sums);
     } else {
       for (int g0 = 0; g0 < NV; g0 += kG)
-        bf16_tile<NV, R, kG, R == 1 ? kRedChains : 1>(w, Kd, a, lda, g0, sums);
+        bf16_tile<NV, R, kG, R == 1 ? kRedChains : 1, kWrite>(w, Kd, a, lda, g0, sums);
     }
     return;
   }
   if (wf.split != kRedSplit) {
-    red_rows_other<NV>(wf, w, Kd, a, lda, sa, p, R, &sums[0][0]);
+    red_rows_other<NV, kWrite>(wf, w, Kd, a, lda, sa, p, R, &sums[0][0]);
     return;
   }
   for (int g0 = 0; g0 < NV; g0 += kG)
-    red_tile<NV, R, kG, kRedSplit>(wf, w, Kd, a, lda, sa, p * NV * 16, g0, sums);
+    red_tile<NV, R, kG, kRedSplit, kWrite>(wf, w, Kd, a, lda, sa, p * NV * 16, g0, sums);
 }
 
 #ifndef FASTRNN_AMX
@@ -539,8 +544,9 @@ FASTRNN_NOINLINE void gemm_packed(const GemmArgs& g) {
       }
       for_row_blocks<kRedRows>(b, r1, [&](auto block, int b0) {
         constexpr int R = decltype(block)::value;
-        alignas(64) float sums[R][kCols] = {};
-        red_panel<NV, R>(g.wf, w, Kd, buf + (b0 - r0) * Ka, Ka, sa + (b0 - r0), p, true, sums);
+        alignas(64) float sums[R][kCols];
+        red_panel<NV, R, true>(g.wf, w, Kd, buf + (b0 - r0) * Ka, Ka, sa + (b0 - r0), p, true,
+                               sums);
         rows_store<kCols>(&sums[0][0], R, bias, g.c + b0 * g.ldc + p * kCols, g.ldc);
       });
     }
