@@ -124,14 +124,10 @@ void call_end(int64_t B, int64_t T, int H, int dtype) {
     // After the last barrier: the last step (whose barrier the join replaces) and the join.
     s.tail.push_back(since(std::max(a.at[n - 1][1], b.at[n - 1][1]), end));
   }
+  const Stamps* st[2] = {&a, &b};
   for (int i = 1; i < n; ++i) {  // the steps' barriers (the first: s.first)
-    const Stamps* st[2] = {&a, &b};
-    double work[2];
-    for (int t = 0; t < 2; ++t) {
-      const uint64_t from = st[t]->at[i - 1][1];
-      work[t] = static_cast<double>(st[t]->at[i][0] - from);
-      s.work[t].push_back(work[t]);
-    }
+    for (int t = 0; t < 2; ++t)
+      s.work[t].push_back(static_cast<double>(st[t]->at[i][0] - st[t]->at[i - 1][1]));
     const int first = a.at[i][0] <= b.at[i][0] ? 0 : 1, last = 1 - first;
     const uint64_t last_in = st[last]->at[i][0];
     s.imbalance.push_back(static_cast<double>(last_in - st[first]->at[i][0]));
