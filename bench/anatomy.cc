@@ -10,8 +10,8 @@
 //   b1_*         batch 1, T = 100 steps of an LSTM with I = H: projection GEMM then steps
 //                (separate), or each group of steps projecting the next group inside its
 //                dot products (ahead, what fastrnn does when the weights stay in cache)
-//   gemm_strips_* a candidate fp32 layout (16-column strips, see there) beside the library's
-//                GEMM on the same rows, weights beyond the L2
+//   gemm_panels_*, gemm_strips_*  the GEMM on W_ih in whole panel rows and in 16-column
+//                strips (the AVX2 table's), the same rows, weights beyond the L2
 //   int8_*       int8 weights: the GEMM (GMAC/s) and batch-1 LSTM steps (µs, W_hh's GB/s);
 //                built with -DFASTRNN_I8_NARROW (anatomy.py --narrow), the avx2_w7 kernels;
 //                int8_tile4x16_*: a candidate AVX2 tile on 16-column panels (see there)
@@ -396,100 +396,49 @@ void int8_tile_4x16(int rows, int K) {
 }
 #endif
 
-// A candidate fp32 AVX2 GEMM layout, outside the library: each 16-column strip of a panel
-// packed apart, its K rows of 16 floats contiguous (64 bytes a k: one cache line), where the
-// library's panels interleave the four strips of a panel in each 256-byte k row (K, 4, 16).
-// A 6 × 16 tile (12 ymm accumulators) over the whole depth, 4 k a loop trip, the strip
-// prefetched into the L1 4 k rows ahead; strip after strip, all row blocks on each (the
-// library's row blocks). The same FMAs in the same order as the library's GEMM (one chain in
-// k order from zero, the bias added last): checked bit for bit against it. Weights of 32
-// panels (beyond the L2 of every CPU measured), chunk after chunk of distinct rows, as the
-// library's G_x chunks read them.
-// Zen 3 (2026-12-07, one core, AVX2 peak 102 GFLOP/s), two runs: 32 rows × K 300 91.4-91.6
-// GFLOP/s against the library's 83.0, 64 × 512 91.4-91.5 against 87.5-88.0. A 256-byte k row
-// puts a tile's lines in 16 of the L1's 64 sets: 128 k rows fill them, so the library's
-// depth blocks stop at 128 and still lose lines to the rows of x; a strip's k rows fill all
-// 64 sets in turn.
-#ifdef __AVX2__
-template <int R>
-FASTRNN_INLINE void strip_tile(const float* w, int K, const float* a, ptrdiff_t lda,
-                               const float* bias, float* c, ptrdiff_t ldc) {
-  __m256 acc[R][2];
-  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-  const auto k_step = [&](int k) FASTRNN_INLINE_LAMBDA {
-    const __m256 w0 = _mm256_load_ps(w + 16 * k), w1 = _mm256_load_ps(w + 16 * k + 8);
-#pragma GCC unroll 6
-    for (int r = 0; r < R; ++r) {
-      const __m256 x = _mm256_broadcast_ss(a + r * lda + k);
-      acc[r][0] = _mm256_fmadd_ps(w0, x, acc[r][0]);
-      acc[r][1] = _mm256_fmadd_ps(w1, x, acc[r][1]);
-    }
-  };
-  int k = 0;
-  for (; k + 4 <= K; k += 4) {
-    __builtin_prefetch(w + 16 * (k + 4), 0, 3);
-    __builtin_prefetch(w + 16 * (k + 6), 0, 3);
-#pragma GCC unroll 4
-    for (int u = 0; u < 4; ++u) k_step(k + u);
-  }
-  for (; k < K; ++k) k_step(k);
-  for (int r = 0; r < R; ++r)
-    for (int j = 0; j < 2; ++j)
-      _mm256_storeu_ps(c + r * ldc + 8 * j,
-                       _mm256_add_ps(acc[r][j], _mm256_loadu_ps(bias + 8 * j)));
-}
-
-void gemm_strips(int rows, int K) {
+// The float32 GEMM on W_ih in whole panel rows (K, 4, 16) and in 16-column strips (4, K, 16:
+// WeightFormat::split, what the AVX2 table packs: gemm.h panel_accumulate_strips), checked
+// bit for bit against each other. Weights of 32 panels (beyond the L2 of every CPU
+// measured), chunk after chunk of distinct rows, as the library's G_x chunks read them.
+void gemm_layouts(int rows, int K) {
   constexpr int P = 32, chunks = 8;  // 32 panels: 2048 gate columns
   const int N = P * 64;
   Buffer w{size_t(P) * K * 64}, strips{size_t(P) * K * 64}, bias{size_t(N)},
-      x{size_t(chunks) * rows * K}, out_lib{size_t(rows) * N}, out_strip{size_t(rows) * N};
-  // Strip s = 4 p + g of panel p: element (k, j) = panel p's (k, g, j).
+      x{size_t(chunks) * rows * K}, out_rows{size_t(rows) * N}, out_strips{size_t(rows) * N};
+  // Strip g of panel p: element (k, j) = the panel's (k, g, j).
   for (int p = 0; p < P; ++p)
     for (int g = 0; g < 4; ++g)
       for (int k = 0; k < K; ++k)
         std::memcpy(strips.data() + ((size_t(p) * 4 + g) * K + k) * 16,
                     w.data() + (size_t(p) * K + k) * 64 + 16 * g, 16 * sizeof(float));
-  const auto lib = [&](int chunk) {
+  const auto run = [&](bool split, int chunk) {
     GemmArgs g{};
     g.a = x.data() + size_t(chunk) * rows * K;
-    g.lda = K, g.rows = rows, g.w = w.data(), g.K = K, g.nv = 4, g.p0 = 0, g.p1 = P;
-    g.bias = bias.data(), g.c = out_lib.data(), g.ldc = N;
+    g.lda = K, g.rows = rows, g.K = K, g.nv = 4, g.p0 = 0, g.p1 = P;
+    g.w = split ? strips.data() : w.data();
+    g.wf.split = split;
+    g.bias = bias.data(), g.c = split ? out_strips.data() : out_rows.data(), g.ldc = N;
     gemm(g);
   };
-  const auto strip = [&](int chunk) {
-    const float* a = x.data() + size_t(chunk) * rows * K;
-    for (int s = 0; s < 4 * P; ++s)
-      for_row_blocks<6>(0, rows, [&](auto block, int r0) {
-        strip_tile<decltype(block)::value>(strips.data() + size_t(s) * K * 16, K, a + r0 * K, K,
-                                           bias.data() + 16 * s, out_strip.data() + r0 * N + 16 * s,
-                                           N);
-      });
-  };
-  lib(chunks - 1);
-  strip(chunks - 1);
-  if (std::memcmp(out_lib.data(), out_strip.data(), sizeof(float) * rows * N) != 0) {
-    std::fprintf(stderr, "gemm_strips: rows %d K %d: not the library's bits\n", rows, K);
+  run(false, chunks - 1);
+  run(true, chunks - 1);
+  if (std::memcmp(out_rows.data(), out_strips.data(), sizeof(float) * rows * N) != 0) {
+    std::fprintf(stderr, "gemm_layouts: rows %d K %d: strips give other bits\n", rows, K);
     std::exit(1);
   }
   const double flops = 2.0 * rows * K * N * chunks;
-  const double s_lib = best_seconds(
-      [&] {
-        for (int c = 0; c < chunks; ++c) lib(c);
-      },
-      20);
-  const double s_strip = best_seconds(
-      [&] {
-        for (int c = 0; c < chunks; ++c) strip(c);
-      },
-      20);
-  char name[64];
-  std::snprintf(name, sizeof name, "gemm_panels_rows%d_K%d_far", rows, K);
-  report(name, flops / s_lib * 1e-9, "GFLOP/s");
-  std::snprintf(name, sizeof name, "gemm_strips_rows%d_K%d_far", rows, K);
-  report(name, flops / s_strip * 1e-9, "GFLOP/s");
+  for (const bool split : {false, true}) {
+    const double s = best_seconds(
+        [&] {
+          for (int c = 0; c < chunks; ++c) run(split, c);
+        },
+        20);
+    char name[64];
+    std::snprintf(name, sizeof name, "gemm_%s_rows%d_K%d_far", split ? "strips" : "panels", rows,
+                  K);
+    report(name, flops / s * 1e-9, "GFLOP/s");
+  }
 }
-#endif
 
 }  // namespace
 }  // namespace fastrnn
@@ -507,10 +456,8 @@ int main(int argc, char** argv) {
     batched(8, 256);
     batch1(256, 16, "all");  // LSTM I = H = 256: 16 gate panels, W_ih + W_hh = 2 MiB
     batch1(256, 8, "half");  // what each of 2 threads owns: 1 MiB
-#ifdef __AVX2__
-    gemm_strips(32, 300);  // a G_x chunk of bilstm_text's first layer (one step)
-    gemm_strips(64, 512);  // and of tput_lstm_512's
-#endif
+    gemm_layouts(32, 300);   // a G_x chunk of bilstm_text's first layer (one step)
+    gemm_layouts(64, 512);   // and of tput_lstm_512's
   }
   int8_gemm(16, 1024);  // a time chunk of lat_lstm_1024's input projection (int8)
   int8_gemm(96, 512);   // a chunk of rows of a batched layer

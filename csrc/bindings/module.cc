@@ -931,6 +931,16 @@ PYBIND11_MODULE(_core, m) {
         return fastrnn::int8_split_enabled();
       },
       py::arg("on") = py::none());
+  // Whether float32 models packed from now on take W_ih in the table's 16-column strips
+  // (AVX2). None: just ask; False / True: switch it off / on where the table has them. The
+  // GEMM reads both layouts to the same bits (tests compare).
+  m.def(
+      "f32_strips",
+      [](std::optional<bool> on) {
+        if (on) fastrnn::f32_strips_allow(*on);
+        return fastrnn::f32_strips_enabled();
+      },
+      py::arg("on") = py::none());
   m.def("isa_available", &fastrnn::kernels_available);
   // Private, for tests: None = the CPU's own choice, False = never, True = wherever the
   // size rules allow (see forward_plan_ahead_override).

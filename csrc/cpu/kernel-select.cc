@@ -41,6 +41,7 @@ std::atomic<bool> g_amx_allowed{true};
 std::atomic<bool> g_bf16_dot_allowed{true};
 std::atomic<bool> g_int8_narrow_allowed{true};
 std::atomic<bool> g_int8_split_allowed{true};
+std::atomic<bool> g_f32_strips_allowed{true};
 
 }  // namespace
 
@@ -87,6 +88,11 @@ bool int8_split_enabled() {
   return kernels().int8_split && g_int8_split_allowed.load(std::memory_order_relaxed);
 }
 void int8_split_allow(bool on) { g_int8_split_allowed.store(on, std::memory_order_relaxed); }
+
+bool f32_strips_enabled() {
+  return kernels().f32_strips && g_f32_strips_allowed.load(std::memory_order_relaxed);
+}
+void f32_strips_allow(bool on) { g_f32_strips_allowed.store(on, std::memory_order_relaxed); }
 
 const KernelTable& kernels_for(bool int8_narrow) {
   const KernelTable& k = kernels();

@@ -34,7 +34,10 @@ struct WeightFormat {
   bool bf16_rows = false;
   // int8: each panel's NV vectors of 16 columns stored apart, NV sub-panels of
   // (weight_rows(K), 16) dwords, instead of weight_rows(K) rows of NV·16 (the table's
-  // int8_split, for its tile shape); every table reads both, to the same sums.
+  // int8_split, for its tile shape); every table reads both, to the same sums. float32
+  // (W_ih only, the table's f32_strips): NV strips of (K, 16) floats; the GEMM reads both
+  // to the same bits, and no other kernel reads W_ih's panels (the batch-1 ahead
+  // projection, which does, is not planned on strips: ops/forward-plan.cc).
   bool split = false;
 };
 
@@ -178,6 +181,7 @@ struct KernelTiles {
    ns::kAheadRows,                            \
    ns::kBf16Dot,                              \
    ns::kRedSplit,                             \
+   ns::kGemmStrips,                           \
    ns::kTiles,                                \
    ns::gemm,                                  \
    ns::lstm_step,                             \
@@ -211,6 +215,7 @@ struct KernelTable {
   bool bf16_dot;    // bf16 dot products (VDPBF16PS) on rows of bf16 activations: few-row
                     // steps always, every row where bf16_dot_rows() (kernel-select.h)
   bool int8_split;  // int8 models packed in 16-column sub-panels (WeightFormat::split)
+  bool f32_strips;  // float32 W_ih packed in 16-column strips (WeightFormat::split)
   KernelTiles tiles;
   void (*gemm)(const GemmArgs&);
   void (*lstm_step)(const StepArgs&);  // gates → c, h (or r = o ⊙ tanh(c) with projection)

@@ -96,6 +96,9 @@ bool layer_projects_ahead(const RnnModel& m, int layer, int64_t B, int threads,
   if (cfg.dtype != WeightType::kF32) return false;
   if (B != 1 || cfg.num_directions != 1) return false;
   const PackedWeights& w = m.weights[layer];
+  // The ahead tiles read W_ih in whole panel rows (a model packed by a table that takes
+  // strips, then run by one that projects ahead: tests, set_isa).
+  if (w.f_ih.split) return false;
   const size_t bytes = sizeof(float) * blocking.share(w.w_ih.size() + w.w_hh.size(), threads);
   const double macs =
       static_cast<double>(m.geo.gates) * cfg.hidden_size * (cfg.layer_input(layer) + cfg.h_out());

@@ -53,15 +53,36 @@ void panels_pack_reduced(const T* w, int H, int K, WeightType type, const PanelG
     }
 }
 
+// Packed panels of `rows` rows of geo.vectors × 16 four-byte elements (floats or dwords)
+// split in place: each panel's vectors of 16 columns apart, (vectors, rows, 16).
+void panels_split(uint32_t* data, int rows, const PanelGeometry& geo, int panels) {
+  const size_t panel = static_cast<size_t>(rows) * geo.cols();
+  std::vector<uint32_t> whole(panel);
+  for (size_t p = 0; p < static_cast<size_t>(panels); ++p) {
+    uint32_t* at = data + p * panel;
+    std::memcpy(whole.data(), at, panel * sizeof(uint32_t));
+    for (int v = 0; v < geo.vectors; ++v)
+      for (int k = 0; k < rows; ++k)
+        std::memcpy(at + (static_cast<size_t>(v) * rows + k) * kLanes,
+                    whole.data() + (static_cast<size_t>(k) * geo.vectors + v) * kLanes,
+                    kLanes * sizeof(uint32_t));
+  }
+}
+
 // One weight matrix (rows (gates·H), K columns) in the model's format: fp32 panels, or
-// reduced ones with (int8) the scales and Σ_k q of every packed column.
+// reduced ones with (int8) the scales and Σ_k q of every packed column. strips: a float32
+// matrix that only the GEMM reads (W_ih), split where the table in use asks for strips.
 void matrix_pack(const RnnConfig& cfg, const float* f, const void* r, const float* scales, int H,
-                 int K, const PanelGeometry& geo, int panels, AlignedBuffer& out,
-                 PackedFormat& fmt) {
+                 int K, const PanelGeometry& geo, int panels, AlignedBuffer& out, PackedFormat& fmt,
+                 bool strips = false) {
   const size_t cols = static_cast<size_t>(panels) * geo.cols();
   if (cfg.dtype == WeightType::kF32) {
     out.resize(cols * K);
     panels_pack(f, H, K, geo, panels, out.data());
+    if (strips && f32_strips_enabled()) {
+      fmt.split = true;
+      panels_split(reinterpret_cast<uint32_t*>(out.data()), K, geo, panels);
+    }
     return;
   }
   out.resize(cols * weight_rows(cfg.dtype, K));
@@ -92,17 +113,7 @@ void matrix_pack(const RnnConfig& cfg, const float* f, const void* r, const floa
   // Split for the table in use (int8_split_enabled): each panel's vectors of 16 columns apart.
   if (!int8_split_enabled()) return;
   fmt.split = true;
-  const size_t panel = static_cast<size_t>(Kd) * geo.cols();
-  std::vector<uint32_t> whole(panel);
-  for (size_t p = 0; p < static_cast<size_t>(panels); ++p) {
-    uint32_t* at = dw + p * panel;
-    std::memcpy(whole.data(), at, panel * sizeof(uint32_t));
-    for (int v = 0; v < geo.vectors; ++v)
-      for (int kk = 0; kk < Kd; ++kk)
-        std::memcpy(at + (static_cast<size_t>(v) * Kd + kk) * kLanes,
-                    whole.data() + (static_cast<size_t>(kk) * geo.vectors + v) * kLanes,
-                    kLanes * sizeof(uint32_t));
-  }
+  panels_split(dw, Kd, geo, panels);
 }
 
 // Element offset `rows` rows into a reduced matrix of K columns (int8 or bf16 elements).
@@ -136,7 +147,7 @@ RnnModel model_pack(const RnnConfig& cfg, const std::vector<RawWeights>& raw) {
     const RawWeights& r = raw[i];
     PackedWeights pw;
     const int I = cfg.layer_input(i / D);
-    matrix_pack(cfg, r.w_ih, r.r_ih, r.s_ih, H, I, m.geo, m.panels, pw.w_ih, pw.f_ih);
+    matrix_pack(cfg, r.w_ih, r.r_ih, r.s_ih, H, I, m.geo, m.panels, pw.w_ih, pw.f_ih, true);
     if (cfg.classic_gru()) {
       const PanelGeometry rz{2, 2, 16};
       matrix_pack(cfg, r.w_hh, r.r_hh, r.s_hh, H, H, rz, m.panels, pw.w_hh, pw.f_hh);

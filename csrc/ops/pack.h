@@ -72,11 +72,11 @@ struct PackedFormat {
   AlignedBuffer scale;  // floats
   AlignedBuffer sum;    // int32 bit patterns
   bool narrow = true;   // int8: every weight in [−63, 63] (vacuous for other formats)
-  bool split = false;   // int8: packed in 16-column sub-panels (WeightFormat::split)
+  bool split = false;   // int8, float32 W_ih: 16-column sub-panels (WeightFormat::split)
   WeightFormat of(WeightType type, bool amx = false, bool bf16_rows = false) const {
     WeightFormat f;
     f.type = type;
-    f.split = split && type == WeightType::kInt8;
+    f.split = split && type != WeightType::kBf16;
     f.amx = amx && type != WeightType::kF32;
     f.bf16_rows = bf16_rows && type == WeightType::kBf16;
     if (type == WeightType::kInt8) {
@@ -96,7 +96,8 @@ struct PackedWeights {
   AlignedBuffer w_hn;  // classic GRU: (cand_panels, H, 4, 16)
   AlignedBuffer peep;  // LSTM peepholes: (3, panels·16), i, f, o
   // Reduced models: the matrices above hold (panels, weight_rows(K), NV, 16) dwords; split
-  // int8 ones (PackedFormat::split) (panels, NV, weight_rows(K), 16).
+  // int8 ones (PackedFormat::split) (panels, NV, weight_rows(K), 16). A float32 W_ih in
+  // strips (f_ih.split): (panels, NV, I_k, 16).
   PackedFormat f_ih, f_hh, f_hr, f_hn;
 };
 

@@ -14,7 +14,7 @@ import pytest
 
 import fastrnn
 from fastrnn import _core
-from support.common import SESSION_ISA
+from support.common import SESSION_ISA, assert_same_bits, flatten
 
 f32 = np.float32
 
@@ -44,11 +44,6 @@ def _packed(model, dtype: str, split: bool):
     return q
 
 
-def _flat(out):
-    y, hn = out
-    return [y, *(hn if isinstance(hn, tuple) else (hn,))]
-
-
 CASES = [
     ("LSTM", {"num_layers": 2}),
     ("LSTM", {"proj_size": 13}),
@@ -71,14 +66,7 @@ def test_split_panels_give_whole_rows_bits(isa, layout_restored, dtype, mode, kw
     whole = _packed(model, dtype, False)
     _core.set_isa(isa)
     x = np.random.default_rng(batch).standard_normal((9, batch, 37)).astype(f32)
-    want = _flat(whole(x))
-    for threads in (1, 2):
-        for a, b in zip(_flat(split(x, num_threads=threads)), want):
-            np.testing.assert_array_equal(a, b, err_msg=f"{threads} threads")
-    if not kw.get("bidirectional"):
-        stream = split.stream(batch=batch)
-        ys = np.stack([stream.step(x[t]) for t in range(x.shape[0])])
-        np.testing.assert_array_equal(ys, want[0])
+    assert_same_bits(split, whole, x, stream=not kw.get("bidirectional"))
 
 
 @needs_split
@@ -100,8 +88,8 @@ def test_split_model_round_trips_through_a_file(tmp_path, layout_restored):
     path = tmp_path / "m.safetensors"
     q.save(path)
     x = np.random.default_rng(1).standard_normal((5, 3, 24)).astype(f32)
-    want = _flat(q(x))
+    want = flatten(q(x))
     _core.set_isa("scalar")
     back = fastrnn.load(path)
-    for a, b in zip(_flat(back(x)), want):
+    for a, b in zip(flatten(back(x)), want):
         np.testing.assert_array_equal(a, b)

@@ -90,6 +90,20 @@ def flatten(result) -> list:
     return flat
 
 
+def assert_same_bits(model, reference, x: np.ndarray, stream: bool = True) -> None:
+    """model gives reference's bits on x (T, B, I) at 1 and 2 threads, and (stream) a stream
+    of model stepping through x gives forward's outputs: two packings of one model (layouts
+    that every table reads to the same sums)."""
+    want = flatten(reference(x))
+    for threads in (1, 2):
+        for a, b in zip(flatten(model(x, num_threads=threads)), want):
+            np.testing.assert_array_equal(a, b, err_msg=f"{threads} threads")
+    if stream:
+        s = model.stream(batch=x.shape[1])
+        ys = np.stack([s.step(x[t]) for t in range(x.shape[0])])
+        np.testing.assert_array_equal(ys, want[0])
+
+
 def assert_results(
     actual,
     expected,

@@ -12,6 +12,8 @@
 //           L1 while every row passes; a depth block continues each sum from the value the
 //           previous one stored, so blocking never changes a result. Where the ISA says
 //           so (kGemmPrefetch), the row blocks prefetch the next tile's weights as they go.
+//           A float32 W_ih packed in strips (WeightFormat::split: each panel's NV vectors of
+//           16 columns apart, (NV, K, 16)) runs panel_accumulate_strips: the same sums.
 // Accuracy: fp32 FMA dot products in k order (see panel-dot.h).
 // Included inside an ISA's anonymous namespace (no includes here).
 
@@ -127,6 +129,60 @@ FASTRNN_INLINE void panel_accumulate(const float* panel, int K, const float* a, 
   }
 }
 
+// k per depth block of a panel in strips: a strip's block (256 rows of 64 bytes, 16 KiB) and
+// the rows' 1 KiB each of x. The depth blocks continue each sum from the value the previous
+// one stored, so they change no result.
+constexpr int kStripDepth = 256;
+
+// The dot products of a tile of R rows on one strip (K rows of 16 floats, contiguous):
+// panel_dot's FMAs in its order, 4 k a loop trip, each trip first asking for the strip's
+// lines 4 and 6 rows on (into the L1; as integers: past the strip's end they point nowhere,
+// and a prefetch never faults).
+template <int R>
+FASTRNN_INLINE void strip_dot(const float* w, int K, const float* a, ptrdiff_t lda,
+                              V (&acc)[R][kSub]) {
+  const uintptr_t at = reinterpret_cast<uintptr_t>(w);
+  int k = 0;
+  for (; k + 4 <= K; k += 4) {
+    __builtin_prefetch(reinterpret_cast<const void*>(at + 64 * uintptr_t(k + 4)), 0, 3);
+    __builtin_prefetch(reinterpret_cast<const void*>(at + 64 * uintptr_t(k + 6)), 0, 3);
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; ++u) panel_dot_k<16, kSub, R>(w, a, lda, k + u, acc);
+  }
+  for (; k < K; ++k) panel_dot_k<16, kSub, R>(w, a, lda, k, acc);
+}
+
+// panel_accumulate on a panel packed in strips (WeightFormat::split, float32 W_ih): the NV
+// strips of (K, 16) floats one after the other, each over depth blocks of kStripDepth k
+// and all row blocks: the same sums, bias and from_zero as panel_accumulate, the same bits.
+template <int NV>
+FASTRNN_NOINLINE void panel_accumulate_strips(const float* panel, int K, const float* a,
+                                              ptrdiff_t lda, int rows, float* sums,
+                                              ptrdiff_t ld_sums, const float* bias,
+                                              bool from_zero) {
+  for (int v = 0; v < NV; ++v) {
+    const float* strip = panel + static_cast<ptrdiff_t>(v) * K * 16;
+    for (int k0 = 0; k0 < K; k0 += kStripDepth) {
+      const int kc = K - k0 < kStripDepth ? K - k0 : kStripDepth;
+      for_row_blocks<kGemmRows>(0, rows, [&](auto block, int r0) {
+        constexpr int R = decltype(block)::value;
+        float* out = sums + r0 * ld_sums + v * 16;
+        V acc[R][kSub];
+        for (int r = 0; r < R; ++r)
+          for (int c = 0; c < kSub; ++c)
+            acc[r][c] = from_zero && k0 == 0 ? vzero() : vload(out + r * ld_sums + c * kVecLanes);
+        strip_dot<R>(strip + static_cast<ptrdiff_t>(k0) * 16, kc, a + r0 * lda + k0, lda, acc);
+        if (bias != nullptr && k0 + kc == K)
+          for (int r = 0; r < R; ++r)
+            for (int c = 0; c < kSub; ++c)
+              acc[r][c] = vadd(acc[r][c], vload(bias + v * 16 + c * kVecLanes));
+        for (int r = 0; r < R; ++r)
+          for (int c = 0; c < kSub; ++c) vstore(out + r * ld_sums + c * kVecLanes, acc[r][c]);
+      });
+    }
+  }
+}
+
 // k per widened depth block of a bf16 panel (even): 128 rows × 64 floats = 32 KiB on the
 // stack. Against 64 rows (AMD Zen 5, bf16 weights, 1 thread, A/B alternating): AVX-512
 // tput_lstm_512 and bilstm_text 0.95x the time (each depth block reads and writes every
@@ -199,6 +255,9 @@ void gemm_panels(const GemmArgs& g) {
     else if (g.wf.type == WeightType::kBf16)
       panel_accumulate_bf16<NV>(red_panel_at(g.w, g.wf.type, g.K, NV, p), g.K, g.a, g.lda, g.rows,
                                 c, g.ldc, bias, true);
+    else if (g.wf.split)
+      panel_accumulate_strips<NV>(g.w + static_cast<ptrdiff_t>(p) * g.K * kCols, g.K, g.a, g.lda,
+                                  g.rows, c, g.ldc, bias, true);
     else
       panel_accumulate<NV>(g.w + static_cast<ptrdiff_t>(p) * g.K * kCols, g.K, g.a, g.lda, g.rows,
                            c, g.ldc, bias, true);

@@ -17,6 +17,7 @@ constexpr int kGemmGates = 4;
 constexpr int kDotUnroll = 1;
 constexpr int kGemmDepth = 1 << 30;
 constexpr bool kGemmPrefetch = false;
+constexpr bool kGemmStrips = false;    // W_ih in whole panel rows (gemm.h)
 constexpr int kStepAccumulators = 16;  // whole panels: 4 rows × 4 gates
 constexpr int kStepRows = 1;
 constexpr int kStepSplitK = 1;

@@ -1,0 +1,117 @@
+"""float32 W_ih in 16-column strips and in whole panel rows.
+
+The AVX2 table packs a float32 model's W_ih with each panel's 16-column vectors apart (strips
+of K rows of 64 contiguous bytes, for its 6-row x 16-column GEMM tile: csrc/kernels/vec/
+vec-avx2.h kGemmStrips); the others keep whole panel rows. A model keeps the layout it was
+packed in, and every table's GEMM reads both to the same bits: the input projection over a
+chunk of time steps, a stream's own per-step projection, the classic GRU's, every layer's
+and direction's, at 1 and 2 threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn import _core
+from support.common import SESSION_ISA, assert_same_bits, flatten
+
+f32 = np.float32
+
+STRIPS = "avx2"  # the table that packs W_ih in strips
+
+needs_strips = pytest.mark.skipif(
+    STRIPS not in _core.isa_available(), reason="only the AVX2 table packs strips"
+)
+
+
+@pytest.fixture
+def layout_restored():
+    yield
+    _core.f32_strips(True)
+    _core.set_isa(SESSION_ISA)
+
+
+def _packed(mode: str, strips: bool, **kw):
+    """A model built (so packed) while the AVX2 table is in use, in strips or (switched off)
+    whole panel rows: the layout stays the model's whichever table then runs it."""
+    _core.set_isa(STRIPS)
+    _core.f32_strips(strips)
+    assert _core.f32_strips() is strips
+    model = getattr(fastrnn, mode)(37, 45, seed=5, **kw)
+    _core.f32_strips(True)
+    _core.set_isa(SESSION_ISA)
+    return model
+
+
+CASES = [
+    ("LSTM", {"num_layers": 2}),
+    ("LSTM", {"proj_size": 13}),
+    ("GRU", {"bidirectional": True}),
+    ("GRU", {"linear_before_reset": False}),
+    ("RNN", {"nonlinearity": "relu"}),
+]
+
+
+@needs_strips
+@pytest.mark.parametrize(("mode", "kw"), CASES)
+@pytest.mark.parametrize("batch", [1, 3, 8, 70])
+def test_strips_give_whole_rows_bits(isa, layout_restored, mode, kw, batch):
+    """Both layouts on the table under test: bit for bit, 1 and 2 threads, and (one
+    direction) a stream's steps (each projecting its own x_t) give forward's bits."""
+    # I = 37: not a multiple of the strip loop's 4 k; H = 45: the last panel partly padding.
+    strips = _packed(mode, True, **kw)
+    whole = _packed(mode, False, **kw)
+    _core.set_isa(isa)
+    x = np.random.default_rng(batch).standard_normal((9, batch, 37)).astype(f32)
+    assert_same_bits(strips, whole, x, stream=not kw.get("bidirectional"))
+
+
+@needs_strips
+@pytest.mark.parametrize("inputs", [1, 3, 255, 256, 257, 600])
+def test_strips_depth_blocks(layout_restored, inputs):
+    """Input sizes around the strips' depth blocks (256 k) and their 4-k loop: the bits of
+    whole panel rows, on the AVX2 table, over a chunk of many rows."""
+    _core.set_isa(STRIPS)
+    models = {}
+    for strips in (True, False):
+        _core.f32_strips(strips)
+        models[strips] = fastrnn.LSTM(inputs, 20, seed=3)
+    x = np.random.default_rng(inputs).standard_normal((5, 13, inputs)).astype(f32)
+    for a, b in zip(flatten(models[True](x)), flatten(models[False](x))):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_strips
+def test_strips_switch_and_where_it_packs(layout_restored):
+    """The switch reports the table's choice and turns it off and on; only the AVX2 table
+    packs strips."""
+    for name in _core.isa_available():
+        _core.set_isa(name)
+        assert _core.f32_strips() is (name == STRIPS)
+        assert _core.f32_strips(False) is False
+        assert _core.f32_strips(True) is (name == STRIPS)
+
+
+@needs_strips
+def test_strips_never_project_ahead(layout_restored):
+    """A model packed in strips, run by a table that projects batch-1 steps ahead (its tiles
+    read W_ih in whole rows: the scalar table, forced on), projects plainly instead, to the
+    same bits."""
+    models = {}
+    _core.set_isa(STRIPS)
+    for strips in (True, False):
+        _core.f32_strips(strips)
+        models[strips] = fastrnn.LSTM(128, 128, seed=2)  # 128 Ki multiply-adds a step
+    _core.f32_strips(True)
+    _core.set_isa("scalar")
+    _core.ahead_override(True)
+    try:
+        assert models[False].plan(1, 50, num_threads=1)["ahead"] == [1]
+        assert models[True].plan(1, 50, num_threads=1)["ahead"] == [0]
+        x = np.random.default_rng(0).standard_normal((50, 1, 128)).astype(f32)
+        for a, b in zip(flatten(models[True](x)), flatten(models[False](x))):
+            np.testing.assert_array_equal(a, b)
+    finally:
+        _core.ahead_override(None)
