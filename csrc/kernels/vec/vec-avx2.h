@@ -39,8 +39,9 @@ constexpr bool kGemmPrefetch = true;
 // float32 W_ih packed in 16-column strips (WeightFormat::split): a strip's K rows of 64
 // contiguous bytes fill the L1's sets in turn, where a (K, 4, 16) panel's 256-byte rows put
 // a 16-column tile in 16 of the 64 (gemm.h panel_accumulate_strips). AMD Zen 3, one core,
-// G_x chunks over 2,048 gate columns beyond the L2 (bench/anatomy.cc gemm_*_far): 32 rows ×
-// K 300 91.5 against 83.0 GFLOP/s, 64 × 512 91.5 against 87.5-88.0.
+// G_x chunks over 2,048 gate columns beyond the L2 (bench/anatomy.cc gemm_*_far, two runs):
+// 32 rows × K 300 91.7-93.9 against 80.6-80.9 GFLOP/s, 64 × 512 86.5-93.6 against
+// 86.3-87.1; in the library, layouts alternating call by call: bilstm_text 0.92x the time.
 constexpr bool kGemmStrips = true;
 constexpr int kStepAccumulators = 12;
 constexpr int kStepRows = 3;
