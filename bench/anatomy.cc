@@ -12,6 +12,9 @@
 //                dot products (ahead, what fastrnn does when the weights stay in cache)
 //   gemm_panels_*, gemm_strips_*  the GEMM on W_ih in whole panel rows and in 16-column
 //                strips (the AVX2 table's), the same rows, weights beyond the L2
+//   step_panels_*, step_strips_*  LSTM steps on W_hh in either layout (full, dots; _far:
+//                weights from memory, prefetched as far_weights asks); `anatomy layouts`
+//                runs only the layouts' figures
 //   int8_*       int8 weights: the GEMM (GMAC/s) and batch-1 LSTM steps (µs, W_hh's GB/s);
 //                built with -DFASTRNN_I8_NARROW (anatomy.py --narrow), the avx2_w7 kernels;
 //                int8_tile4x16_*: a candidate AVX2 tile on 16-column panels (see there)
@@ -159,24 +162,33 @@ struct Layer {
   Buffer c, y;
 };
 
+// T LSTM steps of layer L: the full kernel, or (dots) the cell math replaced by a plain
+// store of the four gate sums; adjust(s) may change each step's arguments (the weights'
+// layout, far_weights).
+template <class Adjust>
+void lstm_steps(Layer& L, int T, bool with_y, bool dots, Adjust&& adjust) {
+  for (int t = 0; t < T; ++t) {
+    StepArgs s = L.step_args(t, with_y);
+    adjust(s);
+    if (!dots) {
+      lstm_step(s);
+      continue;
+    }
+    step_panels<4, 16>(s, ZeroSums{}, [&](int p, int b, int sub, V(&acc)[4]) {
+      add_gx<4>(s, p, b, sub, acc);
+      vstore(s.h + b * s.ld_h + unit_of<16>(p, 0, sub),
+             vadd(vadd(acc[0], acc[1]), vadd(acc[2], acc[3])));
+    });
+  }
+}
+
 void batched(int B, int K) {
   const int T = 8;
   Layer L(B, K, T);
   const double flops = 2.0 * B * 4 * K * K * T;  // per T steps of one matrix
   const double gemm_s = best_seconds([&] { gemm(L.gemm_args(0, B * T)); }, 40);
   const auto steps = [&](bool with_y, bool dots) {
-    for (int t = 0; t < T; ++t) {
-      const StepArgs s = L.step_args(t, with_y);
-      if (!dots) {
-        lstm_step(s);
-        continue;
-      }
-      step_panels<4, 16>(s, ZeroSums{}, [&](int p, int b, int sub, V(&acc)[4]) {
-        add_gx<4>(s, p, b, sub, acc);
-        vstore(s.h + b * s.ld_h + unit_of<16>(p, 0, sub),
-               vadd(vadd(acc[0], acc[1]), vadd(acc[2], acc[3])));
-      });
-    }
+    lstm_steps(L, T, with_y, dots, [](StepArgs&) {});
   };
   const double full = best_seconds([&] { steps(true, false); }, 40);
   const double no_y = best_seconds([&] { steps(false, false); }, 40);
@@ -440,16 +452,69 @@ void gemm_layouts(int rows, int K) {
   }
 }
 
+// T LSTM steps at batch B, H = K, on W_hh in whole panel rows and in 16-column strips
+// (what the AVX2 table packs: step-driver.h step_panels_summed on panel_accumulate_strips),
+// checked bit for bit against each other: full steps and dots only (as batched()).
+void step_layouts(int B, int K, bool far = false) {
+  const int T = 8;
+  Layer L(B, K, T);
+  Buffer strips{size_t(L.P) * K * 64};
+  for (int p = 0; p < L.P; ++p)
+    for (int g = 0; g < 4; ++g)
+      for (int k = 0; k < K; ++k)
+        std::memcpy(strips.data() + ((size_t(p) * 4 + g) * K + k) * 16,
+                    L.w_hh.data() + (size_t(p) * K + k) * 64 + 16 * g, 16 * sizeof(float));
+  const auto steps = [&](bool split, bool dots) {
+    lstm_steps(L, T, !dots, dots, [&](StepArgs& s) {
+      s.far_weights = far;
+      if (split) s.w = strips.data(), s.wf.split = true;
+    });
+  };
+  std::vector<float> y_rows;
+  for (const bool split : {false, true}) {
+    std::fill(L.h[0].data(), L.h[0].data() + size_t(B) * K, 0.25f);
+    std::fill(L.c.data(), L.c.data() + size_t(B) * K, 0.5f);
+    steps(split, false);
+    if (!split) {
+      y_rows.assign(L.y.data(), L.y.data() + size_t(T) * B * K);
+    } else if (std::memcmp(y_rows.data(), L.y.data(), sizeof(float) * T * B * K) != 0) {
+      std::fprintf(stderr, "step_layouts: B %d K %d: strips give other bits\n", B, K);
+      std::exit(1);
+    }
+  }
+  const double flops = 2.0 * B * 4 * K * K * T;
+  for (const bool dots : {false, true})
+    for (const bool split : {false, true}) {
+      const double s = best_seconds([&] { steps(split, dots); }, 40);
+      char name[64];
+      std::snprintf(name, sizeof name, "step_%s_B%d_H%d_%s%s", split ? "strips" : "panels", B, K,
+                    dots ? "dots" : "full", far ? "_far" : "");
+      report(name, flops / s * 1e-9, "GFLOP/s");
+    }
+}
+
 }  // namespace
 }  // namespace fastrnn
 
 int main(int argc, char** argv) {
   using namespace fastrnn;
-  // `anatomy [quick] [int8]`: int8 alone skips the float32 figures.
-  bool int8_only = false;
+  // `anatomy [quick] [int8] [layouts]`: int8 alone skips the float32 figures; layouts runs
+  // only the weight layouts' comparisons.
+  bool int8_only = false, layouts_only = false;
   for (int i = 1; i < argc; ++i) {
     g_quick |= std::string(argv[i]) == "quick";
     int8_only |= std::string(argv[i]) == "int8";
+    layouts_only |= std::string(argv[i]) == "layouts";
+  }
+  if (layouts_only) {
+    gemm_layouts(32, 300);
+    step_layouts(32, 256);
+    step_layouts(64, 512);
+    step_layouts(1, 256);
+    step_layouts(1, 1024);
+    step_layouts(3, 256);
+    step_layouts(4, 1536, true);
+    return 0;
   }
   if (!int8_only) {
     batched(64, 512);
@@ -458,6 +523,10 @@ int main(int argc, char** argv) {
     batch1(256, 8, "half");  // what each of 2 threads owns: 1 MiB
     gemm_layouts(32, 300);   // a G_x chunk of bilstm_text's first layer (one step)
     gemm_layouts(64, 512);   // and of tput_lstm_512's
+    step_layouts(32, 256);   // bilstm_text's steps
+    step_layouts(64, 512);   // tput_lstm_512's
+    step_layouts(1, 256);    // lat_lstm_256's
+    step_layouts(1, 1024);   // lat_lstm_1024's
   }
   int8_gemm(16, 1024);  // a time chunk of lat_lstm_1024's input projection (int8)
   int8_gemm(96, 512);   // a chunk of rows of a batched layer

@@ -931,9 +931,9 @@ PYBIND11_MODULE(_core, m) {
         return fastrnn::int8_split_enabled();
       },
       py::arg("on") = py::none());
-  // Whether float32 models packed from now on take W_ih in the table's 16-column strips
-  // (AVX2). None: just ask; False / True: switch it off / on where the table has them. The
-  // GEMM reads both layouts to the same bits (tests compare).
+  // Whether float32 models packed from now on take W_ih and W_hh in the table's 16-column
+  // strips (AVX2). None: just ask; False / True: switch it off / on where the table has
+  // them. The kernels read both layouts to the same bits (tests compare).
   m.def(
       "f32_strips",
       [](std::optional<bool> on) {

@@ -35,9 +35,11 @@ struct WeightFormat {
   // int8: each panel's NV vectors of 16 columns stored apart, NV sub-panels of
   // (weight_rows(K), 16) dwords, instead of weight_rows(K) rows of NV·16 (the table's
   // int8_split, for its tile shape); every table reads both, to the same sums. float32
-  // (W_ih only, the table's f32_strips): NV strips of (K, 16) floats; the GEMM reads both
-  // to the same bits, and no other kernel reads W_ih's panels (the batch-1 ahead
-  // projection, which does, is not planned on strips: ops/forward-plan.cc).
+  // (W_ih and W_hh, the table's f32_strips): NV strips of (K, 16) floats; every table's
+  // GEMM reads both to the same bits, and no other kernel reads W_ih's panels (the batch-1
+  // ahead projection, which does, is not planned on strips: ops/forward-plan.cc); the
+  // f32_strips table's steps read both to the same bits, and another table runs a W_hh in
+  // strips from the model's copy in whole rows (ops/pack.h whole_rows_hh).
   bool split = false;
 };
 
@@ -215,7 +217,7 @@ struct KernelTable {
   bool bf16_dot;    // bf16 dot products (VDPBF16PS) on rows of bf16 activations: few-row
                     // steps always, every row where bf16_dot_rows() (kernel-select.h)
   bool int8_split;  // int8 models packed in 16-column sub-panels (WeightFormat::split)
-  bool f32_strips;  // float32 W_ih packed in 16-column strips (WeightFormat::split)
+  bool f32_strips;  // float32 W_ih, W_hh packed in 16-column strips (WeightFormat::split)
   KernelTiles tiles;
   void (*gemm)(const GemmArgs&);
   void (*lstm_step)(const StepArgs&);  // gates → c, h (or r = o ⊙ tanh(c) with projection)

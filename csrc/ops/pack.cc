@@ -69,9 +69,22 @@ void panels_split(uint32_t* data, int rows, const PanelGeometry& geo, int panels
   }
 }
 
+// panels_split undone: `panels` split panels of `rows` rows from `split` into whole panel
+// rows at `out`.
+void panels_join(const uint32_t* split, int rows, const PanelGeometry& geo, int panels,
+                 uint32_t* out) {
+  const size_t panel = static_cast<size_t>(rows) * geo.cols();
+  for (size_t p = 0; p < static_cast<size_t>(panels); ++p)
+    for (int v = 0; v < geo.vectors; ++v)
+      for (int k = 0; k < rows; ++k)
+        std::memcpy(out + p * panel + (static_cast<size_t>(k) * geo.vectors + v) * kLanes,
+                    split + p * panel + (static_cast<size_t>(v) * rows + k) * kLanes,
+                    kLanes * sizeof(uint32_t));
+}
+
 // One weight matrix (rows (gates·H), K columns) in the model's format: fp32 panels, or
 // reduced ones with (int8) the scales and Σ_k q of every packed column. strips: a float32
-// matrix that only the GEMM reads (W_ih), split where the table in use asks for strips.
+// matrix of the gate geometry (W_ih, W_hh), split where the table in use asks for strips.
 void matrix_pack(const RnnConfig& cfg, const float* f, const void* r, const float* scales, int H,
                  int K, const PanelGeometry& geo, int panels, AlignedBuffer& out, PackedFormat& fmt,
                  bool strips = false) {
@@ -156,7 +169,8 @@ RnnModel model_pack(const RnnConfig& cfg, const std::vector<RawWeights>& raw) {
                   reduced_rows(r.r_hh, cfg.dtype, n_rows, H), r.s_hh ? r.s_hh + n_rows : nullptr, H,
                   H, kProjectionGeometry, m.cand_panels, pw.w_hn, pw.f_hn);
     } else {
-      matrix_pack(cfg, r.w_hh, r.r_hh, r.s_hh, H, cfg.h_out(), m.geo, m.panels, pw.w_hh, pw.f_hh);
+      matrix_pack(cfg, r.w_hh, r.r_hh, r.s_hh, H, cfg.h_out(), m.geo, m.panels, pw.w_hh, pw.f_hh,
+                  true);
     }
     // LSTM and RNN biases sum; torch's GRU's b_hn must stay inside r ⊙ (W_hn h + b_hn)
     // (the classic GRU adds it outside r: it sums).
@@ -195,6 +209,21 @@ void packed_matrices(const RnnModel& m, int ld, PackedMatrix (&out)[kMatrices]) 
   out[kWhh] = {&w.w_hh, &w.f_hh, cfg.classic_gru() ? H : cfg.h_out(), m.panels};
   out[kWhr] = {m.proj_panels > 0 ? &w.w_hr : nullptr, &w.f_hr, H, m.proj_panels};
   out[kWhn] = {m.cand_panels > 0 ? &w.w_hn : nullptr, &w.f_hn, H, m.cand_panels};
+}
+
+const float* whole_rows_hh(const RnnModel& m, int ld) {
+  RnnModel::WholeRows& rows = *m.whole_rows;
+  std::call_once(rows.once, [&] {
+    rows.w_hh.resize(m.weights.size());
+    for (size_t i = 0; i < m.weights.size(); ++i) {
+      const PackedWeights& w = m.weights[i];
+      if (!w.f_hh.split || m.cfg.dtype != WeightType::kF32) continue;
+      rows.w_hh[i].resize(w.w_hh.size());
+      panels_join(reinterpret_cast<const uint32_t*>(w.w_hh.data()), m.cfg.h_out(), m.geo, m.panels,
+                  reinterpret_cast<uint32_t*>(rows.w_hh[i].data()));
+    }
+  });
+  return rows.w_hh[ld].data();
 }
 
 int64_t widened_floats(const PackedMatrix& w) {

@@ -16,6 +16,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "core/aligned-buffer.h"
@@ -96,8 +98,8 @@ struct PackedWeights {
   AlignedBuffer w_hn;  // classic GRU: (cand_panels, H, 4, 16)
   AlignedBuffer peep;  // LSTM peepholes: (3, panels·16), i, f, o
   // Reduced models: the matrices above hold (panels, weight_rows(K), NV, 16) dwords; split
-  // int8 ones (PackedFormat::split) (panels, NV, weight_rows(K), 16). A float32 W_ih in
-  // strips (f_ih.split): (panels, NV, I_k, 16).
+  // int8 ones (PackedFormat::split) (panels, NV, weight_rows(K), 16). A float32 W_ih or
+  // W_hh in strips (f_ih.split, f_hh.split): (panels, NV, K, 16).
   PackedFormat f_ih, f_hh, f_hr, f_hn;
 };
 
@@ -112,6 +114,14 @@ struct RnnModel {
   // int8 with every weight matrix in [−63, 63] (7-bit weights, python/fastrnn/_quantize.py):
   // the kernel table's int8_narrow sibling runs it (kernels_for, kernels/kernel-table.h).
   bool int8_narrow = false;
+  // A float32 W_hh packed in strips (f_hh.split) for a table whose steps read whole panel
+  // rows (packed while the AVX2 table was in use, run by another: set_isa): its copy in
+  // panel rows, made on first use (whole_rows_hh). Shared by copies of the model.
+  struct WholeRows {
+    std::once_flag once;
+    std::vector<AlignedBuffer> w_hh;  // index layer·D + direction
+  };
+  std::shared_ptr<WholeRows> whole_rows = std::make_shared<WholeRows>();
 };
 
 // The packed matrices of one layer·direction: W_ih, W_hh, W_hr (LSTM projection), W_hn (classic
@@ -124,6 +134,11 @@ struct PackedMatrix {
 constexpr int kMatrices = 4;
 enum MatrixIndex : int { kWih = 0, kWhh = 1, kWhr = 2, kWhn = 3 };
 void packed_matrices(const RnnModel& m, int ld, PackedMatrix (&out)[kMatrices]);
+
+// Layer·direction ld's float32 W_hh in whole panel rows, (panels, K, NV, 16), where the
+// model packed it in strips (f_hh.split): built once per model on first use, by whichever
+// thread asks first (RnnModel::whole_rows).
+const float* whole_rows_hh(const RnnModel& m, int ld);
 
 // Floats of the fp32 copy of a bf16 matrix (widen_bf16_panels), 0 for none; of every
 // matrix of the model, or -1 past int64.

@@ -357,11 +357,16 @@ class Forward {
     const float* w;
     WeightFormat wf;
   };
+  // A float32 W_hh in strips on a table whose steps read whole panel rows: the model's copy
+  // in panel rows (whole_rows_hh: the same weights, so the table's own bits).
   Matrix matrix(int ld, MatrixIndex i) const {
     if (p_.widen) return {wide_[ld * kMatrices + i], WeightFormat{}};
     PackedMatrix mats[kMatrices];
     packed_matrices(m_, ld, mats);
-    return {mats[i].buf->data(), mats[i].fmt->of(m_.cfg.dtype, amx_, bf16_rows_)};
+    const WeightFormat wf = mats[i].fmt->of(m_.cfg.dtype, amx_, bf16_rows_);
+    if (i == kWhh && wf.split && wf.type == WeightType::kF32 && !k_.f32_strips)
+      return {whole_rows_hh(m_, ld), WeightFormat{}};
+    return {mats[i].buf->data(), wf};
   }
 
   // Where the plan widens bf16 weights (forward-plan.cc), each thread widens the panels its

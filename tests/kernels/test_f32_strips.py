@@ -1,14 +1,19 @@
-"""float32 W_ih in 16-column strips and in whole panel rows.
+"""float32 W_ih and W_hh in 16-column strips and in whole panel rows.
 
-The AVX2 table packs a float32 model's W_ih with each panel's 16-column vectors apart (strips
-of K rows of 64 contiguous bytes, for its 6-row x 16-column GEMM tile: csrc/kernels/vec/
-vec-avx2.h kGemmStrips); the others keep whole panel rows. A model keeps the layout it was
-packed in, and every table's GEMM reads both to the same bits: the input projection over a
-chunk of time steps, a stream's own per-step projection, the classic GRU's, every layer's
-and direction's, at 1 and 2 threads.
+The AVX2 table packs a float32 model's W_ih and W_hh with each panel's 16-column vectors
+apart (strips of K rows of 64 contiguous bytes, for its 6-row x 16-column GEMM tile, which
+many-row steps take too: csrc/kernels/vec/vec-avx2.h kGemmStrips); the others keep whole
+panel rows. A model keeps the layout it was packed in. Every table's GEMM reads both to the
+same bits (the input projection over a chunk of time steps, a stream's own per-step
+projection, the classic GRU's); the AVX2 table's steps read both to the same bits (batch 1,
+the 2- and 3-row tiles on some of a panel's gates at a time, many rows), and another table
+runs a W_hh in strips from the model's copy in whole rows: every layer and direction, at 1
+and 2 threads.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import pytest
@@ -19,7 +24,7 @@ from support.common import SESSION_ISA, assert_same_bits, flatten
 
 f32 = np.float32
 
-STRIPS = "avx2"  # the table that packs W_ih in strips
+STRIPS = "avx2"  # the table that packs W_ih and W_hh in strips
 
 needs_strips = pytest.mark.skipif(
     STRIPS not in _core.isa_available(), reason="only the AVX2 table packs strips"
@@ -56,7 +61,7 @@ CASES = [
 
 @needs_strips
 @pytest.mark.parametrize(("mode", "kw"), CASES)
-@pytest.mark.parametrize("batch", [1, 3, 8, 70])
+@pytest.mark.parametrize("batch", [1, 2, 3, 8, 70])
 def test_strips_give_whole_rows_bits(isa, layout_restored, mode, kw, batch):
     """Both layouts on the table under test: bit for bit, 1 and 2 threads, and (one
     direction) a stream's steps (each projecting its own x_t) give forward's bits."""
@@ -81,6 +86,51 @@ def test_strips_depth_blocks(layout_restored, inputs):
     x = np.random.default_rng(inputs).standard_normal((5, 13, inputs)).astype(f32)
     for a, b in zip(flatten(models[True](x)), flatten(models[False](x))):
         np.testing.assert_array_equal(a, b)
+
+
+@needs_strips
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("hidden", [1, 17, 255, 257])
+@pytest.mark.parametrize("batch", [1, 2, 3, 13])
+def test_strips_hidden_sizes(layout_restored, mode, hidden, batch):
+    """Hidden sizes (W_hh's depth) around the many-row steps' depth blocks (256 k) and their
+    4-k loop, and a last panel mostly padding: the bits of whole panel rows on the AVX2
+    table, batch 1 to 3 (the few-row tiles) and many rows."""
+    _core.set_isa(STRIPS)
+    models = {}
+    for strips in (True, False):
+        _core.f32_strips(strips)
+        models[strips] = getattr(fastrnn, mode)(8, hidden, seed=4)
+    x = np.random.default_rng(hidden).standard_normal((6, batch, 8)).astype(f32)
+    for a, b in zip(flatten(models[True](x)), flatten(models[False](x))):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_strips
+def test_whole_rows_copy_made_once_under_threads(layout_restored):
+    """A model in strips first run by a table that reads W_hh in whole rows, from several
+    Python threads at once (the copy is made by one of them, once): every thread gets the
+    bits of the model packed in whole rows."""
+    strips = _packed("LSTM", True, num_layers=2)
+    whole = _packed("LSTM", False, num_layers=2)
+    _core.set_isa("scalar")
+    x = np.random.default_rng(7).standard_normal((9, 4, 37)).astype(f32)
+    expected = flatten(whole(x))
+    results = [None] * 4
+    barrier = threading.Barrier(len(results))
+
+    def run(i):
+        barrier.wait()
+        results[i] = flatten(strips(x))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(results))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got in results:
+        for a, b in zip(got, expected):
+            np.testing.assert_array_equal(a, b)
 
 
 @needs_strips

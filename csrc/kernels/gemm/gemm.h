@@ -12,8 +12,9 @@
 //           L1 while every row passes; a depth block continues each sum from the value the
 //           previous one stored, so blocking never changes a result. Where the ISA says
 //           so (kGemmPrefetch), the row blocks prefetch the next tile's weights as they go.
-//           A float32 W_ih packed in strips (WeightFormat::split: each panel's NV vectors of
-//           16 columns apart, (NV, K, 16)) runs panel_accumulate_strips: the same sums.
+//           A float32 W_ih or W_hh packed in strips (WeightFormat::split: each panel's NV
+//           vectors of 16 columns apart, (NV, K, 16)) runs panel_accumulate_strips: the same
+//           sums.
 // Accuracy: fp32 FMA dot products in k order (see panel-dot.h).
 // Included inside an ISA's anonymous namespace (no includes here).
 
@@ -134,16 +135,28 @@ FASTRNN_INLINE void panel_accumulate(const float* panel, int K, const float* a, 
 // one stored, so they change no result.
 constexpr int kStripDepth = 256;
 
+// k rows (64-byte lines) ahead that a strip from beyond the near cache is asked for into the
+// L2 (kFar: a many-row step's W_hh, StepArgs::far_weights). AMD Zen 3, one core, LSTM steps
+// at B = 4, H = 1,536 (37 MiB of W_hh a step: bench/anatomy.cc step_*_far): 32, 64, 128 or
+// 256 rows ahead 39-57 GFLOP/s (the host's memory noise), none 38-43, the panel rows'
+// kStreamNextBlock shares 34-42.
+constexpr int kStripFarAhead = 64;
+
 // The dot products of a tile of R rows on one strip (K rows of 16 floats, contiguous):
 // panel_dot's FMAs in its order, 4 k a loop trip, each trip first asking for the strip's
 // lines 4 and 6 rows on (into the L1; as integers: past the strip's end they point nowhere,
-// and a prefetch never faults).
-template <int R>
+// and a prefetch never faults), and (kFar) its 4 lines kStripFarAhead rows on into the L2:
+// past the strip's end, the next strip's or panel's first, which come next in memory.
+template <int R, bool kFar = false>
 FASTRNN_INLINE void strip_dot(const float* w, int K, const float* a, ptrdiff_t lda,
                               V (&acc)[R][kSub]) {
   const uintptr_t at = reinterpret_cast<uintptr_t>(w);
   int k = 0;
   for (; k + 4 <= K; k += 4) {
+    if constexpr (kFar)
+      for (int u = 0; u < 4; ++u)
+        __builtin_prefetch(
+            reinterpret_cast<const void*>(at + 64 * uintptr_t(k + kStripFarAhead + u)), 0, 2);
     __builtin_prefetch(reinterpret_cast<const void*>(at + 64 * uintptr_t(k + 4)), 0, 3);
     __builtin_prefetch(reinterpret_cast<const void*>(at + 64 * uintptr_t(k + 6)), 0, 3);
 #pragma GCC unroll 4
@@ -152,10 +165,12 @@ FASTRNN_INLINE void strip_dot(const float* w, int K, const float* a, ptrdiff_t l
   for (; k < K; ++k) panel_dot_k<16, kSub, R>(w, a, lda, k, acc);
 }
 
-// panel_accumulate on a panel packed in strips (WeightFormat::split, float32 W_ih): the NV
-// strips of (K, 16) floats one after the other, each over depth blocks of kStripDepth k
-// and all row blocks: the same sums, bias and from_zero as panel_accumulate, the same bits.
-template <int NV>
+// panel_accumulate on a panel packed in strips (WeightFormat::split, float32 W_ih and W_hh):
+// the NV strips of (K, 16) floats one after the other, each over depth blocks of
+// kStripDepth k and all row blocks: the same sums, bias and from_zero as panel_accumulate,
+// the same bits. kFar: weights from beyond the near cache; the first row block of each depth
+// block asks for them far ahead (strip_dot).
+template <int NV, bool kFar = false>
 FASTRNN_NOINLINE void panel_accumulate_strips(const float* panel, int K, const float* a,
                                               ptrdiff_t lda, int rows, float* sums,
                                               ptrdiff_t ld_sums, const float* bias,
@@ -171,7 +186,11 @@ FASTRNN_NOINLINE void panel_accumulate_strips(const float* panel, int K, const f
         for (int r = 0; r < R; ++r)
           for (int c = 0; c < kSub; ++c)
             acc[r][c] = from_zero && k0 == 0 ? vzero() : vload(out + r * ld_sums + c * kVecLanes);
-        strip_dot<R>(strip + static_cast<ptrdiff_t>(k0) * 16, kc, a + r0 * lda + k0, lda, acc);
+        if (kFar && r0 == 0)
+          strip_dot<R, kFar>(strip + static_cast<ptrdiff_t>(k0) * 16, kc, a + r0 * lda + k0, lda,
+                             acc);
+        else
+          strip_dot<R>(strip + static_cast<ptrdiff_t>(k0) * 16, kc, a + r0 * lda + k0, lda, acc);
         if (bias != nullptr && k0 + kc == K)
           for (int r = 0; r < R; ++r)
             for (int c = 0; c < kSub; ++c)

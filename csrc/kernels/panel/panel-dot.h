@@ -17,14 +17,18 @@ static_assert(kSub * kVecLanes == 16, "a packed vector must be whole V's");
 
 // acc[r][c] += a[r·lda + k] · w[k·kRow + c·kVecLanes] for a tile of R rows and C V's of
 // contiguous columns; w points at the tile's first column in row 0 of the panel (kRow
-// floats per panel row).
-template <int kRow, int C, int R>
+// floats per panel row). kStrips: the tile's packed vectors lie in strips of (K, 16) floats
+// (WeightFormat::split), `strip` floats apart: vector c / kSub's row k at w + strip ·
+// (c / kSub) + 16 k (kRow = 16).
+template <int kRow, int C, int R, bool kStrips = false>
 FASTRNN_INLINE void panel_dot_k(const float* w, const float* a, ptrdiff_t lda, int k,
-                                V (&acc)[R][C]) {
+                                V (&acc)[R][C], ptrdiff_t strip = 0) {
+  static_assert(!kStrips || kRow == 16, "a strip's rows are one packed vector");
   const float* wk = w + static_cast<ptrdiff_t>(k) * kRow;
   V wv[C];
 #pragma GCC unroll 16
-  for (int c = 0; c < C; ++c) wv[c] = vload(wk + c * kVecLanes);
+  for (int c = 0; c < C; ++c)
+    wv[c] = vload(kStrips ? wk + (c / kSub) * strip + (c % kSub) * kVecLanes : wk + c * kVecLanes);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     const V x = vset1(a[r * lda + k]);
@@ -77,11 +81,13 @@ FASTRNN_INLINE void stream_share(uintptr_t share, int k) {
 // k in two chains, added at the end). kStream (one chain): each loop trip first
 // prefetches into the L2 the tile's share of what follows it (share: see stream_share),
 // or, without a share, the tile's own weights kStreamAheadK k rows further on (on ISAs
-// whose streaming tiles take shares, kStreamNextBlock, nothing).
-template <int kRow, int C, int R, int KS, bool kStream = false>
+// whose streaming tiles take shares, kStreamNextBlock, nothing). kStrips (not streaming):
+// the tile's vectors in strips `strip` floats apart (panel_dot_k).
+template <int kRow, int C, int R, int KS, bool kStream = false, bool kStrips = false>
 FASTRNN_INLINE void panel_dot(const float* w, int K, const float* a, ptrdiff_t lda, V (&acc)[R][C],
-                              uintptr_t share = 0) {
+                              uintptr_t share = 0, ptrdiff_t strip = 0) {
   static_assert(!kStream || KS == 1, "the prefetching tiles run one chain");
+  static_assert(!kStream || !kStrips, "strips are not streamed here");
   int k = 0;
   if constexpr (KS == 2) {
     V odd[R][C];
@@ -90,10 +96,10 @@ FASTRNN_INLINE void panel_dot(const float* w, int K, const float* a, ptrdiff_t l
 #pragma GCC unroll 16
       for (int c = 0; c < C; ++c) odd[r][c] = vzero();
     for (; k + 1 < K; k += 2) {
-      panel_dot_k<kRow, C, R>(w, a, lda, k, acc);
-      panel_dot_k<kRow, C, R>(w, a, lda, k + 1, odd);
+      panel_dot_k<kRow, C, R, kStrips>(w, a, lda, k, acc, strip);
+      panel_dot_k<kRow, C, R, kStrips>(w, a, lda, k + 1, odd, strip);
     }
-    if (k < K) panel_dot_k<kRow, C, R>(w, a, lda, k, acc);
+    if (k < K) panel_dot_k<kRow, C, R, kStrips>(w, a, lda, k, acc, strip);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
@@ -108,9 +114,10 @@ FASTRNN_INLINE void panel_dot(const float* w, int K, const float* a, ptrdiff_t l
           stream_ahead<kRow, C, kDotUnroll>(w, k);
       }
 #pragma GCC unroll 8
-      for (int u = 0; u < kDotUnroll; ++u) panel_dot_k<kRow, C, R>(w, a, lda, k + u, acc);
+      for (int u = 0; u < kDotUnroll; ++u)
+        panel_dot_k<kRow, C, R, kStrips>(w, a, lda, k + u, acc, strip);
     }
-    for (; k < K; ++k) panel_dot_k<kRow, C, R>(w, a, lda, k, acc);
+    for (; k < K; ++k) panel_dot_k<kRow, C, R, kStrips>(w, a, lda, k, acc, strip);
   }
 }
 

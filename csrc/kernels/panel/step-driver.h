@@ -253,12 +253,15 @@ FASTRNN_INLINE void sums_finish(const StepArgs& s, int p, int b0, int rows, cons
 
 // The tile's dot products, from fp32 or (kBf16) bf16 panels: the same FMAs in the same order.
 // kStream: fp32 weights from beyond the near cache, prefetched ahead (panel-dot.h).
-template <int kRow, int C, int R, int KS, bool kBf16, bool kStream = false>
+// kStrips: fp32 weights in strips (WeightFormat::split) of K rows: the tile's vectors K · 16
+// floats apart, kRow = 16.
+template <int kRow, int C, int R, int KS, bool kBf16, bool kStream = false, bool kStrips = false>
 FASTRNN_INLINE void step_dot(const float* w, int K, const float* a, ptrdiff_t lda, V (&acc)[R][C]) {
   if constexpr (kBf16)
     panel_dot_bf16<kRow, C, R, KS>(reinterpret_cast<const uint32_t*>(w), K, a, lda, acc);
   else
-    panel_dot<kRow, C, R, KS, kStream>(w, K, a, lda, acc);
+    panel_dot<kRow, C, R, KS, kStream, kStrips>(w, K, a, lda, acc, 0,
+                                                static_cast<ptrdiff_t>(K) * 16);
 }
 
 // kStream: W_hh comes from beyond the near cache (StepArgs::far_weights). With several row
@@ -267,9 +270,15 @@ FASTRNN_INLINE void step_dot(const float* w, int K, const float* a, ptrdiff_t ld
 // time and not only its first block's (the first block read its panel at the far cache's
 // speed, the others from the L2); a single block of up to 4 rows prefetches its own
 // weights ahead instead. The same FMAs in the same order.
+// kStrips: W_hh in strips (WeightFormat::split; the ISA's kGemmStrips), read by the same
+// tiles in the same order: the same bits.
 template <int NV, int kUnits, int kMaxR, int KS, bool kAhead, bool kBf16 = false,
-          bool kStream = false, class Init, class Epilogue>
+          bool kStream = false, bool kStrips = false, class Init, class Epilogue>
 FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
+  static_assert(!kStrips || (!kAhead && !kBf16 && !kStream), "strips: the plain fp32 tiles");
+  // Row k of packed vector g of a panel: at 16 · NV · k + 16 g, or in strips 16 · (K g + k).
+  constexpr int kRow = kStrips ? 16 : NV * 16;
+  const ptrdiff_t gate_at = kStrips ? static_cast<ptrdiff_t>(s.K) * 16 : 16;
   for_step_panels<NV>(s, [&](int i, int p, const float* w) {
     // The next panel's lines (fp32: K rows of NV · 64 bytes), or none.
     [[maybe_unused]] uintptr_t next_at = 0;
@@ -311,7 +320,7 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
           panel_dot_next<NV * 16, NV * kSub, R>(w, s.K, s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev,
                                                 acc, next);
         else
-          step_dot<NV * 16, NV * kSub, R, KS, kBf16, kStream && R <= 4>(
+          step_dot<kRow, NV * kSub, R, KS, kBf16, kStream && R <= 4, kStrips>(
               w, s.K, s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev, acc);
         for (int r = 0; r < R; ++r) {
           if (row_pair_epilogue<NV>(s, p, b0 + r, r + 1 < R, epilogue,
@@ -340,8 +349,8 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
           for (int r = 0; r < R; ++r)
             for (int c = 0; c < kG * kSub; ++c)
               acc[r][c] = vload(&sums[r][16 * g0 + c * kVecLanes]);
-          step_dot<NV * 16, kG * kSub, R, KS, kBf16, kStream && R <= 4>(
-              w + 16 * g0, s.K, s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev, acc);
+          step_dot<kRow, kG * kSub, R, KS, kBf16, kStream && R <= 4, kStrips>(
+              w + gate_at * g0, s.K, s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev, acc);
           for (int r = 0; r < R; ++r)
             for (int c = 0; c < kG * kSub; ++c)
               vstore(&sums[r][16 * g0 + c * kVecLanes], acc[r][c]);
@@ -372,6 +381,9 @@ FASTRNN_INLINE void step_panels_summed(const StepArgs& s, Init&& init, Epilogue&
       if constexpr (kBf16)
         panel_accumulate_bf16<NV>(reinterpret_cast<const uint32_t*>(w), s.K, h, s.ld_h_prev, rows,
                                   &sums[0][0], NV * 16);
+      else if (s.wf.split)
+        panel_accumulate_strips<NV, kStream>(w, s.K, h, s.ld_h_prev, rows, &sums[0][0], NV * 16,
+                                             nullptr, false);
       else
         panel_accumulate<NV, kStream>(w, s.K, h, s.ld_h_prev, rows, &sums[0][0], NV * 16);
       sums_finish<NV, kUnits>(s, p, b0, rows, &sums[0][0], epilogue);
@@ -543,6 +555,13 @@ FASTRNN_INLINE void step_panels(const StepArgs& s, Init&& init, Epilogue&& epilo
   }
   // Batch 1 to 3 with far weights takes no prefetch: lat_lstm_1024 (16 MiB of W_hh) was
   // 1.09x the time with it at 1 thread, 1.06x at 2 (AVX-512's two chains, A/B alternating).
+  if constexpr (kGemmStrips) {
+    if (s.wf.split) {
+      step_panels_blocked<NV, kUnits, kStepRows, kStepSplitK, false, false, false, true>(s, init,
+                                                                                         epilogue);
+      return;
+    }
+  }
   step_panels_blocked<NV, kUnits, kStepRows, kStepSplitK, false>(s, init, epilogue);
 }
 

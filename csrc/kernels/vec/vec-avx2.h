@@ -36,12 +36,18 @@ constexpr int kGemmDepth = 128;
 // the library, 1 thread, A/B alternating: tput_lstm_512 0.78-0.83x the time, tput_gru_512
 // 0.82x, deepbench_lstm 0.70-0.77x, bilstm_text 0.94-1.01x; batch 1 level.
 constexpr bool kGemmPrefetch = true;
-// float32 W_ih packed in 16-column strips (WeightFormat::split): a strip's K rows of 64
-// contiguous bytes fill the L1's sets in turn, where a (K, 4, 16) panel's 256-byte rows put
-// a 16-column tile in 16 of the 64 (gemm.h panel_accumulate_strips). AMD Zen 3, one core,
-// G_x chunks over 2,048 gate columns beyond the L2 (bench/anatomy.cc gemm_*_far, two runs):
-// 32 rows × K 300 91.7-93.9 against 80.6-80.9 GFLOP/s, 64 × 512 86.5-93.6 against
-// 86.3-87.1; in the library, layouts alternating call by call: bilstm_text 0.92x the time.
+// float32 W_ih and W_hh packed in 16-column strips (WeightFormat::split): a strip's K rows
+// of 64 contiguous bytes fill the L1's sets in turn, where a (K, 4, 16) panel's 256-byte
+// rows put a 16-column tile in 16 of the 64 (gemm.h panel_accumulate_strips; the few-row
+// steps read the NV strips of a panel side by side: step-driver.h). AMD Zen 3, one core,
+// bench/anatomy.cc (two runs each):
+//   G_x chunks over 2,048 gate columns beyond the L2 (gemm_*_far): 32 rows × K 300
+//   91.7-93.9 against 80.6-80.9 GFLOP/s, 64 × 512 86.5-93.6 against 86.3-87.1;
+//   LSTM steps on W_hh (step_*): B = 32, H = 256 81.2-81.9 against 73.2-74.2; B = 64, H =
+//   512 87.1-88.9 against 82.1-83.8; B = 3, H = 256 78.7-78.8 against 64.8-67.1; B = 1, H =
+//   256 level (30.7-33.5), H = 1,024 27.4-36.5 against 26.3-32.6.
+// In the library, bilstm_text 0.92x the time with W_ih in strips (layouts alternating call by
+// call), then 0.955x / 0.964x (1 / 2 threads) with W_hh too (bench/ab.py, 6 of 6).
 constexpr bool kGemmStrips = true;
 constexpr int kStepAccumulators = 12;
 constexpr int kStepRows = 3;
@@ -64,7 +70,8 @@ constexpr int kStepSumRows = 64;
 // prefetching the whole rows 32 k ahead and the others their own lines (which had been
 // 0.78x / 0.81x the time of own lines only): 1 thread 0.85x the time (p10 0.87x), 2
 // threads 0.84x (0.83x). Keeping the own lines as well gained nothing (one build, A/B:
-// 0.89x / 0.90x, against 0.91x / 0.88x without them).
+// 0.89x / 0.90x, against 0.91x / 0.88x without them). (A W_hh in strips, kGemmStrips, is a
+// sequential stream instead: its tiles ask for it kStripFarAhead rows ahead, gemm.h.)
 constexpr bool kStreamNextBlock = true;
 constexpr bool kRowPairEpilogue = false;  // two V's of a row make the pair (VPair)
 // No input projection ahead at batch 1: the step's 8 chains and a projection tile of even
