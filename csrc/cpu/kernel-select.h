@@ -40,7 +40,7 @@ void int8_narrow_allow(bool on);
 // (int8_split_allow(false), for tests and A/B: every table reads both, to the same sums).
 bool int8_split_enabled();
 void int8_split_allow(bool on);
-// Whether float32 models packed from now on take W_ih in 16-column strips
+// Whether float32 models packed from now on take W_ih and W_hh in 16-column strips
 // (WeightFormat::split): where the table in use packs them so (KernelTable::f32_strips),
 // unless switched off (f32_strips_allow(false), for tests and A/B: the same bits).
 bool f32_strips_enabled();

@@ -18,7 +18,7 @@ constexpr int kGemmDepth = 1 << 30;  // no depth blocks: a panel streams from L2
 // No prefetch of the next tile (gemm.h): a tile is a whole panel read in one sequential
 // stream; prefetching the next panel into the L2 gained nothing measurable (Zen 5).
 constexpr bool kGemmPrefetch = false;
-constexpr bool kGemmStrips = false;  // W_ih in whole panel rows (gemm.h)
+constexpr bool kGemmStrips = false;  // W_ih, W_hh in whole panel rows (gemm.h)
 // k iterations per loop trip of a one-chain dot product: 4 keep the loop's address
 // arithmetic and counter off the FMA ports' way (Sapphire Rapids-class Xeon, GEMM with
 // 64-byte aligned weights, K = 256 and 512: +7% and +9%; K ≤ 128 level).

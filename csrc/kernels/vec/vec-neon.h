@@ -26,7 +26,7 @@ constexpr int kGemmDepth = 128;
 // No prefetch of the next tile (gemm.h): AVX2 gains from it, but no Arm core has been
 // timed here (qemu only), and a speed change lands only measured.
 constexpr bool kGemmPrefetch = false;
-constexpr bool kGemmStrips = false;  // W_ih in whole panel rows (gemm.h)
+constexpr bool kGemmStrips = false;  // W_ih, W_hh in whole panel rows (gemm.h)
 constexpr int kStepAccumulators = 24;
 constexpr int kStepRows = 1;
 constexpr int kStepSplitK = 1;
