@@ -271,14 +271,14 @@ FASTRNN_INLINE void step_dot(const float* w, int K, const float* a, ptrdiff_t ld
 // speed, the others from the L2); a single block of up to 4 rows prefetches its own
 // weights ahead instead. The same FMAs in the same order.
 // kStrips: W_hh in strips (WeightFormat::split; the ISA's kGemmStrips), read by the same
-// tiles in the same order: the same bits.
+// tiles in the same order: the same bits. Row k of packed vector g of a panel lies at
+// 16 · NV · k + 16 g, or in strips at 16 · (K g + k): a row of NV · 16 floats, or of 16.
+// (Written out where it is used, not held in a local: GCC captured such a constant in the
+// generic lambdas below, which changed the code of every ISA's steps.)
 template <int NV, int kUnits, int kMaxR, int KS, bool kAhead, bool kBf16 = false,
           bool kStream = false, bool kStrips = false, class Init, class Epilogue>
 FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue&& epilogue) {
   static_assert(!kStrips || (!kAhead && !kBf16 && !kStream), "strips: the plain fp32 tiles");
-  // Row k of packed vector g of a panel: at 16 · NV · k + 16 g, or in strips 16 · (K g + k).
-  constexpr int kRow = kStrips ? 16 : NV * 16;
-  const ptrdiff_t gate_at = kStrips ? static_cast<ptrdiff_t>(s.K) * 16 : 16;
   for_step_panels<NV>(s, [&](int i, int p, const float* w) {
     // The next panel's lines (fp32: K rows of NV · 64 bytes), or none.
     [[maybe_unused]] uintptr_t next_at = 0;
@@ -320,7 +320,7 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
           panel_dot_next<NV * 16, NV * kSub, R>(w, s.K, s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev,
                                                 acc, next);
         else
-          step_dot<kRow, NV * kSub, R, KS, kBf16, kStream && R <= 4, kStrips>(
+          step_dot<kStrips ? 16 : NV * 16, NV * kSub, R, KS, kBf16, kStream && R <= 4, kStrips>(
               w, s.K, s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev, acc);
         for (int r = 0; r < R; ++r) {
           if (row_pair_epilogue<NV>(s, p, b0 + r, r + 1 < R, epilogue,
@@ -349,8 +349,9 @@ FASTRNN_INLINE void step_panels_blocked(const StepArgs& s, Init&& init, Epilogue
           for (int r = 0; r < R; ++r)
             for (int c = 0; c < kG * kSub; ++c)
               acc[r][c] = vload(&sums[r][16 * g0 + c * kVecLanes]);
-          step_dot<kRow, kG * kSub, R, KS, kBf16, kStream && R <= 4, kStrips>(
-              w + gate_at * g0, s.K, s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev, acc);
+          step_dot<kStrips ? 16 : NV * 16, kG * kSub, R, KS, kBf16, kStream && R <= 4, kStrips>(
+              w + (kStrips ? static_cast<ptrdiff_t>(s.K) * 16 : 16) * g0, s.K,
+              s.h_prev + b0 * s.ld_h_prev, s.ld_h_prev, acc);
           for (int r = 0; r < R; ++r)
             for (int c = 0; c < kG * kSub; ++c)
               vstore(&sums[r][16 * g0 + c * kVecLanes], acc[r][c]);
