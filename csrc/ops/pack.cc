@@ -53,19 +53,28 @@ void panels_pack_reduced(const T* w, int H, int K, WeightType type, const PanelG
     }
 }
 
-// Packed panels of `rows` rows of geo.vectors × 16 four-byte elements (floats or dwords)
-// split in place: each panel's vectors of 16 columns apart, (vectors, rows, 16).
+// One packed panel of `rows` rows of geo.vectors × 16 four-byte elements (floats or dwords)
+// copied between whole panel rows, (rows, vectors, 16), and split vectors, (vectors, rows,
+// 16): to_split from whole rows at `from` to split vectors at `to`, else back.
+void panel_relayout(const uint32_t* from, uint32_t* to, int rows, const PanelGeometry& geo,
+                    bool to_split) {
+  for (int v = 0; v < geo.vectors; ++v)
+    for (int k = 0; k < rows; ++k) {
+      const size_t split = (static_cast<size_t>(v) * rows + k) * kLanes;
+      const size_t whole = (static_cast<size_t>(k) * geo.vectors + v) * kLanes;
+      std::memcpy(to + (to_split ? split : whole), from + (to_split ? whole : split),
+                  kLanes * sizeof(uint32_t));
+    }
+}
+
+// `panels` packed panels of `rows` rows split in place: each panel's vectors of 16 columns
+// apart, (vectors, rows, 16).
 void panels_split(uint32_t* data, int rows, const PanelGeometry& geo, int panels) {
   const size_t panel = static_cast<size_t>(rows) * geo.cols();
   std::vector<uint32_t> whole(panel);
   for (size_t p = 0; p < static_cast<size_t>(panels); ++p) {
-    uint32_t* at = data + p * panel;
-    std::memcpy(whole.data(), at, panel * sizeof(uint32_t));
-    for (int v = 0; v < geo.vectors; ++v)
-      for (int k = 0; k < rows; ++k)
-        std::memcpy(at + (static_cast<size_t>(v) * rows + k) * kLanes,
-                    whole.data() + (static_cast<size_t>(k) * geo.vectors + v) * kLanes,
-                    kLanes * sizeof(uint32_t));
+    std::memcpy(whole.data(), data + p * panel, panel * sizeof(uint32_t));
+    panel_relayout(whole.data(), data + p * panel, rows, geo, true);
   }
 }
 
@@ -75,11 +84,7 @@ void panels_join(const uint32_t* split, int rows, const PanelGeometry& geo, int 
                  uint32_t* out) {
   const size_t panel = static_cast<size_t>(rows) * geo.cols();
   for (size_t p = 0; p < static_cast<size_t>(panels); ++p)
-    for (int v = 0; v < geo.vectors; ++v)
-      for (int k = 0; k < rows; ++k)
-        std::memcpy(out + p * panel + (static_cast<size_t>(k) * geo.vectors + v) * kLanes,
-                    split + p * panel + (static_cast<size_t>(v) * rows + k) * kLanes,
-                    kLanes * sizeof(uint32_t));
+    panel_relayout(split + p * panel, out + p * panel, rows, geo, false);
 }
 
 // One weight matrix (rows (gates·H), K columns) in the model's format: fp32 panels, or

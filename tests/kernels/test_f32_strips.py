@@ -38,16 +38,19 @@ def layout_restored():
     _core.set_isa(SESSION_ISA)
 
 
-def _packed(mode: str, strips: bool, **kw):
-    """A model built (so packed) while the AVX2 table is in use, in strips or (switched off)
-    whole panel rows: the layout stays the model's whichever table then runs it."""
+def _layouts(make):
+    """The model make() builds, packed (built) while the AVX2 table is in use twice: in strips
+    and (switched off) in whole panel rows; the layout stays the model's whichever table then
+    runs it. Returns (strips, whole)."""
+    models = {}
     _core.set_isa(STRIPS)
-    _core.f32_strips(strips)
-    assert _core.f32_strips() is strips
-    model = getattr(fastrnn, mode)(37, 45, seed=5, **kw)
+    for strips in (True, False):
+        _core.f32_strips(strips)
+        assert _core.f32_strips() is strips
+        models[strips] = make()
     _core.f32_strips(True)
     _core.set_isa(SESSION_ISA)
-    return model
+    return models[True], models[False]
 
 
 CASES = [
@@ -66,8 +69,7 @@ def test_strips_give_whole_rows_bits(isa, layout_restored, mode, kw, batch):
     """Both layouts on the table under test: bit for bit, 1 and 2 threads, and (one
     direction) a stream's steps (each projecting its own x_t) give forward's bits."""
     # I = 37: not a multiple of the strip loop's 4 k; H = 45: the last panel partly padding.
-    strips = _packed(mode, True, **kw)
-    whole = _packed(mode, False, **kw)
+    strips, whole = _layouts(lambda: getattr(fastrnn, mode)(37, 45, seed=5, **kw))
     _core.set_isa(isa)
     x = np.random.default_rng(batch).standard_normal((9, batch, 37)).astype(f32)
     assert_same_bits(strips, whole, x, stream=not kw.get("bidirectional"))
@@ -78,14 +80,10 @@ def test_strips_give_whole_rows_bits(isa, layout_restored, mode, kw, batch):
 def test_strips_depth_blocks(layout_restored, inputs):
     """Input sizes around the strips' depth blocks (256 k) and their 4-k loop: the bits of
     whole panel rows, on the AVX2 table, over a chunk of many rows."""
+    strips, whole = _layouts(lambda: fastrnn.LSTM(inputs, 20, seed=3))
     _core.set_isa(STRIPS)
-    models = {}
-    for strips in (True, False):
-        _core.f32_strips(strips)
-        models[strips] = fastrnn.LSTM(inputs, 20, seed=3)
     x = np.random.default_rng(inputs).standard_normal((5, 13, inputs)).astype(f32)
-    for a, b in zip(flatten(models[True](x)), flatten(models[False](x))):
-        np.testing.assert_array_equal(a, b)
+    assert_same_bits(strips, whole, x)
 
 
 @needs_strips
@@ -96,14 +94,10 @@ def test_strips_hidden_sizes(layout_restored, mode, hidden, batch):
     """Hidden sizes (W_hh's depth) around the many-row steps' depth blocks (256 k) and their
     4-k loop, and a last panel mostly padding: the bits of whole panel rows on the AVX2
     table, batch 1 to 3 (the few-row tiles) and many rows."""
+    strips, whole = _layouts(lambda: getattr(fastrnn, mode)(8, hidden, seed=4))
     _core.set_isa(STRIPS)
-    models = {}
-    for strips in (True, False):
-        _core.f32_strips(strips)
-        models[strips] = getattr(fastrnn, mode)(8, hidden, seed=4)
     x = np.random.default_rng(hidden).standard_normal((6, batch, 8)).astype(f32)
-    for a, b in zip(flatten(models[True](x)), flatten(models[False](x))):
-        np.testing.assert_array_equal(a, b)
+    assert_same_bits(strips, whole, x)
 
 
 @needs_strips
@@ -111,8 +105,7 @@ def test_whole_rows_copy_made_once_under_threads(layout_restored):
     """A model in strips first run by a table that reads W_hh in whole rows, from several
     Python threads at once (the copy is made by one of them, once): every thread gets the
     bits of the model packed in whole rows."""
-    strips = _packed("LSTM", True, num_layers=2)
-    whole = _packed("LSTM", False, num_layers=2)
+    strips, whole = _layouts(lambda: fastrnn.LSTM(37, 45, seed=5, num_layers=2))
     _core.set_isa("scalar")
     x = np.random.default_rng(7).standard_normal((9, 4, 37)).astype(f32)
     expected = flatten(whole(x))
@@ -149,19 +142,15 @@ def test_strips_never_project_ahead(layout_restored):
     """A model packed in strips, run by a table that projects batch-1 steps ahead (its tiles
     read W_ih in whole rows: the scalar table, forced on), projects plainly instead, to the
     same bits."""
-    models = {}
-    _core.set_isa(STRIPS)
-    for strips in (True, False):
-        _core.f32_strips(strips)
-        models[strips] = fastrnn.LSTM(128, 128, seed=2)  # 128 Ki multiply-adds a step
-    _core.f32_strips(True)
+    # 128 Ki multiply-adds a step
+    strips, whole = _layouts(lambda: fastrnn.LSTM(128, 128, seed=2))
     _core.set_isa("scalar")
     _core.ahead_override(True)
     try:
-        assert models[False].plan(1, 50, num_threads=1)["ahead"] == [1]
-        assert models[True].plan(1, 50, num_threads=1)["ahead"] == [0]
+        assert whole.plan(1, 50, num_threads=1)["ahead"] == [1]
+        assert strips.plan(1, 50, num_threads=1)["ahead"] == [0]
         x = np.random.default_rng(0).standard_normal((50, 1, 128)).astype(f32)
-        for a, b in zip(flatten(models[True](x)), flatten(models[False](x))):
+        for a, b in zip(flatten(strips(x)), flatten(whole(x))):
             np.testing.assert_array_equal(a, b)
     finally:
         _core.ahead_override(None)
