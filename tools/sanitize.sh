@@ -29,6 +29,7 @@ SANITIZE_TESTS=(
   tests/kernels/test_batch1_ahead.py       # batch 1: projection inside the steps, bit-identity
   tests/kernels/test_cpu_caches.py         # cache detection; tiny and huge caches: same bits
   tests/kernels/test_row_blocks.py         # every row block tail: same bits for any batch
+  tests/kernels/test_f32_strips.py         # AVX2 strips against panel rows; the whole-rows copy
   tests/kernels/test_plan.py               # the plan; the workspace size check
   tests/hardening/test_concurrency.py      # many Python threads in the core, GIL released
   tests/kernels/test_activations.py        # the vector activations on every ISA, NaN and ±inf

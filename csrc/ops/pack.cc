@@ -248,26 +248,30 @@ int64_t widened_floats(const RnnModel& m) {
   return total;
 }
 
-void widen_bf16_panels(const PackedMatrix& w, int p0, int p1, float* out) {
+void widen_bf16_panels(const PackedMatrix& w, int p0, int p1, float* out, bool strips) {
   const int K = w.K, Kd = weight_rows(WeightType::kBf16, K);
   const size_t cols = w.buf->size() / (static_cast<size_t>(w.panels) * Kd);
   const auto* packed = reinterpret_cast<const uint32_t*>(w.buf->data());
-  for (int p = p0; p < p1; ++p)
+  for (int p = p0; p < p1; ++p) {
+    float* panel = out + static_cast<size_t>(p) * K * cols;
+    // Where column j of row k goes: (K, cols) panel rows, or (cols / 16, K, 16) strips.
+    const auto at = [&](int k, size_t j) {
+      return strips ? (j / kLanes * K + k) * kLanes + j % kLanes : k * cols + j;
+    };
     for (int kk = 0; kk < Kd; ++kk) {
       // Dword row kk holds k = 2kk in its low half, 2kk + 1 in its high half (zero past K).
       const uint32_t* src = packed + (static_cast<size_t>(p) * Kd + kk) * cols;
-      float* even = out + (static_cast<size_t>(p) * K + 2 * kk) * cols;
       for (size_t j = 0; j < cols; ++j) {
         const uint32_t bits = src[j] << 16;
-        std::memcpy(even + j, &bits, sizeof bits);
+        std::memcpy(panel + at(2 * kk, j), &bits, sizeof bits);
       }
       if (2 * kk + 1 == K) continue;
-      float* odd = even + cols;
       for (size_t j = 0; j < cols; ++j) {
         const uint32_t bits = src[j] & 0xFFFF0000u;
-        std::memcpy(odd + j, &bits, sizeof bits);
+        std::memcpy(panel + at(2 * kk + 1, j), &bits, sizeof bits);
       }
     }
+  }
 }
 
 int64_t model_packed_floats(const RnnConfig& cfg) {

@@ -146,8 +146,9 @@ int64_t widened_floats(const PackedMatrix& w);
 int64_t widened_floats(const RnnModel& m);
 
 // Panels [p0, p1) of a packed bf16 matrix (K rows, `panels` panels) widened to fp32 panels
-// (panels, K, cols): the layout and the values an fp32 model of the rounded weights packs.
-void widen_bf16_panels(const PackedMatrix& w, int p0, int p1, float* out);
+// (panels, K, cols), or with strips in 16-column strips (panels, cols / 16, K, 16): the
+// layouts and the values an fp32 model of the rounded weights packs.
+void widen_bf16_panels(const PackedMatrix& w, int p0, int p1, float* out, bool strips);
 
 // Packs all layers and directions; raw has num_layers·num_directions entries.
 RnnModel model_pack(const RnnConfig& cfg, const std::vector<RawWeights>& raw);

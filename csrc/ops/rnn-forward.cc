@@ -102,6 +102,8 @@ class Forward {
     sweep_ = static_cast<int>(ws.calls++ & 1u);
     ws_ = &ws;
     if (p.widen) {
+      // Decided once, so that every widening and every reader of this call agree.
+      wide_strips_ = k.f32_strips && f32_strips_enabled();
       ws.wide.resize(p.wide);
       wide_.resize(static_cast<size_t>(LD) * kMatrices);
       float* at = ws.wide.data();
@@ -360,7 +362,11 @@ class Forward {
   // A float32 W_hh in strips on a table whose steps read whole panel rows: the model's copy
   // in panel rows (whole_rows_hh: the same weights, so the table's own bits).
   Matrix matrix(int ld, MatrixIndex i) const {
-    if (p_.widen) return {wide_[ld * kMatrices + i], WeightFormat{}};
+    if (p_.widen) {
+      WeightFormat wf;
+      wf.split = wide_strips(i);
+      return {wide_[ld * kMatrices + i], wf};
+    }
     PackedMatrix mats[kMatrices];
     packed_matrices(m_, ld, mats);
     const WeightFormat wf = mats[i].fmt->of(m_.cfg.dtype, amx_, bf16_rows_);
@@ -383,8 +389,19 @@ class Forward {
       if (mats[i].buf == nullptr) continue;
       const bool second = i == kWhr || i == kWhn;
       widen_bf16_panels(mats[i], second ? q0 : p0, std::min(second ? q1 : p1, mats[i].panels),
-                        wide_[ld * kMatrices + i]);
+                        wide_[ld * kMatrices + i], wide_strips(static_cast<MatrixIndex>(i)));
     }
+  }
+  // The widened copy of matrix i in 16-column strips: where this call's table packs float32
+  // W_ih and W_hh so (KernelTable::f32_strips, unless switched off: f32_strips_enabled), for
+  // the matrices a float32 model packs so (ops/pack.cc model_pack: the gate geometry's W_ih
+  // and W_hh, not the classic GRU's W_hh), whose many-row steps and GEMM then run as
+  // float32's. AMD Zen 3, one build, the two layouts alternating call by call in one process
+  // (8 rounds, medians of the ratios), bf16 at 1 / 2 threads: bilstm_text 0.90x / 0.91x the
+  // time of whole rows, tput_lstm_512 0.96x / 0.99x, tput_gru_512 0.97x / 1.00x; against
+  // float32's time 0.99-1.03x, where whole rows took 1.00-1.14x.
+  bool wide_strips(MatrixIndex i) const {
+    return wide_strips_ && (i == kWih || (i == kWhh && !classic_));
   }
 
   // Units [u0, u1) of the state rows this thread writes: whole panels, clipped to n.
@@ -676,6 +693,7 @@ class Forward {
   const KernelTable& k_;
   Workspace* ws_ = nullptr;
   std::vector<float*> wide_;  // plan.widen: matrix i of layer·direction ld at [ld·kMatrices + i]
+  bool wide_strips_ = false;  // plan.widen: W_ih and W_hh widened into strips (wide_strips)
   int D_ = 1, H_out_ = 0, gcols_ = 0, ld_c_ = 0, ld_h_ = 0;
   int64_t chunk_ = 1;
   int sweep_ = 0;

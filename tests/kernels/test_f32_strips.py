@@ -154,3 +154,31 @@ def test_strips_never_project_ahead(layout_restored):
             np.testing.assert_array_equal(a, b)
     finally:
         _core.ahead_override(None)
+
+
+@needs_strips
+@pytest.mark.parametrize(
+    ("mode", "kw"),
+    [
+        ("LSTM", {"num_layers": 2}),
+        ("LSTM", {"proj_size": 13}),
+        ("GRU", {"bidirectional": True}),
+        ("GRU", {"linear_before_reset": False}),
+    ],
+)
+def test_bf16_widened_into_strips(layout_restored, mode, kw):
+    """A batched bf16 call on the AVX2 table widens W_ih and W_hh once into strips, the
+    layout its float32 kernels run (the classic GRU's W_hh and the projection's W_hr stay in
+    whole rows), or, switched off, into whole panel rows: either way the bits of the float32
+    model of the rounded weights, at 1 and 2 threads."""
+    model = fastrnn.quantize(getattr(fastrnn, mode)(37, 45, seed=6, **kw), "bf16")
+    rounded = fastrnn.quantize(model, "float32")
+    _core.set_isa(STRIPS)
+    x = np.random.default_rng(6).standard_normal((10, 40, 37)).astype(f32)
+    assert model.plan(40, 10)["widen"]
+    expected = {t: flatten(rounded(x, num_threads=t)) for t in (1, 2)}
+    for strips in (True, False):
+        _core.f32_strips(strips)
+        for t in (1, 2):
+            for a, b in zip(flatten(model(x, num_threads=t)), expected[t]):
+                np.testing.assert_array_equal(a, b)
