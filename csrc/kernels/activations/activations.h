@@ -8,6 +8,11 @@
 //           on a dense grid against float64 in tests/kernels/test_activations.py;
 //           sigmoid(±inf) = 1 / 0, tanh(±inf) = ±1, tanh(±0) = ±0, NaN → NaN, and subnormal x
 //           gives tanh(x) = x exactly.
+// Cost:     AMD Zen 3, AVX2, one core, independent vectors of 8 lanes (a probe of these
+//           functions, 2026-12-07): sigmoid 4.6 ns, tanh 6.0, exp 3.8 (the reduced
+//           polynomial alone 2.0; the clamps and the two-factor ldexp the rest); an LSTM
+//           cell 3.6 ns per unit (3.4 on VPairs). That is ~15% of an LSTM step's time at
+//           B = 8, H = 256, ~9% at batch 1, 5% of tput_lstm_512's call (perf).
 // Included inside an ISA's anonymous namespace after its vec-*.h (no includes here).
 
 #ifndef FASTRNN_VEC_HAS_LDEXP
