@@ -53,6 +53,10 @@ void panels_pack_reduced(const T* w, int H, int K, WeightType type, const PanelG
     }
 }
 
+// Where row k of a panel's packed vector v starts when the panel of `rows` rows is split
+// into its vectors of 16 columns, (vectors, rows, 16) (WeightFormat::split).
+size_t split_offset(size_t v, int k, int rows) { return (v * rows + k) * kLanes; }
+
 // One packed panel of `rows` rows of geo.vectors × 16 four-byte elements (floats or dwords)
 // copied between whole panel rows, (rows, vectors, 16), and split vectors, (vectors, rows,
 // 16): to_split from whole rows at `from` to split vectors at `to`, else back.
@@ -60,7 +64,7 @@ void panel_relayout(const uint32_t* from, uint32_t* to, int rows, const PanelGeo
                     bool to_split) {
   for (int v = 0; v < geo.vectors; ++v)
     for (int k = 0; k < rows; ++k) {
-      const size_t split = (static_cast<size_t>(v) * rows + k) * kLanes;
+      const size_t split = split_offset(v, k, rows);
       const size_t whole = (static_cast<size_t>(k) * geo.vectors + v) * kLanes;
       std::memcpy(to + (to_split ? split : whole), from + (to_split ? whole : split),
                   kLanes * sizeof(uint32_t));
@@ -256,7 +260,7 @@ void widen_bf16_panels(const PackedMatrix& w, int p0, int p1, float* out, bool s
     float* panel = out + static_cast<size_t>(p) * K * cols;
     // Where column j of row k goes: (K, cols) panel rows, or (cols / 16, K, 16) strips.
     const auto at = [&](int k, size_t j) {
-      return strips ? (j / kLanes * K + k) * kLanes + j % kLanes : k * cols + j;
+      return strips ? split_offset(j / kLanes, k, K) + j % kLanes : k * cols + j;
     };
     for (int kk = 0; kk < Kd; ++kk) {
       // Dword row kk holds k = 2kk in its low half, 2kk + 1 in its high half (zero past K).
