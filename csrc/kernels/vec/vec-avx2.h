@@ -48,6 +48,12 @@ constexpr bool kGemmPrefetch = true;
 //   256 level (30.7-33.5), H = 1,024 27.4-36.5 against 26.3-32.6.
 // In the library, bilstm_text 0.92x the time with W_ih in strips (layouts alternating call by
 // call), then 0.955x / 0.964x (1 / 2 threads) with W_hh too (bench/ab.py, 6 of 6).
+// AMD Zen 4 (FASTRNN_ISA=avx2), in the library, the layouts alternating call by call (8-10
+// rounds, 1 / 2 threads): tput_lstm_512 0.978x / 1.006x the time, bilstm_text 0.975x /
+// 0.919x, deepbench_lstm 0.961x / 0.967x; but lat_lstm_1024 1.07x / 1.06x (batch 1 on a 16
+// MiB W_hh from the L3: four strip streams against one; Zen 3 level), and prefetching the
+// strips 16 or 64 rows ahead made batch 1 slower still (anatomy.cc: H = 1,024 34-37 -> 30-35
+// GFLOP/s, H = 256 47-48 -> 39-42).
 constexpr bool kGemmStrips = true;
 constexpr int kStepAccumulators = 12;
 constexpr int kStepRows = 3;
