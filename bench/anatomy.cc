@@ -13,8 +13,9 @@
 //   gemm_panels_*, gemm_strips_*  the GEMM on W_ih in whole panel rows and in 16-column
 //                strips (the AVX2 table's), the same rows, weights beyond the L2
 //   step_panels_*, step_strips_*  LSTM steps on W_hh in either layout (full, dots; _far:
-//                weights from memory, prefetched as far_weights asks); `anatomy layouts`
-//                runs only the layouts' figures
+//                weights from memory, prefetched as far_weights asks), on the AVX2 table
+//                only, whose steps read strips; `anatomy layouts` runs only the layouts'
+//                figures
 //   int8_*       int8 weights: the GEMM (GMAC/s) and batch-1 LSTM steps (µs, W_hh's GB/s);
 //                built with -DFASTRNN_I8_NARROW (anatomy.py --narrow), the avx2_w7 kernels;
 //                int8_tile4x16_*: a candidate AVX2 tile on 16-column panels (see there)
@@ -454,8 +455,11 @@ void gemm_layouts(int rows, int K) {
 
 // T LSTM steps at batch B, H = K, on W_hh in whole panel rows and in 16-column strips
 // (what the AVX2 table packs: step-driver.h step_panels_summed on panel_accumulate_strips),
-// checked bit for bit against each other: full steps and dots only (as batched()).
+// checked bit for bit against each other: full steps and dots only (as batched()). Only the
+// table whose steps read strips (kGemmStrips: AVX2) runs it; the others' steps read whole
+// rows (another table runs a W_hh in strips from a copy in whole rows: ops/pack.h).
 void step_layouts(int B, int K, bool far = false) {
+  if constexpr (!kGemmStrips) return;
   const int T = 8;
   Layer L(B, K, T);
   Buffer strips{size_t(L.P) * K * 64};
